@@ -1,0 +1,59 @@
+import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
+import { dirname, join, relative, sep } from "node:path";
+import type { Bus } from "./connection.js";
+import { BusError } from "./errors.js";
+
+/** Object names are `<runId>/<ideaId>/<path>`; the launching machine mirrors them into results/. */
+export async function putArtifact(bus: Bus, name: string, data: Uint8Array | string): Promise<void> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  await bus.obj.putBlob({ name }, bytes);
+}
+
+export async function getArtifact(bus: Bus, name: string): Promise<Uint8Array> {
+  const data = await bus.obj.getBlob(name);
+  if (!data) throw new BusError(`artifact ${name} is not in the object store`);
+  return data;
+}
+
+export async function hasArtifact(bus: Bus, name: string): Promise<boolean> {
+  const info = await bus.obj.info(name);
+  return info !== null && !info.deleted;
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await walk(path)));
+    else if (entry.isFile()) out.push(path);
+  }
+  return out;
+}
+
+/** Uploads every file under `dir` as `<prefix>/<relative path>`; returns the object names. */
+export async function putDirectory(bus: Bus, dir: string, prefix: string, filter: (rel: string) => boolean = () => true): Promise<string[]> {
+  const names: string[] = [];
+  for (const file of await walk(dir)) {
+    const rel = relative(dir, file).split(sep).join("/");
+    if (!filter(rel)) continue;
+    const name = `${prefix}/${rel}`;
+    await putArtifact(bus, name, await readFile(file));
+    names.push(name);
+  }
+  return names;
+}
+
+/** Downloads every object whose name starts with `prefix/` into `dir`, keeping the rest of the path. */
+export async function getDirectory(bus: Bus, prefix: string, dir: string): Promise<string[]> {
+  const written: string[] = [];
+  for (const info of await bus.obj.list()) {
+    if (info.deleted || !info.name.startsWith(`${prefix}/`)) continue;
+    const rel = info.name.slice(prefix.length + 1);
+    if (rel.split("/").some((part) => part === ".." || part === "")) continue;
+    const target = join(dir, rel);
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, await getArtifact(bus, info.name));
+    written.push(target);
+  }
+  return written;
+}

@@ -1,0 +1,122 @@
+import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
+import type { Bus } from "./connection.js";
+import { STREAMS, subjects } from "./subjects.js";
+import { LlmExchange, Progress, outcomeSchema, type JobKind, type Outcome } from "./schemas.js";
+import type { z } from "zod";
+import type { Logger } from "./logger.js";
+import { BusError } from "./errors.js";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** NATS refuses messages over 1 MiB; stay well below with room for headers. */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+const MAX_EVENT_BYTES = 900 * 1024;
+
+async function publishValidated<S extends z.ZodType>(bus: Bus, subject: string, schema: S, value: z.input<S>): Promise<void> {
+  const parsed = schema.parse(value);
+  const bytes = enc.encode(JSON.stringify(parsed));
+  if (bytes.length > MAX_EVENT_BYTES) {
+    throw new BusError(`event on ${subject} is ${bytes.length} bytes; blobs belong in the object store`);
+  }
+  await bus.js.publish(subject, bytes);
+}
+
+export async function publishOutcome<K extends JobKind>(
+  bus: Bus,
+  kind: K,
+  outcome: DistributiveOmit<Outcome<K>, "at">,
+): Promise<void> {
+  await publishValidated(bus, subjects.outcome(outcome.runId, kind), outcomeSchema(kind), {
+    ...outcome,
+    at: new Date().toISOString(),
+  } as never);
+}
+
+export async function publishProgress(bus: Bus, progress: Omit<Progress, "at">): Promise<void> {
+  await publishValidated(bus, subjects.progress(progress.runId), Progress, { ...progress, at: new Date().toISOString() });
+}
+
+/** Exchanges can carry a whole paper: trim the longest message contents until the record fits. */
+export async function publishLlmExchange(bus: Bus, exchange: LlmExchange): Promise<void> {
+  let record = exchange;
+  let size = enc.encode(JSON.stringify(record)).length;
+  while (size > MAX_EVENT_BYTES) {
+    const excess = size - MAX_EVENT_BYTES + 1024;
+    const longest = record.messages.reduce((a, m, i) => (m.content.length > record.messages[a]!.content.length ? i : a), 0);
+    const messages = record.messages.map((m, i) =>
+      i === longest ? { ...m, content: `${m.content.slice(0, Math.max(0, m.content.length - excess))}\n[… truncated for the log]` } : m,
+    );
+    record = { ...record, messages };
+    size = enc.encode(JSON.stringify(record)).length;
+  }
+  await publishValidated(bus, subjects.llm(exchange.runId), LlmExchange, record);
+}
+
+export interface EventStream<T> extends AsyncIterable<{ subject: string; value: T }> {
+  close(): Promise<void>;
+}
+
+/**
+ * Reads a run's conversation from the stream, from its first message on, then live. A message that
+ * fails its schema is logged and skipped, never half-read.
+ */
+export async function watchEvents<S extends z.ZodType>(
+  bus: Bus,
+  filterSubject: string,
+  schema: S,
+  log?: Logger,
+): Promise<EventStream<z.infer<S>>> {
+  const consumer = await bus.js.consumers.get(STREAMS.conversation.name, {
+    filter_subjects: filterSubject,
+    deliver_policy: DeliverPolicy.All,
+  });
+  const messages: ConsumerMessages = await consumer.consume();
+  return {
+    async close() {
+      await messages.close();
+    },
+    async *[Symbol.asyncIterator]() {
+      for await (const m of messages) {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(dec.decode(m.data));
+        } catch {
+          log?.warn({ subject: m.subject }, "skipped an event that is not JSON");
+          continue;
+        }
+        const parsed = schema.safeParse(raw);
+        if (!parsed.success) {
+          log?.warn({ subject: m.subject, issues: parsed.error.issues }, "skipped an event that fails its schema");
+          continue;
+        }
+        yield { subject: m.subject, value: parsed.data };
+      }
+    },
+  };
+}
+
+/** Waits for the outcome of one job, whether it is already recorded or still to come. */
+export async function awaitOutcome<K extends JobKind>(
+  bus: Bus,
+  runId: string,
+  kind: K,
+  jobId: string,
+  opts: { signal?: AbortSignal; log?: Logger } = {},
+): Promise<Outcome<K>> {
+  const stream = await watchEvents(bus, subjects.outcome(runId, kind), outcomeSchema(kind), opts.log);
+  const onAbort = () => void stream.close();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    for await (const { value } of stream) {
+      if (value.jobId === jobId) return value as Outcome<K>;
+    }
+    throw new BusError(
+      opts.signal?.aborted ? `stopped while waiting for ${kind} job ${jobId}` : `the conversation stream closed before ${kind} job ${jobId} ended`,
+    );
+  } finally {
+    opts.signal?.removeEventListener("abort", onAbort);
+    await stream.close();
+  }
+}

@@ -1,0 +1,181 @@
+import { z } from "zod";
+
+/** Run ids are one subject token: letters, digits, dash. */
+export const RunId = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "a run id is letters, digits and dashes");
+export const IdeaId = z.string().regex(/^[a-z0-9_]{1,64}$/, "an idea id is snake_case");
+
+export const Score = z.number().int().min(1).max(10);
+
+/** An idea in the AI Scientist's fields, so seed_ideas.json and archives from the reference load as they are. */
+export const Idea = z.object({
+  Name: z.string().min(1),
+  Title: z.string().min(1),
+  Experiment: z.string().min(1),
+  Interestingness: Score,
+  Feasibility: Score,
+  Novelty: Score,
+});
+export type Idea = z.infer<typeof Idea>;
+
+export const Evidence = z.object({
+  title: z.string(),
+  authors: z.array(z.string()),
+  year: z.number().int().optional(),
+  venue: z.string().optional(),
+  citations: z.number().int().optional(),
+  url: z.string().optional(),
+  key: z.string().optional(),
+});
+export type Evidence = z.infer<typeof Evidence>;
+
+export const VerdictKind = z.enum(["novel", "not novel", "revise"]);
+export const Verdict = z.object({
+  verdict: VerdictKind,
+  reason: z.string(),
+  evidence: z.array(Evidence),
+  queries: z.array(z.string()),
+});
+export type Verdict = z.infer<typeof Verdict>;
+
+export const RunRecord = z.object({
+  run: z.string(),
+  description: z.string(),
+  ok: z.boolean(),
+  attempts: z.number().int(),
+  /** The run's final_info.json, when it succeeded. */
+  results: z.record(z.string(), z.object({ means: z.record(z.string(), z.number()) }).passthrough()).optional(),
+  error: z.string().optional(),
+});
+export type RunRecord = z.infer<typeof RunRecord>;
+
+export const Review = z.object({
+  Summary: z.string(),
+  Strengths: z.array(z.string()),
+  Weaknesses: z.array(z.string()),
+  Originality: z.number().int().min(1).max(4),
+  Quality: z.number().int().min(1).max(4),
+  Clarity: z.number().int().min(1).max(4),
+  Significance: z.number().int().min(1).max(4),
+  Questions: z.array(z.string()),
+  Limitations: z.array(z.string()),
+  Ethical_Concerns: z.boolean(),
+  Soundness: z.number().int().min(1).max(4),
+  Presentation: z.number().int().min(1).max(4),
+  Contribution: z.number().int().min(1).max(4),
+  Overall: z.number().int().min(1).max(10),
+  Confidence: z.number().int().min(1).max(5),
+  Decision: z.enum(["Accept", "Reject"]),
+});
+export type Review = z.infer<typeof Review>;
+
+/** Who did something: the agent role and the node (process) it ran on. */
+export const Actor = z.object({ agent: z.string(), node: z.string() });
+export type Actor = z.infer<typeof Actor>;
+
+// ---- jobs: one schema per work queue, and the result its worker reports ----
+
+const jobBase = { jobId: z.string().min(1), runId: RunId };
+
+export const jobSchemas = {
+  ideate: z.object({ ...jobBase, count: z.number().int().min(1) }),
+  novelty: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, turn: z.number().int().min(0) }),
+  experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
+  write: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
+  chair: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, pdf: z.string() }),
+  review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0) }),
+} as const;
+
+export const resultSchemas = {
+  ideate: z.object({
+    ideas: z.array(
+      z.object({ ideaId: IdeaId, idea: Idea, verdict: Verdict.optional(), status: z.enum(["accepted", "rejected", "failed"]), history: z.array(z.string()) }),
+    ),
+  }),
+  novelty: Verdict,
+  experiment: z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string() }),
+  write: z.object({ pdf: z.string(), tex: z.string(), pages: z.number().int().optional() }),
+  chair: z.object({
+    decision: z.enum(["Accept", "Reject"]),
+    metaReview: z.string(),
+    scores: z.record(z.string(), z.number()),
+    reviews: z.number().int(),
+  }),
+  review: z.object({ review: Review, reflections: z.number().int() }),
+} as const;
+
+export type JobKind = keyof typeof jobSchemas;
+export const JOB_KINDS = Object.keys(jobSchemas) as JobKind[];
+export type Job<K extends JobKind> = z.infer<(typeof jobSchemas)[K]>;
+export type JobResult<K extends JobKind> = z.infer<(typeof resultSchemas)[K]>;
+
+/** What a worker reports on `sci.<runId>.conv.<kind>` when a job ends, either way. */
+export function outcomeSchema<K extends JobKind>(kind: K) {
+  const base = { jobId: z.string(), runId: RunId, ideaId: IdeaId.optional(), by: Actor, at: z.string() };
+  return z.discriminatedUnion("ok", [
+    z.object({ ...base, ok: z.literal(true), result: resultSchemas[kind] as (typeof resultSchemas)[K] }),
+    z.object({ ...base, ok: z.literal(false), error: z.string() }),
+  ]);
+}
+export type Outcome<K extends JobKind> = {
+  jobId: string;
+  runId: string;
+  ideaId?: string | undefined;
+  by: Actor;
+  at: string;
+} & ({ ok: true; result: JobResult<K> } | { ok: false; error: string });
+
+// ---- conversation events that are not job outcomes ----
+
+export const Progress = z.object({
+  runId: RunId,
+  by: Actor,
+  ideaId: IdeaId.optional(),
+  text: z.string(),
+  at: z.string(),
+});
+export type Progress = z.infer<typeof Progress>;
+
+export const Usage = z.object({
+  inputTokens: z.number().int().min(0),
+  outputTokens: z.number().int().min(0),
+  cachedTokens: z.number().int().min(0),
+  estimated: z.boolean(),
+});
+export type Usage = z.infer<typeof Usage>;
+
+export const LlmExchange = z.object({
+  runId: RunId,
+  by: Actor,
+  ideaId: IdeaId.optional(),
+  task: z.string(),
+  provider: z.string(),
+  model: z.string(),
+  messages: z.array(z.object({ role: z.enum(["system", "user", "assistant"]), content: z.string() })),
+  answer: z.unknown(),
+  error: z.string().optional(),
+  usage: Usage,
+  costUsd: z.number().min(0),
+  ms: z.number().min(0),
+  at: z.string(),
+});
+export type LlmExchange = z.infer<typeof LlmExchange>;
+
+/** The run's configuration, kept in KV so that any node can read what the run asked for. */
+export const RunConfig = z.object({
+  runId: RunId,
+  template: z.string(),
+  ideas: z.number().int().min(1),
+  reviewers: z.number().int().min(1),
+  quorum: z.number().int().min(1),
+  reviewDeadlineMs: z.number().int().min(1000),
+  maxRuns: z.number().int().min(1),
+  maxFixes: z.number().int().min(0),
+  maxReflections: z.number().int().min(1),
+  maxRevisions: z.number().int().min(0),
+  noveltyRounds: z.number().int().min(1),
+  experimentTimeoutMs: z.number().int().min(1000),
+  llm: z.object({ provider: z.string(), model: z.string() }),
+  literature: z.string(),
+  startedAt: z.string(),
+});
+export type RunConfig = z.infer<typeof RunConfig>;
