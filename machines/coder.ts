@@ -1,0 +1,202 @@
+import { assign, setup } from "xstate";
+import type { Idea, RunRecord } from "../bus/schemas.js";
+import { declared } from "./declare.js";
+
+export interface PlannedRun {
+  description: string;
+}
+
+export interface RunAttempt {
+  ok: boolean;
+  /** The tail of stderr when it failed, for the fix. */
+  stderrTail: string;
+  results?: RunRecord["results"];
+}
+
+interface Context {
+  idea: Idea;
+  maxRuns: number;
+  maxFixes: number;
+  plan: PlannedRun[];
+  /** 0-based index into the plan; the run folder is run_<index + 1>. */
+  runIndex: number;
+  attempts: number;
+  feedback: string;
+  records: RunRecord[];
+  figures: string[];
+  notes: string;
+  error: string | undefined;
+}
+
+const message = (e: unknown) => String((e as Error)?.message ?? e);
+const runName = (ctx: Context) => `run_${ctx.runIndex + 1}`;
+
+/**
+ * The coder: baseline run_0 (computed once per template), a plan of runs, then for each run an edit, the run,
+ * and fixes from stderr while attempts are left; a failed run is set aside and the others are kept. Then the
+ * plot script, and notes on each figure.
+ */
+export const coderMachine = setup({
+  types: {
+    input: {} as { idea: Idea; maxRuns: number; maxFixes: number },
+    context: {} as Context,
+    output: {} as { runs: RunRecord[]; figures: string[]; notes: string; error?: string },
+  },
+  actors: {
+    ensureBaseline: declared<RunRecord, void>("ensureBaseline"),
+    planRuns: declared<PlannedRun[], { idea: Idea; maxRuns: number; baseline: RunRecord }>("planRuns"),
+    editCode: declared<void, { run: string; planned: PlannedRun; feedback: string }>("editCode"),
+    runExperiment: declared<RunAttempt, { run: string }>("runExperiment"),
+    fixCode: declared<void, { run: string; planned: PlannedRun; stderrTail: string }>("fixCode"),
+    discardRun: declared<void, { run: string }>("discardRun"),
+    makePlots: declared<string[], { runs: RunRecord[] }>("makePlots"),
+    writeNotes: declared<string, { runs: RunRecord[]; figures: string[] }>("writeNotes"),
+  },
+  guards: {
+    hasPlan: ({ event }) => (event as unknown as { output: PlannedRun[] }).output.length > 0,
+    runSucceeded: ({ event }) => (event as unknown as { output: RunAttempt }).output.ok,
+    fixesLeft: ({ context }) => context.attempts < context.maxFixes,
+    moreRuns: ({ context }) => context.runIndex + 1 < context.plan.length,
+    anySucceeded: ({ context }) => context.records.some((r) => r.run !== "run_0" && r.ok),
+  },
+}).createMachine({
+  id: "coder",
+  context: ({ input }) => ({
+    ...input,
+    plan: [],
+    runIndex: 0,
+    attempts: 0,
+    feedback: "",
+    records: [],
+    figures: [],
+    notes: "",
+    error: undefined,
+  }),
+  initial: "baseline",
+  states: {
+    baseline: {
+      invoke: {
+        src: "ensureBaseline",
+        onDone: { target: "planning", actions: assign({ records: ({ event }) => [event.output] }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => `baseline run_0 failed: ${message(event.error)}` }) },
+      },
+    },
+    planning: {
+      invoke: {
+        src: "planRuns",
+        input: ({ context }) => ({ idea: context.idea, maxRuns: context.maxRuns, baseline: context.records[0]! }),
+        onDone: [
+          { guard: "hasPlan", target: "editing", actions: assign({ plan: ({ context, event }) => event.output.slice(0, context.maxRuns) }) },
+          { target: "failed", actions: assign({ error: "the plan has no runs" }) },
+        ],
+        onError: { target: "failed", actions: assign({ error: ({ event }) => `planning failed: ${message(event.error)}` }) },
+      },
+    },
+    editing: {
+      invoke: {
+        src: "editCode",
+        input: ({ context }) => ({ run: runName(context), planned: context.plan[context.runIndex]!, feedback: context.feedback }),
+        onDone: { target: "running", actions: assign({ feedback: "" }) },
+        onError: [
+          {
+            guard: "fixesLeft",
+            target: "editing",
+            reenter: true,
+            actions: assign(({ context, event }) => ({ attempts: context.attempts + 1, feedback: message(event.error) })),
+          },
+          { target: "runFailed", actions: assign({ feedback: ({ event }) => message(event.error) }) },
+        ],
+      },
+    },
+    running: {
+      invoke: {
+        src: "runExperiment",
+        input: ({ context }) => ({ run: runName(context) }),
+        onDone: [
+          {
+            guard: "runSucceeded",
+            target: "nextRun",
+            actions: assign(({ context, event }) => ({
+              records: [
+                ...context.records,
+                {
+                  run: runName(context),
+                  description: context.plan[context.runIndex]!.description,
+                  ok: true,
+                  attempts: context.attempts + 1,
+                  ...(event.output.results ? { results: event.output.results } : {}),
+                },
+              ],
+            })),
+          },
+          { guard: "fixesLeft", target: "fixing", actions: assign({ feedback: ({ event }) => event.output.stderrTail }) },
+          { target: "runFailed", actions: assign({ feedback: ({ event }) => event.output.stderrTail }) },
+        ],
+        onError: { target: "runFailed", actions: assign({ feedback: ({ event }) => message(event.error) }) },
+      },
+    },
+    fixing: {
+      invoke: {
+        src: "fixCode",
+        input: ({ context }) => ({ run: runName(context), planned: context.plan[context.runIndex]!, stderrTail: context.feedback }),
+        onDone: { target: "running", actions: assign({ attempts: ({ context }) => context.attempts + 1 }) },
+        onError: { target: "runFailed", actions: assign({ feedback: ({ event }) => message(event.error) }) },
+      },
+    },
+    runFailed: {
+      entry: assign(({ context }) => ({
+        records: [
+          ...context.records,
+          {
+            run: runName(context),
+            description: context.plan[context.runIndex]!.description,
+            ok: false,
+            attempts: context.attempts + 1,
+            error: context.feedback.slice(-2000),
+          },
+        ],
+      })),
+      invoke: {
+        src: "discardRun",
+        input: ({ context }) => ({ run: runName(context) }),
+        onDone: { target: "nextRun" },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => `could not restore the last good code: ${message(event.error)}` }) },
+      },
+    },
+    nextRun: {
+      always: [
+        {
+          guard: "moreRuns",
+          target: "editing",
+          actions: assign(({ context }) => ({ runIndex: context.runIndex + 1, attempts: 0, feedback: "" })),
+        },
+        { guard: "anySucceeded", target: "plotting" },
+        { target: "failed", actions: assign({ error: "no planned run succeeded" }) },
+      ],
+    },
+    plotting: {
+      invoke: {
+        src: "makePlots",
+        input: ({ context }) => ({ runs: context.records }),
+        onDone: { target: "noting", actions: assign({ figures: ({ event }) => event.output }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => `plotting failed: ${message(event.error)}` }) },
+      },
+    },
+    noting: {
+      invoke: {
+        src: "writeNotes",
+        input: ({ context }) => ({ runs: context.records, figures: context.figures }),
+        onDone: { target: "done", actions: assign({ notes: ({ event }) => event.output }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => `notes failed: ${message(event.error)}` }) },
+      },
+    },
+    done: { type: "final" },
+    failed: { type: "final" },
+  },
+  output: ({ context }) => ({
+    runs: context.records,
+    figures: context.figures,
+    notes: context.notes,
+    ...(context.error ? { error: context.error } : {}),
+  }),
+});

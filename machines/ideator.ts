@@ -1,0 +1,211 @@
+import { assign, setup } from "xstate";
+import type { Idea, Verdict } from "../bus/schemas.js";
+import { declared } from "./declare.js";
+
+export interface IdeaRecord {
+  ideaId: string;
+  idea: Idea;
+  verdict?: Verdict;
+  status: "accepted" | "rejected" | "failed";
+  history: string[];
+}
+
+interface Context {
+  target: number;
+  maxReflections: number;
+  maxRevisions: number;
+  proposed: number;
+  ideaId: string;
+  idea: Idea | undefined;
+  reflections: number;
+  revisions: number;
+  verdict: Verdict | undefined;
+  history: string[];
+  records: IdeaRecord[];
+}
+
+/** A stable, unique, snake_case id for an idea from its Name. */
+export function toIdeaId(name: string, taken: string[]): string {
+  const base = name.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 48) || "idea";
+  let id = base;
+  for (let n = 2; taken.includes(id); n++) id = `${base}_${n}`;
+  return id;
+}
+
+function recordOf(ctx: Context, status: IdeaRecord["status"], note: string): IdeaRecord {
+  return {
+    ideaId: ctx.ideaId,
+    idea: ctx.idea!,
+    ...(ctx.verdict ? { verdict: ctx.verdict } : {}),
+    status,
+    history: [...ctx.history, note],
+  };
+}
+
+/**
+ * The PhD student: drafts an idea, reflects on it until satisfied (at least once), puts it to the novelty
+ * critic, revises it when the critic asks, hands novel ideas to the coder, and goes on to the next.
+ */
+export const ideatorMachine = setup({
+  types: {
+    input: {} as { target: number; maxReflections: number; maxRevisions: number },
+    context: {} as Context,
+    output: {} as { records: IdeaRecord[] },
+  },
+  actors: {
+    proposeIdea: declared<Idea, { proposed: number; earlier: IdeaRecord[] }>("proposeIdea"),
+    reflectOnIdea: declared<{ idea: Idea; done: boolean; thought: string }, { idea: Idea; round: number }>("reflectOnIdea"),
+    askCritic: declared<Verdict, { ideaId: string; idea: Idea; turn: number }>("askCritic"),
+    reviseIdea: declared<Idea, { idea: Idea; verdict: Verdict }>("reviseIdea"),
+    handOff: declared<void, { ideaId: string; idea: Idea }>("handOff"),
+  },
+  guards: {
+    keepReflecting: ({ context, event }) => {
+      const out = (event as unknown as { output: { done: boolean } }).output;
+      return !out.done && context.reflections + 1 < context.maxReflections;
+    },
+    isNovel: ({ event }) => (event as unknown as { output: Verdict }).output.verdict === "novel",
+    canRevise: ({ context, event }) =>
+      (event as unknown as { output: Verdict }).output.verdict === "revise" && context.revisions < context.maxRevisions,
+    moreToPropose: ({ context }) => context.proposed < context.target,
+  },
+}).createMachine({
+  id: "ideator",
+  context: ({ input }) => ({
+    ...input,
+    proposed: 0,
+    ideaId: "",
+    idea: undefined,
+    reflections: 0,
+    revisions: 0,
+    verdict: undefined,
+    history: [],
+    records: [],
+  }),
+  initial: "proposing",
+  states: {
+    proposing: {
+      invoke: {
+        src: "proposeIdea",
+        input: ({ context }) => ({ proposed: context.proposed, earlier: context.records }),
+        onDone: {
+          target: "reflecting",
+          actions: assign(({ context, event }) => ({
+            idea: event.output,
+            ideaId: toIdeaId(event.output.Name, context.records.map((r) => r.ideaId)),
+            proposed: context.proposed + 1,
+            reflections: 0,
+            revisions: 0,
+            verdict: undefined,
+            history: [`drafted: ${event.output.Title}`],
+          })),
+        },
+        onError: {
+          target: "nextIdea",
+          actions: assign(({ context }) => ({ proposed: context.proposed + 1 })),
+        },
+      },
+    },
+    reflecting: {
+      invoke: {
+        src: "reflectOnIdea",
+        input: ({ context }) => ({ idea: context.idea!, round: context.reflections + 1 }),
+        onDone: [
+          {
+            guard: "keepReflecting",
+            target: "reflecting",
+            reenter: true,
+            actions: assign(({ context, event }) => ({
+              idea: event.output.idea,
+              reflections: context.reflections + 1,
+              history: [...context.history, `reflection ${context.reflections + 1}: ${event.output.thought}`],
+            })),
+          },
+          {
+            target: "awaitingVerdict",
+            actions: assign(({ context, event }) => ({
+              idea: event.output.idea,
+              reflections: context.reflections + 1,
+              history: [...context.history, `reflection ${context.reflections + 1} (done): ${event.output.thought}`],
+            })),
+          },
+        ],
+        onError: { target: "awaitingVerdict" },
+      },
+    },
+    awaitingVerdict: {
+      invoke: {
+        src: "askCritic",
+        input: ({ context }) => ({ ideaId: context.ideaId, idea: context.idea!, turn: context.revisions }),
+        onDone: [
+          {
+            guard: "isNovel",
+            target: "handingOff",
+            actions: assign(({ context, event }) => ({
+              verdict: event.output,
+              history: [...context.history, `critic: novel (${event.output.reason})`],
+            })),
+          },
+          {
+            guard: "canRevise",
+            target: "revising",
+            actions: assign(({ context, event }) => ({
+              verdict: event.output,
+              history: [...context.history, `critic: revise (${event.output.reason})`],
+            })),
+          },
+          {
+            target: "nextIdea",
+            actions: assign(({ context, event }) => {
+              const next = { ...context, verdict: event.output };
+              return { records: [...context.records, recordOf(next, "rejected", `critic: ${event.output.verdict} (${event.output.reason})`)] };
+            }),
+          },
+        ],
+        onError: {
+          target: "nextIdea",
+          actions: assign(({ context, event }) => ({
+            records: [...context.records, recordOf(context, "failed", `novelty check failed: ${String((event.error as Error)?.message ?? event.error)}`)],
+          })),
+        },
+      },
+    },
+    revising: {
+      invoke: {
+        src: "reviseIdea",
+        input: ({ context }) => ({ idea: context.idea!, verdict: context.verdict! }),
+        onDone: {
+          target: "awaitingVerdict",
+          actions: assign(({ context, event }) => ({
+            idea: event.output,
+            revisions: context.revisions + 1,
+            history: [...context.history, `revised: ${event.output.Title}`],
+          })),
+        },
+        onError: {
+          target: "nextIdea",
+          actions: assign(({ context }) => ({ records: [...context.records, recordOf(context, "failed", "revision failed")] })),
+        },
+      },
+    },
+    handingOff: {
+      invoke: {
+        src: "handOff",
+        input: ({ context }) => ({ ideaId: context.ideaId, idea: context.idea! }),
+        onDone: {
+          target: "nextIdea",
+          actions: assign(({ context }) => ({ records: [...context.records, recordOf(context, "accepted", "handed to the coder")] })),
+        },
+        onError: {
+          target: "nextIdea",
+          actions: assign(({ context }) => ({ records: [...context.records, recordOf(context, "failed", "could not hand to the coder")] })),
+        },
+      },
+    },
+    nextIdea: {
+      always: [{ guard: "moreToPropose", target: "proposing" }, { target: "done" }],
+    },
+    done: { type: "final" },
+  },
+  output: ({ context }) => ({ records: context.records }),
+});

@@ -1,0 +1,76 @@
+import { assign, setup } from "xstate";
+import type { Review } from "../bus/schemas.js";
+import { declared } from "./declare.js";
+
+interface Context {
+  maxReflections: number;
+  text: string;
+  review: Review | undefined;
+  reflections: number;
+  error: string | undefined;
+}
+
+/** One reviewer: reads the paper's text, writes a NeurIPS-form review, and reflects on it until done. */
+export const reviewerMachine = setup({
+  types: {
+    input: {} as { maxReflections: number },
+    context: {} as Context,
+    output: {} as { review?: Review; reflections: number; error?: string },
+  },
+  actors: {
+    readPaper: declared<string, void>("readPaper"),
+    writeReview: declared<Review, { text: string }>("writeReview"),
+    reflect: declared<{ review: Review; done: boolean }, { text: string; review: Review; round: number }>("reflect"),
+  },
+  guards: {
+    keepReflecting: ({ context, event }) =>
+      !(event as unknown as { output: { done: boolean } }).output.done && context.reflections + 1 < context.maxReflections,
+  },
+}).createMachine({
+  id: "reviewer",
+  context: ({ input }) => ({ ...input, text: "", review: undefined, reflections: 0, error: undefined }),
+  initial: "reading",
+  states: {
+    reading: {
+      invoke: {
+        src: "readPaper",
+        onDone: { target: "reviewing", actions: assign({ text: ({ event }) => event.output }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+      },
+    },
+    reviewing: {
+      invoke: {
+        src: "writeReview",
+        input: ({ context }) => ({ text: context.text }),
+        onDone: { target: "reflecting", actions: assign({ review: ({ event }) => event.output }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+      },
+    },
+    reflecting: {
+      invoke: {
+        src: "reflect",
+        input: ({ context }) => ({ text: context.text, review: context.review!, round: context.reflections + 1 }),
+        onDone: [
+          {
+            guard: "keepReflecting",
+            target: "reflecting",
+            reenter: true,
+            actions: assign(({ context, event }) => ({ review: event.output.review, reflections: context.reflections + 1 })),
+          },
+          {
+            target: "done",
+            actions: assign(({ context, event }) => ({ review: event.output.review, reflections: context.reflections + 1 })),
+          },
+        ],
+        // A reflection that fails keeps the review it started from.
+        onError: { target: "done" },
+      },
+    },
+    done: { type: "final" },
+    failed: { type: "final" },
+  },
+  output: ({ context }) =>
+    context.review
+      ? { review: context.review, reflections: context.reflections }
+      : { reflections: context.reflections, error: context.error ?? "no review" },
+});
