@@ -1,0 +1,211 @@
+import { access, constants, stat } from "node:fs/promises";
+import { delimiter, isAbsolute, join } from "node:path";
+import { execa } from "execa";
+import { EnvironmentError, UserError } from "../bus/errors.js";
+
+export interface PythonInfo {
+  /** The interpreter itself (`sys.executable`), not a shim in front of it. */
+  path: string;
+  version: string;
+}
+
+export interface PreflightCheck {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** What to run or set when the check failed. */
+  fix?: string;
+}
+
+export interface PreflightReport {
+  ok: boolean;
+  checks: PreflightCheck[];
+  python?: PythonInfo;
+}
+
+export interface PreflightNeeds {
+  nats: boolean;
+  /** An external server; when set there is no local `nats-server` to start. */
+  natsUrl?: string;
+  tex: boolean;
+  pythonModules: string[];
+}
+
+export interface PreflightOptions {
+  /** The environment to check (defaults to `process.env`): PATH and SWARM_PYTHON are read from it. */
+  env?: NodeJS.ProcessEnv;
+  /** Limit for each Python probe; importing matplotlib the first time builds its font cache. */
+  timeoutMs?: number;
+}
+
+const TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended";
+
+/** The first of SWARM_PYTHON, `python3` on PATH, `/usr/bin/python3` that imports every module. */
+export async function findPython(modules: string[], opts: PreflightOptions = {}): Promise<PythonInfo | undefined> {
+  for (const candidate of pythonCandidates(opts.env ?? process.env)) {
+    const probe = await probePython(candidate, modules, opts);
+    if (probe.info && probe.missing.length === 0) return probe.info;
+  }
+  return undefined;
+}
+
+/** Checks everything a run needs before it spends anything (tokens, GPU time). */
+export async function runPreflight(needs: PreflightNeeds, opts: PreflightOptions = {}): Promise<PreflightReport> {
+  const env = opts.env ?? process.env;
+  const checks: PreflightCheck[] = [];
+  if (needs.nats && !needs.natsUrl) {
+    checks.push(await binaryCheck("nats-server", env, "apt-get install -y nats-server (or set a NATS URL to use a running server)"));
+  }
+  if (needs.tex) {
+    checks.push(await binaryCheck("pdflatex", env, `apt-get install -y ${TEX_PACKAGES}`));
+    checks.push(await binaryCheck("bibtex", env, `apt-get install -y ${TEX_PACKAGES}`));
+    checks.push(await binaryCheck("pdftotext", env, "apt-get install -y poppler-utils"));
+  }
+  const python = await pythonCheck(needs.pythonModules, opts);
+  checks.push(python.check);
+  return { ok: checks.every((c) => c.ok), checks, ...(python.info ? { python: python.info } : {}) };
+}
+
+/** Throws one error that lists every failed check with its fix. */
+export function assertPreflight(report: PreflightReport): void {
+  const failed = report.checks.filter((c) => !c.ok);
+  if (failed.length === 0) return;
+  const lines = failed.map((c) => `  ✗ ${c.name}: ${c.detail}${c.fix ? `\n    fix: ${c.fix}` : ""}`);
+  throw new EnvironmentError(`Preflight failed (${failed.length} of ${report.checks.length} checks):\n${lines.join("\n")}`, {
+    hint: "Apply the fixes above and start again; set SWARM_PYTHON=/path/to/python to choose the Python interpreter.",
+  });
+}
+
+/** One line per check, for a terminal. */
+export function formatPreflight(report: PreflightReport): string {
+  return report.checks
+    .map((c) => `${c.ok ? "✓" : "✗"} ${c.name}: ${c.detail}${!c.ok && c.fix ? ` (fix: ${c.fix})` : ""}`)
+    .join("\n");
+}
+
+async function binaryCheck(name: string, env: NodeJS.ProcessEnv, fix: string): Promise<PreflightCheck> {
+  const path = await which(name, env);
+  return path
+    ? { name, ok: true, detail: path }
+    : { name, ok: false, detail: `${name} is not on PATH`, fix };
+}
+
+async function which(name: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  for (const dir of (env.PATH ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const path = join(dir, name);
+    if (await isExecutableFile(path)) return path;
+  }
+  return undefined;
+}
+
+async function isExecutableFile(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+interface Candidate {
+  command: string;
+  /** Where it came from, for messages: "SWARM_PYTHON", "python3 on PATH", ... */
+  source: string;
+}
+
+function pythonCandidates(env: NodeJS.ProcessEnv): Candidate[] {
+  const candidates: Candidate[] = [];
+  if (env.SWARM_PYTHON) candidates.push({ command: env.SWARM_PYTHON, source: "SWARM_PYTHON" });
+  candidates.push({ command: "python3", source: "python3 on PATH" }, { command: "/usr/bin/python3", source: "/usr/bin/python3" });
+  return candidates;
+}
+
+interface Probe {
+  candidate: Candidate;
+  /** Absent when the interpreter could not be run at all. */
+  info?: PythonInfo;
+  missing: string[];
+  problem?: string;
+}
+
+// Imports each module separately so one probe says which are missing, not just the first.
+const PROBE_SCRIPT = `
+import importlib, json, platform, sys
+missing = []
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception:
+        missing.append(name)
+print(json.dumps({"path": sys.executable, "version": platform.python_version(), "missing": missing}))
+`;
+
+const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+async function probePython(candidate: Candidate, modules: string[], opts: PreflightOptions): Promise<Probe> {
+  const bad = modules.find((m) => !MODULE_NAME.test(m));
+  if (bad !== undefined) {
+    throw new UserError(`"${bad}" is not a Python module name`, { hint: "Name modules as in an import statement, e.g. numpy or matplotlib.pyplot." });
+  }
+  const env = opts.env ?? process.env;
+  if (isAbsolute(candidate.command) && !(await isExecutableFile(candidate.command))) {
+    return { candidate, missing: modules, problem: `${candidate.command} does not exist or is not executable` };
+  }
+  const result = await execa(candidate.command, ["-c", PROBE_SCRIPT, ...modules], {
+    reject: false,
+    cleanup: true,
+    timeout: opts.timeoutMs ?? 120_000,
+    stdin: "ignore",
+    extendEnv: false,
+    env,
+  });
+  if (result.code === "ENOENT") return { candidate, missing: modules, problem: "not found" };
+  if (result.timedOut) return { candidate, missing: modules, problem: "timed out while importing the modules" };
+  const line = result.stdout.trim().split("\n").at(-1) ?? "";
+  try {
+    const parsed = JSON.parse(line) as { path: string; version: string; missing: string[] };
+    return { candidate, info: { path: parsed.path || candidate.command, version: parsed.version }, missing: parsed.missing };
+  } catch {
+    const why = result.stderr.trim().split("\n").at(-1) || `exit code ${result.exitCode}`;
+    return { candidate, missing: modules, problem: `did not run as Python 3 (${why})` };
+  }
+}
+
+async function pythonCheck(modules: string[], opts: PreflightOptions): Promise<{ check: PreflightCheck; info?: PythonInfo }> {
+  const wanted = modules.length > 0 ? modules.join(", ") : "no extra modules";
+  const probes: Probe[] = [];
+  for (const candidate of pythonCandidates(opts.env ?? process.env)) {
+    const probe = await probePython(candidate, modules, opts);
+    if (probe.info && probe.missing.length === 0) {
+      const via = probe.info.path === candidate.command ? "" : ` (via ${candidate.source})`;
+      return {
+        check: { name: "python", ok: true, detail: `Python ${probe.info.version} at ${probe.info.path}${via} imports ${wanted}` },
+        info: probe.info,
+      };
+    }
+    probes.push(probe);
+  }
+  const tried = probes
+    .map((p) => `${p.candidate.source}: ${p.problem ?? `Python ${p.info?.version} at ${p.info?.path} lacks ${p.missing.join(", ")}`}`)
+    .join("; ");
+  // apt installs into /usr/bin/python3, so the fix names what that interpreter lacks.
+  const system = probes.find((p) => p.candidate.command === "/usr/bin/python3");
+  const packages = system?.info ? system.missing.map(debianPackage) : ["python3", ...modules.map(debianPackage)];
+  return {
+    check: {
+      name: "python",
+      ok: false,
+      detail: `no Python imports ${wanted} (${tried})`,
+      fix:
+        `apt-get install -y ${[...new Set(packages)].join(" ")}, ` +
+        `or install ${modules.join(" ") || "Python 3"} into a virtualenv and set SWARM_PYTHON=/path/to/venv/bin/python`,
+    },
+  };
+}
+
+/** Debian names Python modules python3-<name>: python3-numpy, python3-matplotlib, python3-sklearn, ... */
+function debianPackage(module: string): string {
+  const top = module.split(".")[0]!;
+  return `python3-${top.toLowerCase().replace(/_/g, "-")}`;
+}
