@@ -1,0 +1,184 @@
+import { createHash } from "node:crypto";
+import { cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { execa } from "execa";
+import { fromPromise } from "xstate";
+import { z } from "zod";
+import { coderMachine, type PlannedRun, type RunAttempt } from "../../machines/coder.js";
+import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
+import { JobFailedError } from "../../bus/workQueue.js";
+import { getDirectory, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
+import { EnvironmentError } from "../../bus/errors.js";
+import { loadTemplate, type Template } from "../templates.js";
+import { findPython } from "../preflight.js";
+import { ask } from "../llm/task.js";
+import type { AgentContext } from "../runtime/agentContext.js";
+import { runMachine } from "../runtime/runMachine.js";
+import { applyEdits } from "./searchReplace.js";
+import { runSandboxed } from "./sandbox.js";
+import { editCode, editPlot, fixCode, planRuns, writeNotes } from "./prompts.js";
+
+/** final_info.json as the reference writes it: {dataset: {means: {metric: number}}}. */
+export const FinalInfo = z.record(z.string(), z.object({ means: z.record(z.string(), z.number()) }).passthrough());
+
+const SKIP = new Set(["latex", "__pycache__", "manifest.json", "seed_ideas.json", "prompt.json"]);
+
+/** The template's code (not its paper or prompts), which is what a baseline depends on. */
+async function codeFiles(template: Template): Promise<string[]> {
+  return (await readdir(template.dir, { withFileTypes: true }))
+    .filter((e) => e.isFile() && !SKIP.has(e.name) && !/^run_\d+$/.test(e.name))
+    .map((e) => e.name)
+    .sort();
+}
+
+async function baselineHash(template: Template, python: string): Promise<string> {
+  const h = createHash("sha256").update(python);
+  for (const file of await codeFiles(template)) h.update(file).update(await readFile(join(template.dir, file)));
+  return h.digest("hex").slice(0, 16);
+}
+
+async function readFinalInfo(dir: string): Promise<RunRecord["results"]> {
+  const path = join(dir, "final_info.json");
+  if (!existsSync(path)) throw new Error(`the run wrote no ${path.split("/").slice(-2).join("/")}`);
+  const parsed = FinalInfo.safeParse(JSON.parse(await readFile(path, "utf8")));
+  if (!parsed.success) throw new Error(`final_info.json is malformed: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  return parsed.data;
+}
+
+async function unifiedDiff(a: string, b: string, label: string): Promise<string> {
+  const { stdout } = await execa("diff", ["-u", "--label", `a/${label}`, "--label", `b/${label}`, a, b], { reject: false });
+  return stdout;
+}
+
+export async function experiment(job: Job<"experiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
+  const template = loadTemplate(ctx.config.template);
+  const python = await findPython(template.manifest.python);
+  if (!python) {
+    throw new EnvironmentError(`no Python on this node imports ${template.manifest.python.join(", ")}`, {
+      hint: "install them (apt-get install -y python3-numpy python3-matplotlib) or set SWARM_PYTHON",
+    });
+  }
+  const ws = join(ctx.workRoot, job.runId, job.ideaId);
+  await rm(ws, { recursive: true, force: true });
+  await mkdir(ws, { recursive: true });
+  for (const file of await codeFiles(template)) await cp(join(template.dir, file), join(ws, file));
+  const baselineCode = await readFile(join(ws, "experiment.py"), "utf8");
+  let lastGood = baselineCode;
+  const prefix = `${job.runId}/${job.ideaId}`;
+  const opts = { signal: ctx.signal, ideaId: job.ideaId };
+  const limitMs = Math.min(ctx.config.experimentTimeoutMs, template.manifest.experimentTimeoutS * 1000);
+  const say = (text: string) => ctx.progress(text, job.ideaId);
+  const current = () => readFile(join(ws, "experiment.py"), "utf8");
+  const edit = async (edits: { search: string; replace: string }[]) => {
+    await writeFile(join(ws, "experiment.py"), applyEdits(await current(), edits));
+  };
+  const run = (args: string[], timeoutMs: number) =>
+    runSandboxed({ cwd: ws, python: python.path, args, timeoutMs, signal: ctx.signal, log: ctx.log });
+
+  const machine = coderMachine.provide({
+    actors: {
+      ensureBaseline: fromPromise(async (): Promise<RunRecord> => {
+        const key = `baselines/${template.name}/${await baselineHash(template, python.path)}`;
+        if (await hasArtifact(ctx.bus, `${key}/final_info.json`)) {
+          await getDirectory(ctx.bus, key, join(ws, "run_0"));
+          await say("baseline run_0 taken from the cache");
+        } else {
+          await say("computing the baseline run_0");
+          const res = await run(["experiment.py", "--out_dir=run_0"], limitMs);
+          if (!res.ok) throw new Error(`the unchanged template fails:\n${res.stderr.slice(-2000)}`);
+          await putDirectory(ctx.bus, join(ws, "run_0"), key);
+          await say(`baseline run_0 done in ${(res.ms / 1000).toFixed(1)} s`);
+        }
+        await putDirectory(ctx.bus, join(ws, "run_0"), `${prefix}/run_0`);
+        return { run: "run_0", description: "Baseline: the template unchanged", ok: true, attempts: 1, results: await readFinalInfo(join(ws, "run_0")) };
+      }),
+      planRuns: fromPromise(async ({ input }) => {
+        const plan = await ask(ctx.llm, planRuns, { idea: input.idea, code: baselineCode, maxRuns: input.maxRuns, baseline: input.baseline }, opts);
+        await say(`planned ${Math.min(plan.runs.length, input.maxRuns)} runs`);
+        return plan.runs;
+      }),
+      editCode: fromPromise(async ({ input }: { input: { run: string; planned: PlannedRun; feedback: string } }) => {
+        const answer = await ask(ctx.llm, editCode, {
+          idea: job.idea, run: input.run, planned: input.planned.description, code: await current(), baselineCode, feedback: input.feedback,
+        }, opts);
+        await edit(answer.edits);
+      }),
+      runExperiment: fromPromise(async ({ input }: { input: { run: string } }): Promise<RunAttempt> => {
+        await say(`running ${input.run}`);
+        await rm(join(ws, input.run), { recursive: true, force: true });
+        const res = await run(["experiment.py", `--out_dir=${input.run}`], limitMs);
+        if (!res.ok) {
+          await say(`${input.run} failed${res.timedOut ? " (time limit)" : ""}`);
+          return { ok: false, stderrTail: res.stderr.slice(-3000) || `exit code ${res.exitCode}` };
+        }
+        let results: RunRecord["results"];
+        try {
+          results = await readFinalInfo(join(ws, input.run));
+        } catch (err) {
+          return { ok: false, stderrTail: (err as Error).message };
+        }
+        const code = await current();
+        lastGood = code;
+        await writeFile(join(ws, input.run, "experiment.py"), code);
+        await writeFile(join(ws, input.run, "diff.patch"), await unifiedDiff(join(template.dir, "experiment.py"), join(ws, "experiment.py"), "experiment.py"));
+        await putDirectory(ctx.bus, join(ws, input.run), `${prefix}/${input.run}`);
+        await say(`${input.run} succeeded in ${(res.ms / 1000).toFixed(1)} s`);
+        return { ok: true, stderrTail: "", results };
+      }),
+      fixCode: fromPromise(async ({ input }: { input: { run: string; planned: PlannedRun; stderrTail: string } }) => {
+        await say(`fixing ${input.run} from its stderr`);
+        const answer = await ask(ctx.llm, fixCode, {
+          idea: job.idea, run: input.run, planned: input.planned.description, code: await current(), baselineCode, stderrTail: input.stderrTail,
+        }, opts);
+        await edit(answer.edits);
+      }),
+      discardRun: fromPromise(async ({ input }: { input: { run: string } }) => {
+        await writeFile(join(ws, "experiment.py"), lastGood);
+        await rm(join(ws, input.run), { recursive: true, force: true });
+        await say(`${input.run} set aside; the code goes back to the last run that worked`);
+      }),
+      makePlots: fromPromise(async ({ input }: { input: { runs: RunRecord[] } }) => {
+        const runs = input.runs.map((r) => ({ run: r.run, description: r.description, ok: r.ok }));
+        const before = new Set((await readdir(ws)).filter((f) => f.endsWith(".png")));
+        let feedback = "";
+        for (let attempt = 0; attempt <= ctx.config.maxFixes; attempt++) {
+          const plotCode = await readFile(join(ws, "plot.py"), "utf8");
+          try {
+            const answer = await ask(ctx.llm, editPlot, { plotCode, runs, feedback }, opts);
+            await writeFile(join(ws, "plot.py"), applyEdits(plotCode, answer.edits, "plot.py"));
+          } catch (err) {
+            feedback = (err as Error).message;
+            continue;
+          }
+          const res = await run(["plot.py"], template.manifest.plotTimeoutS * 1000);
+          const figures = (await readdir(ws)).filter((f) => f.endsWith(".png") && !before.has(f)).sort();
+          if (res.ok && figures.length) {
+            for (const f of [...figures, "plot.py"]) await putArtifact(ctx.bus, `${prefix}/${f}`, await readFile(join(ws, f)));
+            await say(`plotted ${figures.join(", ")}`);
+            return figures;
+          }
+          feedback = res.ok ? "plot.py ran but wrote no .png file" : res.stderr.slice(-3000);
+          await writeFile(join(ws, "plot.py"), plotCode);
+        }
+        throw new Error(`plot.py failed after ${ctx.config.maxFixes + 1} attempts: ${feedback.slice(-500)}`);
+      }),
+      writeNotes: fromPromise(async ({ input }: { input: { runs: RunRecord[]; figures: string[] } }) => {
+        const { notes } = await ask(ctx.llm, writeNotes, { idea: job.idea, runs: input.runs, figures: input.figures }, opts);
+        await writeFile(join(ws, "notes.txt"), notes);
+        await putArtifact(ctx.bus, `${prefix}/notes.txt`, notes);
+        return notes;
+      }),
+    },
+  });
+
+  const out = await runMachine(machine, { idea: job.idea, maxRuns: template.manifest.maxRuns ?? ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, {
+    bus: ctx.bus,
+    snapshotKey: `${job.runId}.snap.coder.${job.ideaId}`,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  await putArtifact(ctx.bus, `${prefix}/runs.json`, JSON.stringify(out.runs, null, 2));
+  if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error}`);
+  return { runs: out.runs, figures: out.figures, notes: out.notes };
+}

@@ -1,0 +1,38 @@
+import { fromPromise } from "xstate";
+import { criticMachine } from "../../machines/critic.js";
+import type { Job, JobResult } from "../../bus/schemas.js";
+import { JobFailedError } from "../../bus/workQueue.js";
+import { ask } from "../llm/task.js";
+import type { AgentContext } from "../runtime/agentContext.js";
+import { runMachine } from "../runtime/runMachine.js";
+import type { LiteratureSource } from "./literature.js";
+import { decide, think } from "./prompts.js";
+
+export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"novelty">> {
+  const opts = { signal: ctx.signal, ideaId: job.ideaId };
+  const machine = criticMachine.provide({
+    actors: {
+      think: fromPromise(async ({ input }) => {
+        const step = await ask(ctx.llm, think, input, opts);
+        return {
+          ...(step.query ? { query: step.query } : {}),
+          ...(step.decision ? { decision: step.decision } : {}),
+        };
+      }),
+      searchLiterature: fromPromise(async ({ input }: { input: { query: string } }) => {
+        const hits = await literature.search(input.query, 8, ctx.signal);
+        await ctx.progress(`searched ${literature.name} for "${input.query}": ${hits.length} papers`, job.ideaId);
+        return hits.map(({ bibtex: _bibtex, abstract: _abstract, ...evidence }) => evidence);
+      }),
+      decide: fromPromise(async ({ input }) => ask(ctx.llm, decide, input, opts)),
+    },
+  });
+  const out = await runMachine(machine, { idea: job.idea, maxRounds: ctx.config.noveltyRounds }, {
+    bus: ctx.bus,
+    snapshotKey: `${job.runId}.snap.critic.${job.ideaId}.${job.turn}`,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  if (!out.verdict) throw new JobFailedError(`the critic reached no verdict on ${job.ideaId}: ${out.error}`);
+  return out.verdict;
+}

@@ -1,0 +1,74 @@
+import { fromPromise } from "xstate";
+import { ideatorMachine, type IdeaRecord } from "../../machines/ideator.js";
+import type { Idea, Job, JobResult } from "../../bus/schemas.js";
+import { Idea as IdeaSchema } from "../../bus/schemas.js";
+import { publishJob } from "../../bus/workQueue.js";
+import { awaitOutcome } from "../../bus/events.js";
+import { loadTemplate, readTemplateFile } from "../templates.js";
+import { ask } from "../llm/task.js";
+import type { AgentContext } from "../runtime/agentContext.js";
+import { runMachine } from "../runtime/runMachine.js";
+import { proposeIdea, reflectOnIdea, reviseIdea } from "./prompts.js";
+import { z } from "zod";
+
+const archiveKey = (template: string) => `archive.${template.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+
+/** Ideas proposed by earlier runs of the same template, so a new run does not propose them again. */
+async function readArchive(ctx: AgentContext, template: string): Promise<Idea[]> {
+  const entry = await ctx.bus.kv.get(archiveKey(template));
+  if (!entry || entry.operation !== "PUT") return [];
+  const parsed = z.array(IdeaSchema).safeParse(entry.json());
+  return parsed.success ? parsed.data : [];
+}
+
+export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<JobResult<"ideate">> {
+  const template = loadTemplate(ctx.config.template);
+  const code = readTemplateFile(template, "experiment.py");
+  const earlierRuns = await readArchive(ctx, template.name);
+  const opts = { signal: ctx.signal };
+
+  const machine = ideatorMachine.provide({
+    actors: {
+      proposeIdea: fromPromise(async ({ input }: { input: { proposed: number; earlier: IdeaRecord[] } }) => {
+        const archive = [...template.seedIdeas, ...earlierRuns, ...input.earlier.map((r) => r.idea)];
+        await ctx.progress(`drafting idea ${input.proposed + 1} of ${job.count}`);
+        return ask(ctx.llm, proposeIdea, { system: template.system, task: template.taskDescription, code, archive }, opts);
+      }),
+      reflectOnIdea: fromPromise(async ({ input }: { input: { idea: Idea; round: number } }) => {
+        await ctx.progress(`reflecting on "${input.idea.Title}" (round ${input.round})`);
+        return ask(ctx.llm, reflectOnIdea, { idea: input.idea, round: input.round, maxRounds: ctx.config.maxReflections, code }, opts);
+      }),
+      askCritic: fromPromise(async ({ input }: { input: { ideaId: string; idea: Idea; turn: number } }) => {
+        const jobId = `${job.runId}.novelty.${input.ideaId}.${input.turn}`;
+        await ctx.progress(`asking the critic about "${input.idea.Title}"`, input.ideaId);
+        await publishJob(ctx.bus, "novelty", { jobId, runId: job.runId, ideaId: input.ideaId, idea: input.idea, turn: input.turn });
+        const outcome = await awaitOutcome(ctx.bus, job.runId, "novelty", jobId, { signal: ctx.signal, log: ctx.log });
+        if (!outcome.ok) throw new Error(outcome.error);
+        await ctx.progress(`critic says ${outcome.result.verdict}: ${outcome.result.reason}`, input.ideaId);
+        return outcome.result;
+      }),
+      reviseIdea: fromPromise(async ({ input }) => {
+        await ctx.progress(`revising "${input.idea.Title}" after the critic's objection`);
+        return ask(ctx.llm, reviseIdea, { idea: input.idea, verdict: input.verdict, code }, opts);
+      }),
+      handOff: fromPromise(async ({ input }: { input: { ideaId: string; idea: Idea } }) => {
+        await publishJob(ctx.bus, "experiment", {
+          jobId: `${job.runId}.experiment.${input.ideaId}`,
+          runId: job.runId,
+          ideaId: input.ideaId,
+          idea: input.idea,
+        });
+        await ctx.progress(`handed "${input.idea.Title}" to the coder`, input.ideaId);
+      }),
+    },
+  });
+
+  const { records } = await runMachine(
+    machine,
+    { target: job.count, maxReflections: ctx.config.maxReflections, maxRevisions: ctx.config.maxRevisions },
+    { bus: ctx.bus, snapshotKey: `${job.runId}.snap.ideator`, log: ctx.log, signal: ctx.signal },
+  );
+  await ctx.bus.kv.put(archiveKey(template.name), JSON.stringify([...earlierRuns, ...records.map((r) => r.idea)]));
+  await ctx.progress(`done: ${records.filter((r) => r.status === "accepted").length} of ${records.length} ideas judged novel`);
+  return { ideas: records };
+}

@@ -1,0 +1,123 @@
+import { z } from "zod";
+import { Idea, RunRecord } from "../../bus/schemas.js";
+import { answerAs, defineTask, jsonBlock } from "../llm/task.js";
+
+/** The paper's parts in the order they are written; related work last, once the citations are known. */
+export const SECTIONS = ["title", "abstract", "introduction", "background", "method", "experimental", "results", "conclusion", "related"] as const;
+export type Section = (typeof SECTIONS)[number];
+
+/** The reference's placeholders in latex/template.tex, which the sections replace. */
+export const PLACEHOLDERS: Record<Section, string> = {
+  title: "TITLE HERE",
+  abstract: "ABSTRACT HERE",
+  introduction: "INTRO HERE",
+  related: "RELATED WORK HERE",
+  background: "BACKGROUND HERE",
+  method: "METHOD HERE",
+  experimental: "EXPERIMENTAL SETUP HERE",
+  results: "RESULTS HERE",
+  conclusion: "CONCLUSIONS HERE",
+};
+
+const GUIDANCE: Record<Section, string> = {
+  title: "A concise, informative title. Plain text, no LaTeX commands.",
+  abstract: "One paragraph: the question, what was done, the main quantitative result, and why it matters. No citations.",
+  introduction: "Motivate the question, state the contribution as a short list, and point to the results.",
+  background: "The concepts and notation the reader needs; cite foundational work where it applies.",
+  method: "What was changed and why, precisely enough to reproduce.",
+  experimental: "Datasets, model, training settings, metrics, seeds, exactly as in the code and notes.",
+  results: "Report only numbers that appear in the runs' results, with the baseline for comparison; include the figures with captions and refer to each; say what the results do not show.",
+  conclusion: "What was learned, its limits, and what to try next.",
+  related: "Compare with the cited papers: how they differ from this work. Cite each with \\citet or \\citep using exactly the given keys.",
+};
+
+const SourceMaterial = z.object({
+  idea: Idea,
+  runs: z.array(RunRecord),
+  notes: z.string(),
+  figures: z.array(z.string()),
+  citations: z.array(z.object({ key: z.string(), title: z.string() })),
+  disclosure: z.string(),
+});
+
+export const writeSection = defineTask({
+  name: "writer.section",
+  data: SourceMaterial.extend({ section: z.enum(SECTIONS), written: z.record(z.string(), z.string()) }),
+  answer: z.object({ latex: z.string().min(1) }),
+  render: (d) => [
+    { role: "system", content: "You are writing an ML workshop paper in LaTeX from real experimental results. Never invent a number, a setting or a citation." },
+    {
+      role: "user",
+      content: [
+        `Write the ${d.section} section. ${GUIDANCE[d.section]}`,
+        `The idea:\n${jsonBlock(d.idea)}`,
+        `The runs and their results (final_info.json of each):\n${jsonBlock(d.runs)}`,
+        `The experimenter's notes:\n${d.notes}`,
+        `Figures available (use \\includegraphics{<file>} inside figure environments): ${d.figures.join(", ") || "none"}`,
+        `Citation keys you may use: ${jsonBlock(d.citations)}`,
+        `Sections written so far:\n${jsonBlock(d.written)}`,
+        d.section === "abstract" ? `End the abstract with this disclosure, verbatim: ${d.disclosure}` : "",
+        "Give only the section's body (no \\section command). Escape LaTeX special characters in text.",
+        answerAs(`{"latex": "..."}`),
+      ].filter(Boolean).join("\n\n"),
+    },
+  ],
+});
+
+export const chooseQuery = defineTask({
+  name: "writer.citeQuery",
+  data: z.object({ idea: Idea, round: z.number().int(), have: z.array(z.object({ key: z.string(), title: z.string() })) }),
+  answer: z.object({ query: z.string().min(1).nullable() }),
+  render: (d) => [
+    { role: "system", content: "You are finding the related work a paper must cite." },
+    {
+      role: "user",
+      content: [
+        `The paper's idea:\n${jsonBlock(d.idea)}`,
+        `Already cited:\n${jsonBlock(d.have)}`,
+        "Give one literature search query for work this paper should cite and does not yet, or null when nothing important is missing.",
+        answerAs(`{"query": "..." | null}`),
+      ].join("\n\n"),
+    },
+  ],
+});
+
+export const pickCitations = defineTask({
+  name: "writer.citePick",
+  data: z.object({
+    idea: Idea,
+    query: z.string(),
+    candidates: z.array(z.object({ key: z.string(), title: z.string(), authors: z.array(z.string()), year: z.number().optional(), abstract: z.string().optional() })),
+  }),
+  answer: z.object({ keys: z.array(z.string()) }),
+  render: (d) => [
+    { role: "system", content: "You are choosing which search results a paper should cite." },
+    {
+      role: "user",
+      content: [
+        `The paper's idea:\n${jsonBlock(d.idea)}`,
+        `Results for "${d.query}":\n${jsonBlock(d.candidates)}`,
+        "List the keys of the results that are genuinely related and worth citing (possibly none).",
+        answerAs(`{"keys": ["..."]}`),
+      ].join("\n\n"),
+    },
+  ],
+});
+
+export const fixLatex = defineTask({
+  name: "writer.fix",
+  data: z.object({ errors: z.array(z.string()), sections: z.record(z.string(), z.string()) }),
+  answer: z.object({ sections: z.array(z.object({ section: z.enum(SECTIONS), latex: z.string().min(1) })) }),
+  render: (d) => [
+    { role: "system", content: "You fix LaTeX compile errors without changing what the text says." },
+    {
+      role: "user",
+      content: [
+        `The paper does not compile:\n${d.errors.join("\n")}`,
+        `Its sections:\n${jsonBlock(d.sections)}`,
+        "Return the corrected sections (only those you changed).",
+        answerAs(`{"sections": [{"section": "results", "latex": "..."}]}`),
+      ].join("\n\n"),
+    },
+  ],
+});
