@@ -65,6 +65,7 @@ export const areaChairMachine = setup({
       on: {
         REVIEW: [
           { guard: "quorumWithThis", target: "deciding", actions: assign({ reviews: ({ context, event }) => [...context.reviews, event.review] }) },
+          { guard: "allAnswered", target: "judgingWhatCame", actions: assign({ reviews: ({ context, event }) => [...context.reviews, event.review] }) },
           { actions: assign({ reviews: ({ context, event }) => [...context.reviews, event.review] }) },
         ],
         REVIEW_FAILED: [

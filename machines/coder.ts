@@ -53,7 +53,7 @@ export const coderMachine = setup({
     writeNotes: declared<string, { runs: RunRecord[]; figures: string[] }>("writeNotes"),
   },
   guards: {
-    hasPlan: ({ event }) => (event as unknown as { output: PlannedRun[] }).output.length > 0,
+    hasPlan: ({ context, event }) => Math.min((event as unknown as { output: PlannedRun[] }).output.length, context.maxRuns) > 0,
     runSucceeded: ({ event }) => (event as unknown as { output: RunAttempt }).output.ok,
     fixesLeft: ({ context }) => context.attempts < context.maxFixes,
     moreRuns: ({ context }) => context.runIndex + 1 < context.plan.length,

@@ -16,6 +16,7 @@ export function createLlm(provider: LlmProvider, ctx: { bus: Bus; runId: string;
   return {
     provider: provider.name,
     model: provider.model,
+    disclosure: provider.disclosure,
     async ask<S extends z.ZodType>(req: LlmRequest<S>): Promise<z.infer<S>> {
       const started = Date.now();
       const record = (answer: unknown, usage: { inputTokens: number; outputTokens: number; cachedTokens: number; estimated: boolean }, error?: string) =>

@@ -33,6 +33,8 @@ export interface ProviderAnswer {
 export interface LlmProvider {
   readonly name: string;
   readonly model: string;
+  /** The sentence a paper carries to say who wrote it. */
+  readonly disclosure: string;
   complete(req: LlmRequest): Promise<ProviderAnswer>;
 }
 
@@ -40,5 +42,6 @@ export interface LlmProvider {
 export interface Llm {
   readonly provider: string;
   readonly model: string;
+  readonly disclosure: string;
   ask<S extends z.ZodType>(req: LlmRequest<S>): Promise<z.infer<S>>;
 }

@@ -1,0 +1,81 @@
+import { fromCallback, fromPromise } from "xstate";
+import { areaChairMachine, type ChairEvent, type ReceivedReview } from "../../machines/areaChair.js";
+import type { Job, JobResult, Review } from "../../bus/schemas.js";
+import { outcomeSchema } from "../../bus/schemas.js";
+import { JobFailedError, publishJob } from "../../bus/workQueue.js";
+import { putArtifact } from "../../bus/artifacts.js";
+import { watchEvents } from "../../bus/events.js";
+import { subjects } from "../../bus/subjects.js";
+import { ask } from "../llm/task.js";
+import type { AgentContext } from "../runtime/agentContext.js";
+import { runMachine } from "../runtime/runMachine.js";
+import { metaReview } from "./prompts.js";
+
+const NUMERIC: (keyof Review)[] = ["Originality", "Quality", "Clarity", "Significance", "Soundness", "Presentation", "Contribution", "Overall", "Confidence"];
+
+export function meanScores(reviews: Review[]): Record<string, number> {
+  return Object.fromEntries(
+    NUMERIC.map((k) => [k, Math.round((reviews.reduce((s, r) => s + (r[k] as number), 0) / reviews.length) * 100) / 100]),
+  );
+}
+
+export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobResult<"chair">> {
+  const k = ctx.config.reviewers;
+  const jobIdOf = (i: number) => `${job.runId}.review.${job.ideaId}.${i}`;
+  const prefix = `${job.runId}/${job.ideaId}`;
+  const machine = areaChairMachine.provide({
+    actors: {
+      requestReviews: fromPromise(async ({ input }: { input: { reviewers: number } }) => {
+        for (let i = 0; i < input.reviewers; i++) {
+          await publishJob(ctx.bus, "review", { jobId: jobIdOf(i), runId: job.runId, ideaId: job.ideaId, pdf: job.pdf, reviewer: i });
+        }
+        await ctx.progress(`asked ${input.reviewers} reviewers for reviews`, job.ideaId);
+      }),
+      // Listens to review outcomes on the conversation stream and hands each to the machine as an event.
+      collectReviews: fromCallback<ChairEvent, void>(({ sendBack }) => {
+        const wanted = new Map(Array.from({ length: k }, (_, i) => [jobIdOf(i), i]));
+        let closed = false;
+        let close = async () => {};
+        void (async () => {
+          const stream = await watchEvents(ctx.bus, subjects.outcome(job.runId, "review"), outcomeSchema("review"), ctx.log);
+          close = () => stream.close();
+          if (closed) return void stream.close();
+          for await (const { value } of stream) {
+            const i = wanted.get(value.jobId);
+            if (i === undefined) continue;
+            wanted.delete(value.jobId);
+            if (value.ok) {
+              const received: ReceivedReview = { reviewer: i, node: value.by.node, review: value.result.review };
+              await putArtifact(ctx.bus, `${prefix}/reviews/review_${i}.json`, JSON.stringify({ ...received, reflections: value.result.reflections }, null, 2));
+              await ctx.progress(`review ${i} arrived from node ${value.by.node}`, job.ideaId);
+              sendBack({ type: "REVIEW", review: received });
+            } else {
+              sendBack({ type: "REVIEW_FAILED", reviewer: i, error: value.error });
+            }
+          }
+        })().catch((err: Error) => ctx.log.error({ err: err.message }, "collecting reviews failed"));
+        return () => {
+          closed = true;
+          void close();
+        };
+      }),
+      writeMetaReview: fromPromise(async ({ input }: { input: { reviews: ReceivedReview[] } }) => {
+        const reviews = input.reviews.map((r) => r.review);
+        const scores = meanScores(reviews);
+        const answer = await ask(ctx.llm, metaReview, { idea: job.idea, reviews, meanScores: scores }, { signal: ctx.signal, ideaId: job.ideaId });
+        return { ...answer, scores };
+      }),
+    },
+  });
+  const out = await runMachine(machine, { reviewers: k, quorum: Math.min(ctx.config.quorum, k), deadlineMs: ctx.config.reviewDeadlineMs }, {
+    bus: ctx.bus,
+    snapshotKey: `${job.runId}.snap.areaChair.${job.ideaId}`,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error}`);
+  const result = { ...out.decision, reviews: out.reviews.length };
+  await putArtifact(ctx.bus, `${prefix}/meta_review.json`, JSON.stringify({ ...result, reviewers: out.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node })) }, null, 2));
+  await ctx.progress(`decision: ${result.decision} (mean Overall ${result.scores.Overall} over ${result.reviews} reviews)`, job.ideaId);
+  return result;
+}

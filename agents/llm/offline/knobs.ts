@@ -1,0 +1,81 @@
+/** A tunable setting of a template: an UPPER_SNAKE module-level constant with a literal value. */
+export interface Knob {
+  name: string;
+  /** The literal as written. */
+  literal: string;
+  value: number | string;
+  comment: string;
+  line: string;
+}
+
+const KNOB_LINE = /^([A-Z][A-Z0-9_]*)\s*=\s*("[^"]*"|'[^']*'|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?:#\s*(.*))?$/;
+
+/**
+ * The knobs of an experiment script: the lines between `# --- knobs ---` and `# --- end knobs ---` when the
+ * template marks them, else every top-level constant of that shape before the first import.
+ */
+export function parseKnobs(code: string): Knob[] {
+  const lines = code.split("\n");
+  const start = lines.findIndex((l) => l.trim() === "# --- knobs ---");
+  const end = lines.findIndex((l) => l.trim() === "# --- end knobs ---");
+  const region = start !== -1 && end > start ? lines.slice(start + 1, end) : lines;
+  const knobs: Knob[] = [];
+  for (const line of region) {
+    const m = KNOB_LINE.exec(line);
+    if (!m) continue;
+    const literal = m[2]!;
+    const quoted = /^["']/.test(literal);
+    knobs.push({ name: m[1]!, literal, value: quoted ? literal.slice(1, -1) : Number(literal), comment: (m[3] ?? "").trim(), line });
+  }
+  return knobs;
+}
+
+/** A Python literal for a number, keeping integers integral. */
+export function pyNumber(v: number, integral: boolean): string {
+  if (integral) return String(Math.max(1, Math.round(v)));
+  const s = Number(v.toPrecision(4)).toString();
+  return s.includes(".") || s.includes("e") ? s : `${s}.0`;
+}
+
+/** Two values on either side of the default that stay valid: fractions stay in (0, 1), counts stay >= 1. */
+export function sweepValues(knob: Knob): string[] {
+  const v = knob.value as number;
+  const integral = /^-?\d+$/.test(knob.literal);
+  if (v === 0) return ["0.001", "0.01"];
+  if (!integral && v > 0 && v < 1) return [pyNumber(v / 4, false), pyNumber(Math.min(v * 4, 1 - (1 - v) / 4), false)];
+  const costly = /EPOCH|STEP|ITER|SAMPLE/.test(knob.name);
+  return costly ? [pyNumber(v / 2, integral), pyNumber(v * 2, integral)] : [pyNumber(v / 4, integral), pyNumber(v * 4, integral)];
+}
+
+/** Values in between, for a narrower sweep around the default. */
+export function innerValues(knob: Knob, outer: string[]): string[] {
+  const v = knob.value as number;
+  const integral = /^-?\d+$/.test(knob.literal);
+  return outer.map((o) => pyNumber(Math.sqrt(Math.abs(Number(o) * v)) || Number(o) / 2, integral)).filter((x, i, a) => a.indexOf(x) === i && x !== knob.literal);
+}
+
+const STOP = new Set(
+  "a an and are as at be by does do for from how in into is it its of on or than that the this to we what when which with without more less over under our their vs versus".split(" "),
+);
+
+export function keywords(text: string, max = 8): string[] {
+  const out: string[] = [];
+  for (const w of text.toLowerCase().replace(/[^a-z0-9 ]+/g, " ").split(/\s+/)) {
+    if (w.length > 2 && !STOP.has(w) && !out.includes(w)) out.push(w);
+    if (out.length >= max) break;
+  }
+  return out;
+}
+
+export function jaccard(a: string[], b: string[]): number {
+  const sa = new Set(a);
+  const sb = new Set(b);
+  let shared = 0;
+  for (const x of sa) if (sb.has(x)) shared++;
+  return shared / Math.max(1, sa.size + sb.size - shared);
+}
+
+/** Text made safe for LaTeX outside math mode. */
+export function texEscape(s: string): string {
+  return s.replace(/\\/g, "\\textbackslash{}").replace(/([#$%&_{}])/g, "\\$1").replace(/~/g, "\\textasciitilde{}").replace(/\^/g, "\\textasciicircum{}");
+}

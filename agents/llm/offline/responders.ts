@@ -1,0 +1,330 @@
+import type { z } from "zod";
+import type { Evidence, Idea, RunRecord } from "../../../bus/schemas.js";
+import type { Task } from "../task.js";
+import * as ideator from "../../ideator/prompts.js";
+import * as critic from "../../critic/prompts.js";
+import * as coder from "../../coder/prompts.js";
+import * as writer from "../../writer/prompts.js";
+import * as reviewer from "../../reviewer/prompts.js";
+import * as chair from "../../areaChair/prompts.js";
+import { innerValues, jaccard, keywords, parseKnobs, sweepValues, texEscape, type Knob } from "./knobs.js";
+
+export const OFFLINE_NOTE = "written by the offline stand-in: no language model wrote this";
+
+type Responder = { task: Task<z.ZodType, z.ZodType>; answer: (data: never) => unknown };
+const responders = new Map<string, Responder>();
+
+function respond<D extends z.ZodType, A extends z.ZodType>(task: Task<D, A>, answer: (data: z.infer<D>) => z.infer<A>): void {
+  responders.set(task.name, { task: task as unknown as Task<z.ZodType, z.ZodType>, answer: answer as (data: never) => unknown });
+}
+
+export function responderFor(taskName: string): Responder | undefined {
+  return responders.get(taskName);
+}
+
+// ---------- ideas: one knob at a time, from the template's own code ----------
+
+const SWEEP = /Set ([A-Z][A-Z0-9_]*) to each of \[([^\]]+)\] \(baseline: ([^)]+)\)/;
+
+function mentioned(knob: Knob, ideas: Idea[]): boolean {
+  return ideas.some((i) => `${i.Name} ${i.Title} ${i.Experiment}`.includes(knob.name) || i.Name.includes(knob.name.toLowerCase()));
+}
+
+function sweepIdea(knob: Knob, values: string[], suffix = ""): Idea {
+  const what = knob.comment || knob.name.toLowerCase().replace(/_/g, " ");
+  return {
+    Name: `${knob.name.toLowerCase()}_sweep${suffix}`,
+    Title: `How much does the ${what} matter? A controlled sweep of ${knob.name}${suffix ? " at finer resolution" : ""}`,
+    Experiment: `Set ${knob.name} to each of [${values.join(", ")}] (baseline: ${knob.literal}), one run per value, every other setting unchanged. Compare each metric in final_info.json with the baseline run_0 on every dataset.`,
+    Interestingness: 4 + (knob.name.length % 3),
+    Feasibility: 9,
+    Novelty: 3 + (values.length % 3),
+  };
+}
+
+respond(ideator.proposeIdea, (d) => {
+  const knobs = parseKnobs(d.code).filter((k) => typeof k.value === "number");
+  if (!knobs.length) throw new Error("the offline ideator found no numeric knob (NAME = number) in experiment.py");
+  const fresh = knobs.find((k) => !mentioned(k, d.archive));
+  const knob = fresh ?? knobs[d.archive.length % knobs.length]!;
+  const values = fresh ? sweepValues(knob) : innerValues(knob, sweepValues(knob));
+  const taken = new Set(d.archive.map((i) => i.Name));
+  let suffix = "";
+  for (let n = 2; taken.has(sweepIdea(knob, values, suffix).Name); n++) suffix = `_${n}`;
+  return sweepIdea(knob, values, suffix);
+});
+
+respond(ideator.reflectOnIdea, (d) => {
+  const m = SWEEP.exec(d.idea.Experiment);
+  const found = m ? parseKnobs(d.code).find((k) => k.name === m[1]) : undefined;
+  const protocol = " Report the mean and standard error over the template's seeds.";
+  const idea = d.idea.Experiment.includes(protocol) ? d.idea : { ...d.idea, Experiment: d.idea.Experiment + protocol };
+  return {
+    idea,
+    done: true,
+    thought: found
+      ? `checked that ${found.name} is set on one line of experiment.py (currently ${found.literal}) and that each value is valid; stated the reporting protocol (${OFFLINE_NOTE})`
+      : `the experiment names no knob found in experiment.py; kept it as written (${OFFLINE_NOTE})`,
+  };
+});
+
+respond(ideator.reviseIdea, (d) => {
+  const m = SWEEP.exec(d.idea.Experiment);
+  const knob = m ? parseKnobs(d.code).find((k) => k.name === m[1]) : undefined;
+  if (!knob) return { ...d.idea, Name: `${d.idea.Name}_revised`, Title: `${d.idea.Title} (revised)` };
+  const values = innerValues(knob, m![2]!.split(",").map((s) => s.trim()));
+  const idea = sweepIdea(knob, values.length ? values : m![2]!.split(",").map((s) => s.trim()), "_revised");
+  return { ...idea, Experiment: `${idea.Experiment} Unlike ${d.verdict.evidence[0]?.title ?? "the work the critic found"}, this isolates the effect close to the default setting.` };
+});
+
+// ---------- novelty: keyword search, then overlap with what was found ----------
+
+function judge(idea: Idea, found: Evidence[]): { verdict: "novel" | "not novel" | "revise"; reason: string } {
+  const mine = keywords(`${idea.Title} ${idea.Experiment}`, 30);
+  const scored = found.map((e) => ({ e, s: jaccard(mine, keywords(e.title, 30)) })).sort((a, b) => b.s - a.s);
+  const best = scored[0];
+  if (best && best.s >= 0.5) return { verdict: "not novel", reason: `"${best.e.title}" covers the same question (keyword overlap ${best.s.toFixed(2)}); ${OFFLINE_NOTE}` };
+  if (best && best.s >= 0.25 && !idea.Name.endsWith("_revised")) {
+    return { verdict: "revise", reason: `close to "${best.e.title}" (overlap ${best.s.toFixed(2)}): narrow the question; ${OFFLINE_NOTE}` };
+  }
+  return {
+    verdict: "novel",
+    reason: `none of the ${found.length} papers found studies this setting directly${best ? ` (closest: "${best.e.title}", overlap ${best.s.toFixed(2)})` : ""}; ${OFFLINE_NOTE}`,
+  };
+}
+
+respond(critic.think, (d) =>
+  d.queries.length === 0
+    ? { thought: "search first", query: keywords(d.idea.Title, 6).join(" "), decision: null }
+    : { thought: "decide on what was found", query: null, decision: judge(d.idea, d.found) },
+);
+respond(critic.decide, (d) => judge(d.idea, d.found));
+
+// ---------- code: the planned knob value, applied to its own line ----------
+
+respond(coder.planRuns, (d) => {
+  const knobs = parseKnobs(d.code);
+  const m = SWEEP.exec(d.idea.Experiment);
+  const knob = knobs.find((k) => k.name === m?.[1]) ?? knobs.find((k) => d.idea.Experiment.includes(k.name) && typeof k.value === "number") ?? knobs.find((k) => typeof k.value === "number");
+  if (!knob) throw new Error("the offline coder found no numeric knob in experiment.py to plan runs on");
+  const values = m && knob.name === m[1] ? m[2]!.split(",").map((s) => s.trim()) : sweepValues(knob);
+  return { runs: values.slice(0, d.maxRuns).map((v) => ({ description: `Set ${knob.name} = ${v} (baseline: ${knob.literal})` })) };
+});
+
+function knobEdit(planned: string, code: string): { search: string; replace: string } {
+  const m = /Set ([A-Z][A-Z0-9_]*) = (\S+)/.exec(planned);
+  if (!m) throw new Error(`the offline coder cannot read the planned change "${planned}"`);
+  const knob = parseKnobs(code).find((k) => k.name === m[1]);
+  if (!knob) throw new Error(`${m[1]} is not set on a line of its own in experiment.py`);
+  return { search: knob.line, replace: knob.line.replace(/=\s*\S+/, `= ${m[2]}`) };
+}
+
+respond(coder.editCode, (d) => ({ explanation: `${d.planned} (${OFFLINE_NOTE})`, edits: [knobEdit(d.planned, d.code)] }));
+
+respond(coder.fixCode, (d) => {
+  // Without a model to read the traceback, go back to the baseline code and make only the planned change.
+  const edit = knobEdit(d.planned, d.baselineCode);
+  return { explanation: `restored the baseline and reapplied: ${d.planned} (${OFFLINE_NOTE})`, edits: [{ search: d.code, replace: d.baselineCode.replace(edit.search, edit.replace) }] };
+});
+
+respond(coder.editPlot, (d) => {
+  const lines = d.plotCode.split("\n");
+  const start = lines.findIndex((l) => /^labels\s*=\s*\{/.test(l));
+  const end = lines.findIndex((l, i) => i > start && /^\}/.test(l));
+  if (start === -1 || end === -1) throw new Error("plot.py has no top-level `labels = {` … `}` block for the offline coder to edit");
+  const entries = d.runs
+    .filter((r) => r.ok)
+    .map((r) => `    ${JSON.stringify(r.run)}: ${JSON.stringify(r.run === "run_0" ? "Baseline" : r.description.replace(/^Set /, "").replace(/ \(baseline: [^)]*\)/, ""))},`);
+  return {
+    explanation: `label the baseline and the ${entries.length - 1} successful runs (${OFFLINE_NOTE})`,
+    edits: [{ search: lines.slice(start, end + 1).join("\n"), replace: ["labels = {", ...entries, "}"].join("\n") }],
+  };
+});
+
+function fmt(x: number): string {
+  return Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toFixed(3) : x.toFixed(4);
+}
+
+respond(coder.writeNotes, (d) => {
+  const out = [`Notes on "${d.idea.Title}" (${OFFLINE_NOTE}).`, "", `Experiment: ${d.idea.Experiment}`, ""];
+  for (const r of d.runs) {
+    out.push(`${r.run}: ${r.description}${r.ok ? "" : ` — FAILED after ${r.attempts} attempts`}`);
+    for (const [dataset, v] of Object.entries(r.results ?? {})) {
+      out.push(`  ${dataset}: ${Object.entries(v.means).map(([k, x]) => `${k} = ${fmt(x)}`).join(", ")}`);
+    }
+  }
+  out.push("", "Figures:");
+  for (const f of d.figures) out.push(`  ${f}: made by plot.py from the runs above (baseline and each successful run), as named by its file.`);
+  return { notes: out.join("\n") + "\n" };
+});
+
+// ---------- the paper: every number from final_info.json ----------
+
+interface Table {
+  datasets: string[];
+  metric: string;
+  rows: { run: RunRecord; values: Record<string, number> }[];
+}
+
+function tableOf(runs: RunRecord[]): Table {
+  const ok = runs.filter((r) => r.ok && r.results);
+  const datasets = Object.keys(ok[0]?.results ?? {});
+  const metric = Object.keys(ok[0]?.results?.[datasets[0] ?? ""]?.means ?? {})[0] ?? "metric";
+  return { datasets, metric, rows: ok.map((run) => ({ run, values: Object.fromEntries(datasets.map((ds) => [ds, run.results![ds]?.means[metric] ?? NaN])) })) };
+}
+
+const label = (r: RunRecord) => (r.run === "run_0" ? "baseline" : r.description.replace(/^Set /, "").replace(/ \(baseline: [^)]*\)/, ""));
+
+function bestChange(t: Table): { ds: string; row: Table["rows"][number]; base: number } | undefined {
+  const base = t.rows.find((r) => r.run.run === "run_0");
+  if (!base) return undefined;
+  let best: { ds: string; row: Table["rows"][number]; base: number; gap: number } | undefined;
+  for (const row of t.rows) {
+    if (row === base) continue;
+    for (const ds of t.datasets) {
+      const gap = Math.abs(row.values[ds]! - base.values[ds]!);
+      if (!best || gap > best.gap) best = { ds, row, base: base.values[ds]!, gap };
+    }
+  }
+  return best;
+}
+
+function figureBlock(file: string, caption: string): string {
+  const id = file.replace(/\.[a-z]+$/i, "").replace(/[^A-Za-z0-9]+/g, "-");
+  return `\\begin{figure}[t]\n\\centering\n\\includegraphics[width=0.85\\linewidth]{${file}}\n\\caption{${caption}}\n\\label{fig:${id}}\n\\end{figure}`;
+}
+
+respond(writer.writeSection, (d) => {
+  const t = tableOf(d.runs);
+  const metric = texEscape(t.metric);
+  const knobRuns = d.runs.filter((r) => r.run !== "run_0");
+  const best = bestChange(t);
+  const cites = d.citations.map((c) => c.key);
+  const headline = best
+    ? `The largest change is on ${texEscape(best.ds)}: ${texEscape(label(best.row.run))} gives ${metric} ${fmt(best.row.values[best.ds]!)} against ${fmt(best.base)} for the baseline.`
+    : "No run completed besides the baseline.";
+  switch (d.section) {
+    case "title":
+      return { latex: texEscape(d.idea.Title) };
+    case "abstract":
+      return {
+        latex: `We ask: ${texEscape(d.idea.Title.replace(/\?.*$/, "?"))} Starting from the template's baseline, we run ${knobRuns.length} controlled variants (${knobRuns.filter((r) => r.ok).length} completed) and measure ${metric} on ${t.datasets.length} datasets (${texEscape(t.datasets.join(", "))}). ${headline} ${texEscape(d.disclosure)}`,
+      };
+    case "introduction":
+      return {
+        latex: `Small design choices in training can change what a network learns. This paper isolates one of them. ${texEscape(d.idea.Experiment)}\n\nOur contributions are:\n\\begin{itemize}\n\\item a controlled comparison of ${knobRuns.length} settings against a fixed baseline on ${t.datasets.length} datasets;\n\\item the full results, reported in Section~\\ref{sec:results}, with every number taken from the runs' output files.\n\\end{itemize}`,
+      };
+    case "background":
+      return {
+        latex: `We train a classifier with gradient-based optimisation${cites[0] ? ` \\citep{${cites[0]}}` : ""}. A training run is determined by its settings; changing one while holding the others fixed measures its effect on the reported metrics.`,
+      };
+    case "method":
+      return {
+        latex: `Each run changes exactly one setting of the baseline program:\n\\begin{itemize}\n${knobRuns.map((r) => `\\item ${texEscape(r.run)}: ${texEscape(r.description)}${r.ok ? "" : " (failed; excluded from the results)"}`).join("\n")}\n\\end{itemize}\nEverything else, including the data and the random seeds, is identical across runs.`,
+      };
+    case "experimental":
+      return {
+        latex: `We use the datasets ${texEscape(t.datasets.join(", "))} exactly as generated by the template's \\texttt{experiment.py}, and report ${texEscape(Object.keys(t.rows[0]?.run.results?.[t.datasets[0] ?? ""]?.means ?? {}).join(", "))} as written to \\texttt{final\\_info.json}. The baseline (run\\_0) is the unchanged template.`,
+      };
+    case "results": {
+      const header = `Run & ${t.datasets.map(texEscape).join(" & ")} \\\\`;
+      const rows = t.rows.map((r) => `${texEscape(label(r.run))} & ${t.datasets.map((ds) => fmt(r.values[ds]!)).join(" & ")} \\\\`).join("\n");
+      const table = `\\begin{table}[t]\n\\centering\n\\caption{${metric} per dataset (mean over seeds) for each run.}\n\\label{tab:results}\n\\begin{tabular}{l${"r".repeat(t.datasets.length)}}\n\\toprule\n${header}\n\\midrule\n${rows}\n\\bottomrule\n\\end{tabular}\n\\end{table}`;
+      const figs = d.figures.map((f) => figureBlock(f, `${texEscape(f.replace(/\.png$/, "").replace(/_/g, " "))} for the baseline and each completed run, from \\texttt{plot.py}.`));
+      const refs = d.figures.map((f) => `Figure~\\ref{fig:${f.replace(/\.[a-z]+$/i, "").replace(/[^A-Za-z0-9]+/g, "-")}}`).join(" and ");
+      const failed = d.runs.filter((r) => !r.ok);
+      return {
+        latex: `Table~\\ref{tab:results} lists ${metric} for every completed run. ${headline}${refs ? ` ${refs} show${d.figures.length === 1 ? "s" : ""} the same runs.` : ""}${failed.length ? ` ${failed.length} planned run(s) failed and are not reported.` : ""} These are single-template results on small synthetic data; they do not establish the effect beyond this setting.\n\n${table}\n\n${figs.join("\n\n")}`,
+      };
+    }
+    case "conclusion":
+      return { latex: `${headline} The experiment covers one program and ${t.datasets.length} datasets; the next step is to test whether the effect holds on larger models and real data.` };
+    case "related":
+      return {
+        latex: d.citations.length
+          ? `Closest to this work are ${d.citations.map((c) => `\\citet{${c.key}}`).join(", ")}, found by the literature search. ${d.citations.map((c) => `\\citet{${c.key}} study ${texEscape(c.title.replace(/[.]$/, ""))}`).join("; ")}; here we measure one setting in isolation in a small, fully reproducible program.`
+          : "The literature search found no closely related work to compare with.",
+      };
+  }
+});
+
+respond(writer.chooseQuery, (d) => {
+  if (d.round === 0) return { query: keywords(d.idea.Title, 6).join(" ") };
+  if (d.round === 1) return { query: `${keywords(d.idea.Experiment, 3).join(" ")} neural network training` };
+  return { query: null };
+});
+
+respond(writer.pickCitations, (d) => {
+  const mine = keywords(`${d.idea.Title} ${d.idea.Experiment}`, 30);
+  return { keys: d.candidates.filter((c) => jaccard(mine, keywords(c.title, 30)) > 0).slice(0, 2).map((c) => c.key) };
+});
+
+respond(writer.fixLatex, (d) => ({
+  // Without a model, the one repair it can make safely: escape special characters left bare in the text.
+  sections: Object.entries(d.sections)
+    .map(([section, latex]) => ({ section: section as writer.Section, latex: latex.replace(/(?<!\\)([%&#])/g, "\\$1").replace(/(?<![\\$a-zA-Z{])_(?![^$]*\$)/g, "\\_") }))
+    .filter((s) => s.latex !== d.sections[s.section]),
+}));
+
+// ---------- review: scores from what the paper's text shows ----------
+
+function clamp(x: number, lo: number, hi: number): number {
+  return Math.max(lo, Math.min(hi, Math.round(x)));
+}
+
+respond(reviewer.writeReview, (d) => {
+  const text = d.text;
+  const words = text.split(/\s+/).filter(Boolean).length;
+  const numbers = (text.match(/\b\d+\.\d+\b/g) ?? []).length;
+  const hasTable = /\bTable\s+\d/.test(text);
+  const hasFigure = /\bFigure\s+\d/.test(text);
+  const refs = (text.match(/^\s*\[\d+\]|\(\d{4}\)/gm) ?? []).length;
+  const skeptic = d.persona % 5 === 3;
+  const abstract = /Abstract\s+([\s\S]{0,400})/.exec(text)?.[1]?.replace(/\s+/g, " ").trim() ?? text.slice(0, 300);
+  const quality = clamp(1 + (numbers > 10 ? 1 : 0) + (hasTable ? 1 : 0) - (skeptic ? 1 : 0), 1, 4);
+  const clarity = clamp(2 + (hasFigure ? 1 : 0) + (words > 1500 ? 1 : 0) - (words < 600 ? 1 : 0), 1, 4);
+  const overall = clamp(2 + quality + (hasFigure ? 1 : 0) + (refs > 3 ? 1 : 0) - (skeptic ? 1 : 0) - (words < 800 ? 1 : 0), 1, 10);
+  return {
+    Summary: `[${OFFLINE_NOTE}] The paper (${words} words) reports: ${abstract}`,
+    Strengths: [
+      ...(hasTable ? ["Results are reported in a table with the baseline for comparison."] : []),
+      ...(hasFigure ? ["Figures show the runs side by side."] : []),
+      `Reports ${numbers} numeric results from the experiments.`,
+    ],
+    Weaknesses: [
+      "The study covers one small program and synthetic data; the conclusions may not transfer.",
+      ...(refs <= 3 ? ["Few references to prior work."] : []),
+      ...(skeptic ? ["Only one setting is varied; interactions with other settings are not examined."] : []),
+    ],
+    Originality: clamp(1 + (refs > 3 ? 1 : 0), 1, 4),
+    Quality: quality,
+    Clarity: clarity,
+    Significance: 1 + (d.persona % 2),
+    Questions: ["Does the effect hold for other model sizes and datasets?"],
+    Limitations: ["Small scale; a single template."],
+    Ethical_Concerns: false,
+    Soundness: quality,
+    Presentation: clarity,
+    Contribution: clamp(1 + (hasTable ? 1 : 0), 1, 4),
+    Overall: overall,
+    Confidence: 2 + (d.persona % 3),
+    Decision: overall >= 6 ? ("Accept" as const) : ("Reject" as const),
+  };
+});
+
+respond(reviewer.reflectOnReview, (d) => {
+  // Make the decision agree with the overall score, the consistency check a reflection is for.
+  const decision = d.review.Overall >= 6 ? ("Accept" as const) : ("Reject" as const);
+  return { review: { ...d.review, Decision: decision }, done: true };
+});
+
+respond(chair.metaReview, (d) => {
+  const overall = d.meanScores.Overall ?? 0;
+  const accepts = d.reviews.filter((r) => r.Decision === "Accept").length;
+  const decision = overall >= 6 ? ("Accept" as const) : ("Reject" as const);
+  const weaknesses = [...new Set(d.reviews.flatMap((r) => r.Weaknesses))];
+  return {
+    decision,
+    metaReview: `[${OFFLINE_NOTE}] ${d.reviews.length} reviews; ${accepts} recommend acceptance; mean Overall ${overall} (Soundness ${d.meanScores.Soundness}, Presentation ${d.meanScores.Presentation}, Contribution ${d.meanScores.Contribution}). Main concerns: ${weaknesses.join(" ")} Decision: ${decision}, by the mean Overall score against the acceptance threshold of 6.`,
+  };
+});

@@ -1,0 +1,52 @@
+import { z } from "zod";
+import { Review } from "../../bus/schemas.js";
+import { answerAs, defineTask, jsonBlock } from "../llm/task.js";
+
+const FORM = `{"Summary": "...", "Strengths": ["..."], "Weaknesses": ["..."], "Originality": 1-4, "Quality": 1-4, "Clarity": 1-4, "Significance": 1-4, "Questions": ["..."], "Limitations": ["..."], "Ethical_Concerns": false, "Soundness": 1-4, "Presentation": 1-4, "Contribution": 1-4, "Overall": 1-10, "Confidence": 1-5, "Decision": "Accept" | "Reject"}`;
+
+/** Reviewers differ on purpose, so the ensemble is not K copies of one opinion. */
+export const PERSONAS = [
+  "You are a rigorous reviewer who weighs soundness and the evidence behind each claim above all.",
+  "You are a reviewer who values clear writing and reproducibility, and asks whether others could build on the work.",
+  "You are a reviewer focused on significance: does this change what the field knows or does?",
+  "You are a skeptical reviewer who looks for confounds, missing baselines and over-claiming.",
+  "You are a reviewer from an adjacent field who judges whether the contribution is explained and motivated.",
+];
+
+const SYSTEM = (persona: string) =>
+  `${persona} You review for a top ML venue (NeurIPS form). Be critical and fair: if a paper is weak or you are unsure, lean towards rejection.`;
+
+export const writeReview = defineTask({
+  name: "reviewer.review",
+  data: z.object({ text: z.string(), persona: z.number().int().min(0) }),
+  answer: Review,
+  render: (d) => [
+    { role: "system", content: SYSTEM(PERSONAS[d.persona % PERSONAS.length]!) },
+    {
+      role: "user",
+      content: [
+        `The paper (text extracted from its PDF):\n\n${d.text}`,
+        "Fill in the review form. Scores: Originality, Quality, Clarity, Significance, Soundness, Presentation, Contribution from 1 (poor) to 4 (excellent); Overall from 1 (very strong reject) to 10 (award quality), 6 meaning weak accept; Confidence from 1 to 5.",
+        answerAs(FORM),
+      ].join("\n\n"),
+    },
+  ],
+});
+
+export const reflectOnReview = defineTask({
+  name: "reviewer.reflect",
+  data: z.object({ text: z.string(), persona: z.number().int().min(0), review: Review, round: z.number().int(), maxRounds: z.number().int() }),
+  answer: z.object({ review: Review, done: z.boolean() }),
+  render: (d) => [
+    { role: "system", content: SYSTEM(PERSONAS[d.persona % PERSONAS.length]!) },
+    {
+      role: "user",
+      content: [
+        `The paper:\n\n${d.text}`,
+        `Your review so far (round ${d.round} of at most ${d.maxRounds}):\n${jsonBlock(d.review)}`,
+        "Reread the paper and your review. Are the scores consistent with the strengths and weaknesses you wrote? Is every criticism grounded in the text? Correct the review; set done to true if nothing needs to change.",
+        answerAs(`{"review": ${FORM}, "done": true|false}`),
+      ].join("\n\n"),
+    },
+  ],
+});

@@ -1,0 +1,47 @@
+import { mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fromPromise } from "xstate";
+import { reviewerMachine } from "../../machines/reviewer.js";
+import type { Job, JobResult, Review } from "../../bus/schemas.js";
+import { JobFailedError } from "../../bus/workQueue.js";
+import { getArtifact } from "../../bus/artifacts.js";
+import { extractPdfText } from "../tools/pdfText.js";
+import { ask } from "../llm/task.js";
+import type { AgentContext } from "../runtime/agentContext.js";
+import { runMachine } from "../runtime/runMachine.js";
+import { reflectOnReview, writeReview } from "./prompts.js";
+
+const MAX_REFLECTIONS = 3;
+
+export async function review(job: Job<"review">, ctx: AgentContext): Promise<JobResult<"review">> {
+  const opts = { signal: ctx.signal, ideaId: job.ideaId };
+  const persona = job.reviewer;
+  const machine = reviewerMachine.provide({
+    actors: {
+      readPaper: fromPromise(async () => {
+        const dir = join(ctx.workRoot, job.runId, `${job.ideaId}-review-${job.reviewer}`);
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir, { recursive: true });
+        const pdf = join(dir, "paper.pdf");
+        await writeFile(pdf, await getArtifact(ctx.bus, job.pdf));
+        const text = await extractPdfText(pdf);
+        if (text.trim().length < 200) throw new Error(`the PDF ${job.pdf} has almost no text`);
+        await ctx.progress(`reviewer ${job.reviewer} is reading the paper (${text.length} characters)`, job.ideaId);
+        return text;
+      }),
+      writeReview: fromPromise(async ({ input }: { input: { text: string } }) => ask(ctx.llm, writeReview, { text: input.text, persona }, opts)),
+      reflect: fromPromise(async ({ input }: { input: { text: string; review: Review; round: number } }) =>
+        ask(ctx.llm, reflectOnReview, { ...input, persona, maxRounds: MAX_REFLECTIONS }, opts),
+      ),
+    },
+  });
+  const out = await runMachine(machine, { maxReflections: MAX_REFLECTIONS }, {
+    bus: ctx.bus,
+    snapshotKey: `${job.runId}.snap.reviewer.${job.ideaId}.${job.reviewer}`,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error}`);
+  await ctx.progress(`reviewer ${job.reviewer}: Overall ${out.review.Overall}, ${out.review.Decision} (after ${out.reflections} reflections)`, job.ideaId);
+  return { review: out.review, reflections: out.reflections };
+}

@@ -1,0 +1,119 @@
+import { cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { fromPromise } from "xstate";
+import { writerMachine, type Citation } from "../../machines/writer.js";
+import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
+import { RunRecord as RunRecordSchema } from "../../bus/schemas.js";
+import { JobFailedError } from "../../bus/workQueue.js";
+import { getArtifact, getDirectory, putArtifact } from "../../bus/artifacts.js";
+import { loadTemplate } from "../templates.js";
+import { compileLatex } from "../tools/latex.js";
+import { ask } from "../llm/task.js";
+import type { AgentContext } from "../runtime/agentContext.js";
+import { runMachine } from "../runtime/runMachine.js";
+import type { LiteratureHit, LiteratureSource } from "../critic/literature.js";
+import { PLACEHOLDERS, SECTIONS, chooseQuery, fixLatex, pickCitations, writeSection, type Section } from "./prompts.js";
+import { z } from "zod";
+
+/** Keys already in the template's own bibliography block. */
+function templateKeys(tex: string): string[] {
+  return [...tex.matchAll(/@\w+\s*[{(]\s*([^,\s]+)\s*,/g)].map((m) => m[1]!);
+}
+
+/** Fills the template's placeholders and adds the chosen BibTeX entries to its filecontents block. */
+export function assemblePaper(template: string, sections: Partial<Record<Section, string>>, bibtex: string[]): string {
+  let tex = template;
+  for (const section of SECTIONS) {
+    const body = sections[section];
+    if (body !== undefined) tex = tex.split(PLACEHOLDERS[section]).join(body.trim());
+  }
+  if (bibtex.length) tex = tex.replace(/\\end\{filecontents\}/, `${bibtex.join("\n\n")}\n\\end{filecontents}`);
+  return tex;
+}
+
+export async function writePaper(job: Job<"write">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"write">> {
+  const template = loadTemplate(ctx.config.template);
+  const prefix = `${job.runId}/${job.ideaId}`;
+  const ws = join(ctx.workRoot, job.runId, `${job.ideaId}-paper`);
+  await rm(ws, { recursive: true, force: true });
+  await mkdir(ws, { recursive: true });
+  // The writer may run on another machine than the coder: everything it needs comes from the object store.
+  await getDirectory(ctx.bus, prefix, ws);
+  await rm(join(ws, "paper"), { recursive: true, force: true });
+  await cp(join(template.dir, "latex"), join(ws, "latex"), { recursive: true });
+  const runs: RunRecord[] = z.array(RunRecordSchema).parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/runs.json`))));
+  const notes = await readFile(join(ws, "notes.txt"), "utf8");
+  const figures = readdir(ws).then((f) => f.filter((x) => x.endsWith(".png")).sort());
+  const texTemplate = await readFile(join(ws, "latex", "template.tex"), "utf8");
+  const known = new Set(templateKeys(texTemplate));
+  const chosen = new Map<string, LiteratureHit>();
+  const written: Partial<Record<Section, string>> = {};
+  const opts = { signal: ctx.signal, ideaId: job.ideaId };
+  const say = (text: string) => ctx.progress(text, job.ideaId);
+  const material = async (citations: Citation[]) => ({
+    idea: job.idea,
+    runs,
+    notes,
+    figures: await figures,
+    citations,
+    disclosure: ctx.llm.disclosure,
+  });
+  const texPath = join(ws, "latex", "template.tex");
+  const assemble = () => writeFile(texPath, assemblePaper(texTemplate, written, [...chosen.values()].map((h) => h.bibtex)));
+
+  const machine = writerMachine.provide({
+    actors: {
+      findCitations: fromPromise(async ({ input }: { input: { round: number; citations: Citation[] } }) => {
+        const { query } = await ask(ctx.llm, chooseQuery, { idea: job.idea, round: input.round, have: input.citations }, opts);
+        if (!query) return { found: [], more: false };
+        const hits = (await literature.search(query, 8, ctx.signal)).filter((h) => h.key && !known.has(h.key) && !chosen.has(h.key));
+        const { keys } = await ask(ctx.llm, pickCitations, {
+          idea: job.idea,
+          query,
+          candidates: hits.map((h) => ({ key: h.key!, title: h.title, authors: h.authors, ...(h.year ? { year: h.year } : {}), ...(h.abstract ? { abstract: h.abstract } : {}) })),
+        }, opts);
+        // Only what the search returned can be cited.
+        const found = hits.filter((h) => keys.includes(h.key!));
+        for (const h of found) chosen.set(h.key!, h);
+        await say(`citations: "${query}" → ${found.map((h) => h.key).join(", ") || "none chosen"}`);
+        return { found: found.map((h) => ({ key: h.key!, title: h.title })), more: found.length > 0 };
+      }),
+      writeSection: fromPromise(async ({ input }: { input: { section: string; citations: Citation[] } }) => {
+        const section = input.section as Section;
+        const { latex } = await ask(ctx.llm, writeSection, { ...(await material(input.citations)), section, written }, opts);
+        written[section] = latex;
+        await say(`wrote the ${section}`);
+      }),
+      compile: fromPromise(async () => {
+        await assemble();
+        await rm(join(ws, "latex", "references.bib"), { force: true });
+        const result = await compileLatex(join(ws, "latex"), { mainFile: "template.tex", timeoutMs: 60_000, signal: ctx.signal });
+        const errors = result.errors.map((e) => `${e.file ?? "template.tex"}${e.line ? `:${e.line}` : ""}: ${e.message}`);
+        await say(result.ok ? "the paper compiles" : `LaTeX errors: ${errors.slice(0, 2).join("; ")}`);
+        return { ok: result.ok, errors };
+      }),
+      fixLatex: fromPromise(async ({ input }: { input: { errors: string[]; attempt: number } }) => {
+        await say(`fixing LaTeX (attempt ${input.attempt})`);
+        const { sections } = await ask(ctx.llm, fixLatex, { errors: input.errors, sections: written }, opts);
+        for (const { section, latex } of sections) written[section] = latex;
+      }),
+    },
+  });
+
+  const out = await runMachine(machine, { sections: [...SECTIONS], citeRounds: 2, maxFixes: ctx.config.maxFixes }, {
+    bus: ctx.bus,
+    snapshotKey: `${job.runId}.snap.writer.${job.ideaId}`,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  if (out.error) {
+    await putArtifact(ctx.bus, `${prefix}/paper/template.tex`, await readFile(texPath)).catch(() => undefined);
+    throw new JobFailedError(`the paper for ${job.ideaId} failed: ${out.error}`);
+  }
+  const pdf = `${prefix}/paper/${job.ideaId}.pdf`;
+  const tex = `${prefix}/paper/template.tex`;
+  await putArtifact(ctx.bus, pdf, await readFile(join(ws, "latex", "template.pdf")));
+  await putArtifact(ctx.bus, tex, await readFile(texPath));
+  await say(`paper ready: ${pdf}`);
+  return { pdf, tex };
+}

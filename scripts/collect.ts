@@ -1,0 +1,125 @@
+import { writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { Bus } from "../bus/connection.js";
+import { watchEvents } from "../bus/events.js";
+import { getDirectory } from "../bus/artifacts.js";
+import { subjects } from "../bus/subjects.js";
+import { LlmExchange, Progress, outcomeSchema, type JobKind, type Outcome } from "../bus/schemas.js";
+import { rootLogger } from "../bus/logger.js";
+
+export interface IdeaSummary {
+  ideaId: string;
+  pdf?: string;
+  reviews: { file: string; reviewer: number; node: string; overall: number; decision: string }[];
+  decision?: string;
+  metaReview?: string;
+  error?: string;
+}
+
+export interface RunSummary {
+  runId: string;
+  proposed: number;
+  ideas: IdeaSummary[];
+  costUsd: number;
+  tokens: number;
+}
+
+type Totals = { calls: number; inputTokens: number; outputTokens: number; cachedTokens: number; costUsd: number };
+const zero = (): Totals => ({ calls: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, costUsd: 0 });
+function add(t: Totals, e: LlmExchange): void {
+  t.calls++;
+  t.inputTokens += e.usage.inputTokens;
+  t.outputTokens += e.usage.outputTokens;
+  t.cachedTokens += e.usage.cachedTokens;
+  t.costUsd += e.costUsd;
+}
+
+/**
+ * Follows a run's conversation until every novel idea has its decision (or has stopped), printing progress
+ * as it comes; then mirrors the run's artifacts into `outDir` with ideas.json, llm.jsonl and cost.json.
+ */
+export async function collectRun(bus: Bus, runId: string, outDir: string, onProgress: (p: Progress) => void): Promise<RunSummary> {
+  const log = rootLogger().child({ runId, agent: "collector" });
+  const stream = await watchEvents(bus, subjects.conversation(runId), z.unknown(), log);
+  const exchanges: LlmExchange[] = [];
+  const outcomes = new Map<JobKind, Outcome<JobKind>[]>();
+  let ideation: Outcome<"ideate"> | undefined;
+  const kinds: JobKind[] = ["ideate", "novelty", "experiment", "write", "chair", "review"];
+
+  const terminal = (ideaId: string) =>
+    (outcomes.get("chair") ?? []).some((o) => o.ideaId === ideaId) ||
+    (["experiment", "write"] as JobKind[]).some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && !o.ok));
+  const accepted = () => (ideation?.ok ? ideation.result.ideas.filter((i) => i.status === "accepted").map((i) => i.ideaId) : []);
+  const finished = () => ideation !== undefined && accepted().every(terminal);
+
+  for await (const { subject, value } of stream) {
+    const topic = subject.split(".").slice(3).join(".");
+    if (topic === "progress") {
+      const p = Progress.safeParse(value);
+      if (p.success) onProgress(p.data);
+    } else if (topic === "llm") {
+      const e = LlmExchange.safeParse(value);
+      if (e.success) exchanges.push(e.data);
+    } else if ((kinds as string[]).includes(topic)) {
+      const kind = topic as JobKind;
+      const o = outcomeSchema(kind).safeParse(value);
+      if (!o.success) {
+        log.warn({ subject }, "skipped a malformed outcome");
+        continue;
+      }
+      const outcome = o.data as Outcome<JobKind>;
+      outcomes.set(kind, [...(outcomes.get(kind) ?? []), outcome]);
+      if (kind === "ideate" && outcome.jobId === `${runId}.ideate`) ideation = outcome as Outcome<"ideate">;
+    }
+    if (finished()) break;
+  }
+  await stream.close();
+
+  await getDirectory(bus, runId, outDir);
+  const ideasFile = ideation?.ok
+    ? ideation.result.ideas
+    : [];
+  await writeFile(join(outDir, "ideas.json"), JSON.stringify({ runId, ...(ideation && !ideation.ok ? { error: ideation.error } : {}), ideas: ideasFile }, null, 2));
+  await writeFile(join(outDir, "llm.jsonl"), exchanges.map((e) => JSON.stringify(e)).join("\n") + (exchanges.length ? "\n" : ""));
+
+  const total = zero();
+  const byAgent: Record<string, Totals> = {};
+  const byIdea: Record<string, Totals> = {};
+  for (const e of exchanges) {
+    add(total, e);
+    add((byAgent[e.by.agent] ??= zero()), e);
+    add((byIdea[e.ideaId ?? "(run)"] ??= zero()), e);
+  }
+  await writeFile(join(outDir, "cost.json"), JSON.stringify({ runId, estimated: exchanges.some((e) => e.usage.estimated), total, byAgent, byIdea }, null, 2));
+
+  const ideas: IdeaSummary[] = accepted().map((ideaId) => {
+    const failure = (["experiment", "write", "chair"] as JobKind[])
+      .flatMap((k) => (outcomes.get(k) ?? []).filter((o) => o.ideaId === ideaId && !o.ok).map((o) => `${k}: ${(o as { error: string }).error}`))[0];
+    const paper = (outcomes.get("write") ?? []).find((o) => o.ideaId === ideaId && o.ok) as Outcome<"write"> | undefined;
+    const decided = (outcomes.get("chair") ?? []).find((o) => o.ideaId === ideaId && o.ok) as Outcome<"chair"> | undefined;
+    const reviews = ((outcomes.get("review") ?? []) as Outcome<"review">[])
+      .filter((o) => o.ideaId === ideaId && o.ok)
+      .map((o) => {
+        const reviewer = Number(o.jobId.split(".").pop());
+        const r = (o as Extract<Outcome<"review">, { ok: true }>).result.review;
+        return { file: `${ideaId}/reviews/review_${reviewer}.json`, reviewer, node: o.by.node, overall: r.Overall, decision: r.Decision };
+      })
+      .filter((r) => existsSync(join(outDir, r.file)));
+    return {
+      ideaId,
+      ...(paper?.ok ? { pdf: paper.result.pdf.slice(runId.length + 1) } : {}),
+      reviews,
+      ...(decided?.ok ? { decision: decided.result.decision, metaReview: `${ideaId}/meta_review.json` } : {}),
+      ...(failure ? { error: failure } : {}),
+    };
+  });
+  return {
+    runId,
+    proposed: ideation?.ok ? ideation.result.ideas.length : 0,
+    ideas,
+    costUsd: total.costUsd,
+    tokens: total.inputTokens + total.outputTokens,
+  };
+}

@@ -1,0 +1,404 @@
+import { describe, expect, it } from "vitest";
+import {
+  createActor,
+  createMachine,
+  fromCallback,
+  fromPromise,
+  getInitialMicrosteps,
+  getMicrosteps,
+  getNextTransitions,
+  SimulatedClock,
+  toPromise,
+  type AnyEventObject,
+  type AnyMachineSnapshot,
+  type AnyStateMachine,
+} from "xstate";
+import { getShortestPaths, getStateNodes } from "xstate/graph";
+import type { Idea, Review, RunRecord, Verdict } from "../bus/schemas.js";
+import { machines, type Role } from "../machines/index.js";
+import type { ChairEvent, ReceivedReview } from "../machines/areaChair.js";
+import type { PlannedRun, RunAttempt } from "../machines/coder.js";
+import { toMermaid } from "../machines/mermaid.js";
+
+const idea = (name: string): Idea => ({ Name: name, Title: `On ${name}`, Experiment: "fit it", Interestingness: 6, Feasibility: 7, Novelty: 5 });
+const verdict = (v: Verdict["verdict"], reason = "because"): Verdict => ({ verdict: v, reason, evidence: [], queries: [] });
+const review: Review = {
+  Summary: "s",
+  Strengths: [],
+  Weaknesses: [],
+  Originality: 2,
+  Quality: 2,
+  Clarity: 2,
+  Significance: 2,
+  Questions: [],
+  Limitations: [],
+  Ethical_Concerns: false,
+  Soundness: 2,
+  Presentation: 2,
+  Contribution: 2,
+  Overall: 5,
+  Confidence: 3,
+  Decision: "Reject",
+};
+const received = (reviewer: number): ReceivedReview => ({ reviewer, node: "n1", review });
+const baseline: RunRecord = { run: "run_0", description: "baseline", ok: true, attempts: 1 };
+
+/** The id xstate gives the actor invoked by a state: `<index>.<state id>` unless the machine names it. */
+function invokeId(machine: AnyStateMachine, state: string): string {
+  const node = machine.root.states[state];
+  const id = node?.invoke[0]?.id;
+  if (!id) throw new Error(`${machine.id}.${state} invokes nothing`);
+  return id;
+}
+
+/** The events an invoked actor's completion and failure raise in its parent. */
+function outcomes(machine: AnyStateMachine, state: string, outputs: unknown[], failure = true): AnyEventObject[] {
+  const id = invokeId(machine, state);
+  return [
+    ...outputs.map((output) => ({ type: `xstate.done.actor.${id}`, output })),
+    ...(failure ? [{ type: `xstate.error.actor.${id}`, error: new Error(`${state} broke`) }] : []),
+  ];
+}
+
+interface Traversal {
+  input: unknown;
+  events: (m: AnyStateMachine) => AnyEventObject[];
+}
+
+// Small inputs keep every loop short; the outputs offered per event take each guard's branches.
+const traversals: Record<Role, Traversal> = {
+  ideator: {
+    input: { target: 2, maxReflections: 2, maxRevisions: 1 },
+    events: (m) => [
+      ...outcomes(m, "proposing", [idea("alpha")]),
+      ...outcomes(m, "reflecting", [
+        { idea: idea("alpha"), done: false, thought: "sharpen" },
+        { idea: idea("alpha"), done: true, thought: "fine" },
+      ]),
+      ...outcomes(m, "awaitingVerdict", [verdict("novel"), verdict("revise"), verdict("not novel")]),
+      ...outcomes(m, "revising", [idea("alpha")]),
+      ...outcomes(m, "handingOff", [undefined]),
+    ],
+  },
+  critic: {
+    input: { idea: idea("alpha"), maxRounds: 1 },
+    events: (m) => [
+      ...outcomes(m, "thinking", [{ decision: { verdict: "novel", reason: "nothing close" } }, { query: "alpha fitting" }, {}]),
+      ...outcomes(m, "searching", [[{ title: "Prior work", authors: ["A. Author"] }]]),
+      ...outcomes(m, "deciding", [{ verdict: "not novel", reason: "Prior work" }]),
+    ],
+  },
+  coder: {
+    input: { idea: idea("alpha"), maxRuns: 2, maxFixes: 1 },
+    events: (m) => [
+      ...outcomes(m, "baseline", [baseline]),
+      ...outcomes(m, "planning", [[{ description: "wider" }, { description: "deeper" }] satisfies PlannedRun[], []]),
+      ...outcomes(m, "editing", [undefined]),
+      ...outcomes(m, "running", [{ ok: true, stderrTail: "" }, { ok: false, stderrTail: "Traceback" }] satisfies RunAttempt[]),
+      ...outcomes(m, "fixing", [undefined]),
+      ...outcomes(m, "runFailed", [undefined]),
+      ...outcomes(m, "plotting", [["fig.png"]]),
+      ...outcomes(m, "noting", ["notes"]),
+    ],
+  },
+  writer: {
+    input: { sections: ["Introduction", "Method"], citeRounds: 2, maxFixes: 1 },
+    events: (m) => [
+      ...outcomes(m, "citing", [
+        { found: [{ key: "a", title: "A" }], more: true },
+        { found: [], more: false },
+      ]),
+      ...outcomes(m, "drafting", [undefined]),
+      ...outcomes(m, "compiling", [
+        { ok: true, errors: [] },
+        { ok: false, errors: ["Undefined control sequence"] },
+      ]),
+      ...outcomes(m, "fixing", [undefined]),
+    ],
+  },
+  reviewer: {
+    input: { maxReflections: 2 },
+    events: (m) => [
+      ...outcomes(m, "reading", ["the paper"]),
+      ...outcomes(m, "reviewing", [review]),
+      ...outcomes(m, "reflecting", [
+        { review, done: false },
+        { review, done: true },
+      ]),
+    ],
+  },
+  areaChair: {
+    input: { reviewers: 2, quorum: 2, deadlineMs: 1000 },
+    events: (m) => [
+      ...outcomes(m, "requesting", [undefined]),
+      { type: "REVIEW", review: received(0) } satisfies ChairEvent,
+      { type: "REVIEW_FAILED", reviewer: 1, error: "timeout" } satisfies ChairEvent,
+      // The delayed transition's event, as xstate names it: xstate.after.<delay>.<state id>.
+      { type: "xstate.after.reviewDeadline.areaChair.collecting" },
+      ...outcomes(m, "deciding", [{ decision: "Accept", metaReview: "good", scores: { Overall: 6 } }]),
+    ],
+  },
+};
+
+/** State ids a snapshot is in, including ancestors. */
+function activeIds(machine: AnyStateMachine, snapshot: AnyMachineSnapshot): string[] {
+  return getStateNodes(machine.root)
+    .filter((node) => snapshot.matches(node.path.join(".") as never))
+    .map((node) => node.id);
+}
+
+/**
+ * Every state entered on the shortest path to every reachable snapshot. Transient states (`always`) never
+ * rest in a snapshot, so each step is replayed microstep by microstep to see them too.
+ */
+function reachedStates(machine: AnyStateMachine, { input, events }: Traversal) {
+  const offered = events(machine);
+  // Only what the snapshot listens to: an actor's error event in a state that does not invoke it would
+  // fail the whole machine, and xstate's traversal sends whatever it is given.
+  const listened = (snapshot: AnyMachineSnapshot) => {
+    if (snapshot.status !== "active") return [];
+    const types = new Set(getNextTransitions(snapshot).map((t) => t.eventType));
+    return offered.filter((e) => types.has(e.type));
+  };
+  const paths = getShortestPaths(machine, { input, events: listened } as never);
+  const reached = new Set<string>();
+  const replayed = new Set<string>();
+  for (const [snapshot] of getInitialMicrosteps(machine, input as never)) activeIds(machine, snapshot).forEach((id) => reached.add(id));
+  for (const path of paths) {
+    path.steps.forEach((step, i) => {
+      if (i === 0) return;
+      const prev = path.steps[i - 1]!.state as AnyMachineSnapshot;
+      // Shortest paths share prefixes: each (snapshot, event) edge is replayed once.
+      const key = JSON.stringify([prev.value, prev.context, step.event]);
+      if (replayed.has(key)) return;
+      replayed.add(key);
+      for (const [snapshot] of getMicrosteps(machine, prev, step.event)) activeIds(machine, snapshot).forEach((id) => reached.add(id));
+    });
+  }
+  return { reached, paths: paths.length, broken: paths.filter((p) => p.state.status === "error").map((p) => p.state.value) };
+}
+
+describe("every state of every machine is reachable", () => {
+  for (const role of Object.keys(machines) as Role[]) {
+    it(role, () => {
+      const machine: AnyStateMachine = machines[role];
+      const all = getStateNodes(machine.root).map((node) => node.id);
+      const { reached, paths, broken } = reachedStates(machine, traversals[role]);
+      expect(paths).toBeGreaterThan(0);
+      // An error event no transition takes stops the machine in status "error" rather than in a state.
+      expect(broken).toEqual([]);
+      expect([...reached].sort()).toEqual([...all].sort());
+    });
+  }
+});
+
+/**
+ * The statements toMermaid emits, as Mermaid's stateDiagram grammar lexes them: ids are word characters and a
+ * label runs from ':' to the end of the line, so it may hold neither ':' nor ';' (nor '#' or '%', read as
+ * entities and comments).
+ */
+const MERMAID_LINE = /^ *(\[\*\] --> \w+|\w+ --> (\w+|\[\*\])( : [^:;#%"\n]+)?|\w+ : [^:;#%"\n]+|state "[^"\n]*" as \w+|state \w+ \{|\}|--)$/;
+
+describe("mermaid", () => {
+  for (const role of Object.keys(machines) as Role[]) {
+    it(`draws every state and edge of ${role}`, () => {
+      const machine: AnyStateMachine = machines[role];
+      const text = toMermaid(machine);
+      expect(text.startsWith("stateDiagram-v2\n")).toBe(true);
+      expect(text).toContain(`[*] --> ${machine.root.initial.target[0]!.key}`);
+      for (const node of getStateNodes(machine.root)) expect(text).toContain(node.key);
+      for (const line of text.trimEnd().split("\n").slice(1)) expect(line).toMatch(MERMAID_LINE);
+    });
+  }
+
+  it("labels invocations, guards, delays and eventless transitions", () => {
+    const chair = toMermaid(machines.areaChair);
+    expect(chair).toContain("requesting : invoke requestReviews");
+    expect(chair).toContain("requesting --> collecting : done(requestReviews)");
+    expect(chair).toContain("requesting --> failed : error(requestReviews)");
+    expect(chair).toContain("collecting --> deciding : REVIEW [quorumWithThis]");
+    expect(chair).toContain("collecting --> collecting : REVIEW");
+    expect(chair).toContain("collecting --> judgingWhatCame : after reviewDeadline");
+    expect(chair).toContain("judgingWhatCame --> deciding : always [hasReviews]");
+    expect(chair).toContain("done --> [*]");
+    expect(toMermaid(machines.ideator)).toContain("reflecting --> reflecting : done(reflectOnIdea) [keepReflecting]");
+  });
+  it("draws nested and parallel states with ids Mermaid cannot misread", () => {
+    const nested = createMachine({
+      id: "nested",
+      initial: "default",
+      states: {
+        default: { on: { "GO-ON": { target: "busy", guard: ({ event }) => event.type === "GO-ON" } } },
+        busy: {
+          type: "parallel",
+          states: {
+            left: { initial: "a", states: { a: { after: { 100: "b" } }, b: { type: "final" } } },
+            right: { initial: "c", states: { c: {} } },
+          },
+          onDone: "end",
+        },
+        end: { type: "final" },
+      },
+    });
+    const text = toMermaid(nested);
+    for (const line of text.trimEnd().split("\n").slice(1)) expect(line).toMatch(MERMAID_LINE);
+    expect(text).toContain('state "default" as s_default');
+    expect(text).toContain("s_default --> busy : GO-ON [inline guard]");
+    expect(text).toContain("state busy {");
+    expect(text).toContain("busy_left_a --> busy_left_b : after 100ms");
+    expect(text).toContain("busy --> s_end : done");
+  });
+});
+
+describe("the loops that matter", () => {
+  it("ideator: reflects before the critic, revises on 'revise', is judged again, and records each idea", async () => {
+    const calls: string[] = [];
+    const names = ["alpha", "beta"];
+    const machine = machines.ideator.provide({
+      actors: {
+        proposeIdea: fromPromise(async ({ input }) => {
+          calls.push("propose");
+          return idea(names[input.proposed]!);
+        }),
+        reflectOnIdea: fromPromise(async ({ input }) => {
+          calls.push(`reflect ${input.round}`);
+          return { idea: input.idea, done: input.round >= 2, thought: "tighter" };
+        }),
+        askCritic: fromPromise(async ({ input }) => {
+          calls.push(`critic ${input.ideaId} turn ${input.turn}`);
+          if (input.ideaId === "beta") return verdict("not novel", "done before");
+          return verdict(input.turn === 0 ? "revise" : "novel");
+        }),
+        reviseIdea: fromPromise(async ({ input }) => {
+          calls.push("revise");
+          return { ...input.idea, Title: `${input.idea.Title}, revised` };
+        }),
+        handOff: fromPromise(async ({ input }) => {
+          calls.push(`hand off ${input.ideaId}`);
+        }),
+      },
+    });
+    const actor = createActor(machine, { input: { target: 2, maxReflections: 3, maxRevisions: 1 } }).start();
+    const { records } = await toPromise(actor);
+
+    expect(calls).toEqual([
+      "propose",
+      "reflect 1",
+      "reflect 2",
+      "critic alpha turn 0",
+      "revise",
+      "critic alpha turn 1",
+      "hand off alpha",
+      "propose",
+      "reflect 1",
+      "reflect 2",
+      "critic beta turn 0",
+    ]);
+    expect(records.map((r) => [r.ideaId, r.status])).toEqual([
+      ["alpha", "accepted"],
+      ["beta", "rejected"],
+    ]);
+    expect(records[0]!.idea.Title).toBe("On alpha, revised");
+    expect(records[0]!.history.some((h) => h.startsWith("critic: revise"))).toBe(true);
+  });
+
+  it("coder: keeps run_1 and run_2 when run_3 fails every fix, then plots", async () => {
+    const runs: string[] = [];
+    const fixes: string[] = [];
+    let plotted: RunRecord[] = [];
+    const discarded: string[] = [];
+    const machine = machines.coder.provide({
+      actors: {
+        ensureBaseline: fromPromise(async () => baseline),
+        planRuns: fromPromise(async () => [{ description: "wider" }, { description: "deeper" }, { description: "broken" }]),
+        editCode: fromPromise(async () => {}),
+        runExperiment: fromPromise(async ({ input }): Promise<RunAttempt> => {
+          runs.push(input.run);
+          return input.run === "run_3"
+            ? { ok: false, stderrTail: "ZeroDivisionError" }
+            : { ok: true, stderrTail: "", results: { nanofit: { means: { loss: 0.1 } } } };
+        }),
+        fixCode: fromPromise(async ({ input }) => {
+          fixes.push(`${input.run}: ${input.stderrTail}`);
+        }),
+        discardRun: fromPromise(async ({ input }) => {
+          discarded.push(input.run);
+        }),
+        makePlots: fromPromise(async ({ input }) => {
+          plotted = input.runs;
+          return ["loss.png"];
+        }),
+        writeNotes: fromPromise(async () => "loss.png: loss per run"),
+      },
+    });
+    const actor = createActor(machine, { input: { idea: idea("alpha"), maxRuns: 3, maxFixes: 2 } }).start();
+    const out = await toPromise(actor);
+
+    expect(out.error).toBeUndefined();
+    expect(runs).toEqual(["run_1", "run_2", "run_3", "run_3", "run_3"]);
+    expect(fixes).toEqual(["run_3: ZeroDivisionError", "run_3: ZeroDivisionError"]);
+    expect(discarded).toEqual(["run_3"]);
+    expect(out.runs.map((r) => [r.run, r.ok, r.attempts])).toEqual([
+      ["run_0", true, 1],
+      ["run_1", true, 1],
+      ["run_2", true, 1],
+      ["run_3", false, 3],
+    ]);
+    expect(out.runs[3]!.error).toContain("ZeroDivisionError");
+    expect(plotted.map((r) => r.run)).toEqual(["run_0", "run_1", "run_2", "run_3"]);
+    expect(out.figures).toEqual(["loss.png"]);
+  });
+
+  function chair(send: (sendBack: (e: ChairEvent) => void) => void) {
+    let judged: ReceivedReview[] = [];
+    const machine = machines.areaChair.provide({
+      actors: {
+        requestReviews: fromPromise(async () => {}),
+        // Sent after the callback starts, as reviews arrive from the bus.
+        collectReviews: fromCallback<ChairEvent, void>(({ sendBack }) => void queueMicrotask(() => send(sendBack))),
+        writeMetaReview: fromPromise(async ({ input }) => {
+          judged = input.reviews;
+          return { decision: "Accept" as const, metaReview: `${input.reviews.length} reviews`, scores: { Overall: 6 } };
+        }),
+      },
+    });
+    return { machine, judged: () => judged };
+  }
+
+  it("area chair: decides as soon as a quorum of K reviews has come", async () => {
+    const { machine, judged } = chair((sendBack) => {
+      sendBack({ type: "REVIEW", review: received(0) });
+      sendBack({ type: "REVIEW_FAILED", reviewer: 1, error: "LLM refused" });
+      sendBack({ type: "REVIEW", review: received(2) });
+    });
+    // The deadline is far away and the clock never moves: only the quorum can end the collection.
+    const actor = createActor(machine, { input: { reviewers: 4, quorum: 2, deadlineMs: 60_000 }, clock: new SimulatedClock() }).start();
+    const out = await toPromise(actor);
+    expect(judged().map((r) => r.reviewer)).toEqual([0, 2]);
+    expect(out.decision?.decision).toBe("Accept");
+  });
+
+  it("area chair: at the deadline, decides on what came", async () => {
+    const clock = new SimulatedClock();
+    const { machine, judged } = chair((sendBack) => sendBack({ type: "REVIEW", review: received(1) }));
+    const actor = createActor(machine, { input: { reviewers: 3, quorum: 3, deadlineMs: 50 }, clock }).start();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(actor.getSnapshot().value).toBe("collecting");
+    expect(actor.getSnapshot().context.reviews).toHaveLength(1);
+    clock.increment(50);
+    const out = await toPromise(actor);
+    expect(judged().map((r) => r.reviewer)).toEqual([1]);
+    expect(out.decision?.metaReview).toBe("1 reviews");
+  });
+
+  it("area chair: with no review by the deadline, fails and says why", async () => {
+    const clock = new SimulatedClock();
+    const { machine } = chair(() => undefined);
+    const actor = createActor(machine, { input: { reviewers: 2, quorum: 2, deadlineMs: 50 }, clock }).start();
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.increment(50);
+    const out = await toPromise(actor);
+    expect(out.decision).toBeUndefined();
+    expect(out.error).toBe("no review arrived (deadline passed)");
+  });
+});
