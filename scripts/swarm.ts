@@ -10,7 +10,7 @@ import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { loadTemplate } from "../agents/templates.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
 import { chooseLlm, createProvider } from "../agents/llm/providers.js";
-import { startNode, type SwarmNode } from "../agents/node.js";
+import { parseRoles, startNode, type SwarmNode } from "../agents/node.js";
 import { collectRun, type RunSummary } from "./collect.js";
 import { fail, parseFlags } from "./cli.js";
 import type { RunConfig } from "../bus/schemas.js";
@@ -24,6 +24,8 @@ const HELP = `npm run swarm -- [flags]
   --out <dir>         where results/<runId>/ goes (default: results)
   --max-runs <n>      experiment runs per idea besides the baseline (default: the template's, else 3)
   --review-deadline <s>  seconds the area chair waits for reviews (default: 600)
+  --roles <list>      roles this process hosts, e.g. ideator,critic,coder,writer,areaChair
+                      (default: every role, with reviewer=<k>); others come from joined nodes
 
 NATS: set NATS_URL to join a running server; unset, a local nats-server is started and stopped with the run.`;
 
@@ -36,12 +38,16 @@ const Flags = z.object({
   out: z.string().default("results"),
   "max-runs": z.coerce.number().int().min(1).max(20).optional(),
   "review-deadline": z.coerce.number().min(5).default(600),
+  roles: z.string().optional(),
 });
 
 function newRunId(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   return `${stamp}-${randomBytes(2).toString("hex")}`;
 }
+
+/** Set once the run is stopping on purpose, so that errors from the closing connection are not reported. */
+let interrupted: () => Promise<never> | undefined = () => undefined;
 
 function line(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -57,12 +63,14 @@ async function main(): Promise<void> {
     out: { type: "string" },
     "max-runs": { type: "string" },
     "review-deadline": { type: "string" },
+    roles: { type: "string" },
   }, Flags);
   if (flags.help) return line(HELP);
   const started = Date.now();
   const log = rootLogger();
 
   const template = loadTemplate(flags.template);
+  const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: 1, writer: 1, areaChair: 1, reviewer: flags.reviewers };
   const llm = chooseLlm(flags.llm);
   const provider = createProvider(llm);
   const offline = provider.name === "offline";
@@ -82,15 +90,15 @@ async function main(): Promise<void> {
   let server: LocalNats | undefined;
   let bus: Bus | undefined;
   let node: SwarmNode | undefined;
-  let stopping = false;
-  const shutdown = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    await node?.stop().catch(() => undefined);
-    await bus?.close().catch(() => undefined);
-    await server?.stop().catch(() => undefined);
-    process.exit(code);
-  };
+  let stopping: Promise<never> | undefined;
+  const shutdown = (code: number): Promise<never> =>
+    (stopping ??= (async () => {
+      await node?.stop().catch(() => undefined);
+      await bus?.close().catch(() => undefined);
+      await server?.stop().catch(() => undefined);
+      process.exit(code);
+    })());
+  interrupted = () => stopping;
   process.once("SIGINT", () => {
     line("\nInterrupted: stopping the agents and the local NATS server…");
     void shutdown(130);
@@ -125,7 +133,7 @@ async function main(): Promise<void> {
 
   node = await startNode({
     bus,
-    roles: { ideator: 1, critic: 1, coder: 1, writer: 1, areaChair: 1, reviewer: flags.reviewers },
+    roles,
     log: log.child({ runId }),
   });
   await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: flags.ideas });
@@ -154,4 +162,4 @@ function printSummary(s: RunSummary, outDir: string, offline: boolean, seconds: 
   line(`  cost:     ${rel("cost.json")} ($${s.costUsd.toFixed(4)}, ${s.tokens} tokens${offline ? ", estimated" : ""})`);
 }
 
-main().catch(fail);
+main().catch((err) => interrupted() ?? fail(err));

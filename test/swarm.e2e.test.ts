@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { execa } from "execa";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runScript, waitForLine } from "./helpers/cli.js";
+
+const out = mkdtempSync(join(tmpdir(), "swarm-e2e-"));
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const runDirOf = (text: string) => {
+  const m = /^Run (\S+) on template/m.exec(text);
+  if (!m) throw new Error(`no run id in the output:\n${text}`);
+  return join(out, m[1]!);
+};
+
+async function pgrep(pattern: string): Promise<string[]> {
+  const { stdout } = await execa("pgrep", ["-af", pattern], { reject: false });
+  return stdout.split("\n").filter((l) => l && !l.includes("pgrep"));
+}
+
+describe("the whole swarm, offline, on the fast template", () => {
+  let output = "";
+  let runDir = "";
+  let exitCode: number | undefined;
+
+  beforeAll(async () => {
+    const res = await runScript("swarm", ["--out", out, "--reviewers", "3"]);
+    output = res.all ?? "";
+    exitCode = res.exitCode;
+    runDir = runDirOf(output);
+  }, 180_000);
+
+  it("says it runs offline, names the NATS URL, and exits cleanly", () => {
+    expect(exitCode, output).toBe(0);
+    expect(output).toMatch(/running OFFLINE/);
+    expect(output).toMatch(/^NATS: nats:\/\/127\.0\.0\.1:\d+/m);
+    expect(output).toMatch(/OFFLINE: no language model wrote any of it/);
+  });
+
+  it("leaves ideas, runs, a figure, notes, the paper, 3 reviews and a decision", () => {
+    const ideas = JSON.parse(readFileSync(join(runDir, "ideas.json"), "utf8"));
+    const accepted = ideas.ideas.filter((i: { status: string }) => i.status === "accepted");
+    expect(accepted.length).toBe(1);
+    const idea = join(runDir, accepted[0].ideaId);
+    const runs = readdirSync(idea).filter((f) => /^run_\d+$/.test(f)).sort();
+    expect(runs.length).toBeGreaterThanOrEqual(3);
+    for (const run of runs) expect(existsSync(join(idea, run, "final_info.json")), run).toBe(true);
+    expect(readdirSync(idea).some((f) => f.endsWith(".png"))).toBe(true);
+    expect(readFileSync(join(idea, "notes.txt"), "utf8")).toMatch(/run_1/);
+    expect(existsSync(join(idea, "paper", `${accepted[0].ideaId}.pdf`))).toBe(true);
+    expect(readdirSync(join(idea, "reviews"))).toHaveLength(3);
+    const meta = JSON.parse(readFileSync(join(idea, "meta_review.json"), "utf8"));
+    expect(["Accept", "Reject"]).toContain(meta.decision);
+    expect(meta.reviews).toBe(3);
+    for (const f of ["config.json", "llm.jsonl", "cost.json"]) expect(existsSync(join(runDir, f)), f).toBe(true);
+    expect(output).toContain(`${accepted[0].ideaId}.pdf`);
+    expect(output).toMatch(/decision: (Accept|Reject)/);
+  });
+
+  it("puts the runs' real numbers in the PDF's text", async () => {
+    const ideas = JSON.parse(readFileSync(join(runDir, "ideas.json"), "utf8"));
+    const idea = join(runDir, ideas.ideas[0].ideaId);
+    const { stdout } = await execa("pdftotext", [join(idea, "paper", `${ideas.ideas[0].ideaId}.pdf`), "-"]);
+    const text = stdout.replace(/\s+/g, " ");
+    const runs = readdirSync(idea).filter((f) => /^run_\d+$/.test(f));
+    let checked = 0;
+    for (const run of runs) {
+      const info = JSON.parse(readFileSync(join(idea, run, "final_info.json"), "utf8")) as Record<string, { means: Record<string, number> }>;
+      for (const [, v] of Object.entries(info)) {
+        expect(text, `${run} test_accuracy`).toContain(v.means.test_accuracy!.toFixed(4));
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(9);
+    expect(text).toMatch(/No language model wrote this paper/);
+  });
+
+  it("counts every model call in cost.json", () => {
+    const cost = JSON.parse(readFileSync(join(runDir, "cost.json"), "utf8"));
+    const lines = readFileSync(join(runDir, "llm.jsonl"), "utf8").trim().split("\n");
+    expect(cost.total.calls).toBe(lines.length);
+    expect(Object.keys(cost.byAgent).sort()).toEqual(["areaChair", "coder", "critic", "ideator", "reviewer", "writer"]);
+  });
+});
+
+describe("scaling out and stopping", () => {
+  it("takes every review from a node that joined over NATS_URL", async () => {
+    const swarm = runScript("swarm", ["--out", out, "--roles", "ideator,critic,coder,writer,areaChair", "--reviewers", "3"]);
+    const natsLine = await waitForLine(swarm, /^NATS: /);
+    const url = natsLine.split(/\s+/)[1]!;
+    const node = runScript("node", ["--roles", "reviewer=2", "--name", "joined-node"], { env: { NATS_URL: url } });
+    const res = await swarm;
+    node.kill("SIGINT");
+    await node;
+    expect(res.exitCode, res.all).toBe(0);
+    const runDir = runDirOf(res.all ?? "");
+    const ideas = JSON.parse(readFileSync(join(runDir, "ideas.json"), "utf8"));
+    const reviewsDir = join(runDir, ideas.ideas[0].ideaId, "reviews");
+    const nodes = readdirSync(reviewsDir).map((f) => JSON.parse(readFileSync(join(reviewsDir, f), "utf8")).node);
+    expect(nodes).toEqual(["joined-node", "joined-node", "joined-node"]);
+    expect(res.all).toMatch(/on node joined-node/);
+  }, 120_000);
+
+  it("leaves no nats-server or child process behind after Ctrl-C", async () => {
+    const swarm = runScript("swarm", ["--out", out], { detached: true });
+    const runDir = runDirOf(await waitForLine(swarm, /^Run \S+ on template/));
+    await waitForLine(swarm, /running run_1/);
+    expect(await pgrep(runDir)).not.toEqual([]);
+    // A terminal's Ctrl-C reaches the whole foreground process group.
+    process.kill(-swarm.pid!, "SIGINT");
+    const res = await swarm;
+    expect(res.exitCode).toBe(130);
+    expect(await pgrep(runDir)).toEqual([]);
+    expect(await pgrep(`swarm/work/.*-${swarm.pid}`)).toEqual([]);
+    expect(await pgrep("experiment.py")).toEqual([]);
+  }, 120_000);
+
+  it("names the templates when asked for one that does not exist", async () => {
+    const res = await runScript("swarm", ["--template", "no_such_template", "--out", out]);
+    expect(res.exitCode).toBe(2);
+    expect(res.all).toMatch(/unknown template "no_such_template"/);
+    expect(res.all).toMatch(/nanofit/);
+  });
+});
