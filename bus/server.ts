@@ -35,14 +35,16 @@ function installExitHook(): void {
 }
 
 /**
- * Starts Debian's nats-server with JetStream on a free loopback port, its store under `storeDir`.
+ * Starts Debian's nats-server with JetStream on a free port of `host` (loopback unless told otherwise), its
+ * store under `storeDir`.
  * Resolves once the server says it is ready to take clients.
  */
-export async function startLocalNats(opts: { storeDir: string; log?: Logger; binary?: string }): Promise<LocalNats> {
+export async function startLocalNats(opts: { storeDir: string; log?: Logger; binary?: string; host?: string }): Promise<LocalNats> {
   const binary = opts.binary ?? "nats-server";
+  const host = opts.host ?? "127.0.0.1";
   mkdirSync(opts.storeDir, { recursive: true });
   const port = await freePort();
-  const child = spawn(binary, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", opts.storeDir], {
+  const child = spawn(binary, ["-js", "-a", host, "-p", String(port), "-sd", opts.storeDir], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   live.add(child);
@@ -81,6 +83,7 @@ export async function startLocalNats(opts: { storeDir: string; log?: Logger; bin
   });
   // Keep draining stderr so the server never blocks on a full pipe.
   child.stderr?.resume();
+  // Clients on this machine connect over loopback whatever address the server listens on.
   const url = `nats://127.0.0.1:${port}`;
   opts.log?.debug({ url, storeDir: opts.storeDir }, "local nats-server started");
 

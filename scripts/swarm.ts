@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
+import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { connectBus, type Bus } from "../bus/connection.js";
@@ -10,7 +11,7 @@ import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { loadTemplate } from "../agents/templates.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
 import { chooseLlm, createProvider } from "../agents/llm/providers.js";
-import { parseRoles, startNode, type SwarmNode } from "../agents/node.js";
+import { ROLE_NAMES, parseRoles, startNode, type SwarmNode } from "../agents/node.js";
 import { collectRun, type RunSummary } from "./collect.js";
 import { fail, parseFlags } from "./cli.js";
 import type { RunConfig } from "../bus/schemas.js";
@@ -27,6 +28,9 @@ const HELP = `npm run swarm -- [flags]
   --roles <list>      roles this process hosts, e.g. ideator,critic,coder,writer,areaChair
                       (default: every role, with reviewer=<k>); others come from joined nodes
 
+  --listen <addr>     address the local nats-server listens on (default: 127.0.0.1, this machine only;
+                      0.0.0.0 lets nodes on other machines join — the server has no authentication)
+
 NATS: set NATS_URL to join a running server; unset, a local nats-server is started and stopped with the run.`;
 
 const Flags = z.object({
@@ -39,6 +43,7 @@ const Flags = z.object({
   "max-runs": z.coerce.number().int().min(1).max(20).optional(),
   "review-deadline": z.coerce.number().min(5).default(600),
   roles: z.string().optional(),
+  listen: z.string().regex(/^[0-9A-Za-z.:-]+$/, "an IP address or host name").default("127.0.0.1"),
 });
 
 function newRunId(): string {
@@ -64,6 +69,7 @@ async function main(): Promise<void> {
     "max-runs": { type: "string" },
     "review-deadline": { type: "string" },
     roles: { type: "string" },
+    listen: { type: "string" },
   }, Flags);
   if (flags.help) return line(HELP);
   const started = Date.now();
@@ -105,11 +111,14 @@ async function main(): Promise<void> {
   });
   process.once("SIGTERM", () => void shutdown(143));
 
-  if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log });
+  if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen });
   const url = natsUrl ?? server!.url;
   bus = await connectBus(url, { name: `swarm ${runId}` });
   line(`Run ${runId} on template ${template.name}`);
-  line(`NATS: ${url}   (other machines join with: NATS_URL=${url.replace("127.0.0.1", "<this-host>")} npm run node -- --roles reviewer=2)`);
+  const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
+  const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replace("127.0.0.1", flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen));
+  line(`NATS: ${url}`);
+  line(`Add nodes with: NATS_URL=${joinUrl} npm run node -- --roles reviewer=2${loopbackOnly ? "   (this machine only; --listen 0.0.0.0 for others)" : ""}`);
 
   const config: RunConfig = {
     runId,
@@ -136,6 +145,8 @@ async function main(): Promise<void> {
     roles,
     log: log.child({ runId }),
   });
+  const absent = ROLE_NAMES.filter((r) => !roles[r]);
+  if (absent.length) line(`This process does not serve ${absent.join(", ")}: the run waits for nodes that do.`);
   await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: flags.ideas });
 
   const summary = await collectRun(bus, runId, outDir, (p) => {
