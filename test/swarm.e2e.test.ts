@@ -116,6 +116,17 @@ describe("scaling out and stopping", () => {
     expect(await pgrep("experiment.py")).toEqual([]);
   }, 120_000);
 
+  it("stops before any work when nats-server and TeX are missing, and says what to install", async () => {
+    const before = readdirSync(out).length;
+    const res = await runScript("swarm", ["--out", out], { env: { PATH: "/nonexistent" } });
+    expect(res.exitCode).toBe(1);
+    expect(res.all).toMatch(/Preflight failed/);
+    expect(res.all).toMatch(/apt-get install -y nats-server/);
+    expect(res.all).toMatch(/texlive-latex-base/);
+    expect(res.all).toMatch(/poppler-utils/);
+    expect(readdirSync(out).length).toBe(before);
+  });
+
   it("names the templates when asked for one that does not exist", async () => {
     const res = await runScript("swarm", ["--template", "no_such_template", "--out", out]);
     expect(res.exitCode).toBe(2);
