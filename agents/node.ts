@@ -6,7 +6,8 @@ import type { Bus } from "../bus/connection.js";
 import { UserError } from "../bus/errors.js";
 import type { Logger } from "../bus/logger.js";
 import type { Job, JobKind, JobResult } from "../bus/schemas.js";
-import { publishJob, serveJobs, type JobContext, type Worker } from "../bus/workQueue.js";
+import { JobFailedError, publishJob, serveJobs, type JobContext, type Worker } from "../bus/workQueue.js";
+import { assertWithinBudget } from "./llm/budget.js";
 import { createLlm } from "./llm/client.js";
 import { createProvider } from "./llm/providers.js";
 import { getRunConfig } from "./runtime/runConfig.js";
@@ -82,13 +83,20 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     const config = await getRunConfig(opts.bus, job.runId);
     const by = { agent, node: nodeId };
     const log = jc.log.child({ runId: job.runId });
+    // A job that has not started yet is new paid work: refused once the budget is spent.
+    try {
+      await assertWithinBudget(opts.bus, job.runId, config.budgetUsd);
+    } catch (err) {
+      throw new JobFailedError((err as Error).message);
+    }
+    const choice = config.roleLlm[agent] ?? config.llm;
     return {
       bus: opts.bus,
       runId: job.runId,
       config,
       by,
       log,
-      llm: createLlm(createProvider(config.llm), { bus: opts.bus, runId: job.runId, by, log }),
+      llm: createLlm(createProvider(choice, { bus: opts.bus, runId: job.runId, log }), { bus: opts.bus, runId: job.runId, by, log }),
       signal: jc.signal,
       workRoot,
       progress: progressFn(opts.bus, job.runId, by, log),

@@ -90,6 +90,8 @@ export const resultSchemas = {
     ideas: z.array(
       z.object({ ideaId: IdeaId, idea: Idea, verdict: Verdict.optional(), status: z.enum(["accepted", "rejected", "failed"]), history: z.array(z.string()) }),
     ),
+    /** Proposals that never became an idea, and why. */
+    failures: z.array(z.string()).optional(),
   }),
   novelty: Verdict,
   experiment: z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string() }),
@@ -160,6 +162,8 @@ export const LlmExchange = z.object({
 });
 export type LlmExchange = z.infer<typeof LlmExchange>;
 
+export const LlmChoice = z.object({ provider: z.string(), model: z.string() });
+
 /** The run's configuration, kept in KV so that any node can read what the run asked for. */
 export const RunConfig = z.object({
   runId: RunId,
@@ -174,7 +178,11 @@ export const RunConfig = z.object({
   maxRevisions: z.number().int().min(0),
   noveltyRounds: z.number().int().min(1),
   experimentTimeoutMs: z.number().int().min(1000),
-  llm: z.object({ provider: z.string(), model: z.string() }),
+  llm: LlmChoice,
+  /** A model per agent role, overriding `llm` for that role. */
+  roleLlm: z.record(z.string(), LlmChoice).default({}),
+  /** No new paid work starts once the run has spent this much (USD). */
+  budgetUsd: z.number().positive().optional(),
   literature: z.string(),
   startedAt: z.string(),
 });

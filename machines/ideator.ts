@@ -22,6 +22,8 @@ interface Context {
   verdict: Verdict | undefined;
   history: string[];
   records: IdeaRecord[];
+  /** Proposals that never became an idea, and why. */
+  failures: string[];
 }
 
 /** A stable, unique, snake_case id for an idea from its Name. */
@@ -50,7 +52,7 @@ export const ideatorMachine = setup({
   types: {
     input: {} as { target: number; maxReflections: number; maxRevisions: number },
     context: {} as Context,
-    output: {} as { records: IdeaRecord[] },
+    output: {} as { records: IdeaRecord[]; failures: string[] },
   },
   actors: {
     proposeIdea: declared<Idea, { proposed: number; earlier: IdeaRecord[] }>("proposeIdea"),
@@ -81,6 +83,7 @@ export const ideatorMachine = setup({
     verdict: undefined,
     history: [],
     records: [],
+    failures: [],
   }),
   initial: "proposing",
   states: {
@@ -102,7 +105,10 @@ export const ideatorMachine = setup({
         },
         onError: {
           target: "nextIdea",
-          actions: assign(({ context }) => ({ proposed: context.proposed + 1 })),
+          actions: assign(({ context, event }) => ({
+            proposed: context.proposed + 1,
+            failures: [...context.failures, `proposal ${context.proposed + 1} failed: ${String((event.error as Error)?.message ?? event.error)}`],
+          })),
         },
       },
     },
@@ -207,5 +213,5 @@ export const ideatorMachine = setup({
     },
     done: { type: "final" },
   },
-  output: ({ context }) => ({ records: context.records }),
+  output: ({ context }) => ({ records: context.records, failures: context.failures }),
 });

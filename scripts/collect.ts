@@ -18,8 +18,13 @@ export interface IdeaSummary {
   error?: string;
 }
 
+export type RunStatus = "completed" | "partly completed" | "budget reached" | "failed";
+
 export interface RunSummary {
   runId: string;
+  status: RunStatus;
+  /** Why ideation ended without ideas, when it did. */
+  error?: string;
   proposed: number;
   ideas: IdeaSummary[];
   costUsd: number;
@@ -40,10 +45,17 @@ function add(t: Totals, e: LlmExchange): void {
  * Follows a run's conversation until every novel idea has its decision (or has stopped), printing progress
  * as it comes; then mirrors the run's artifacts into `outDir` with ideas.json, llm.jsonl and cost.json.
  */
-export async function collectRun(bus: Bus, runId: string, outDir: string, onProgress: (p: Progress) => void): Promise<RunSummary> {
+export async function collectRun(
+  bus: Bus,
+  runId: string,
+  outDir: string,
+  budgetUsd: number | undefined,
+  onProgress: (p: Progress, spentUsd: number) => void,
+): Promise<RunSummary> {
   const log = rootLogger().child({ runId, agent: "collector" });
   const stream = await watchEvents(bus, subjects.conversation(runId), z.unknown(), log);
   const exchanges: LlmExchange[] = [];
+  let spent = 0;
   const outcomes = new Map<JobKind, Outcome<JobKind>[]>();
   let ideation: Outcome<"ideate"> | undefined;
   const kinds: JobKind[] = ["ideate", "novelty", "experiment", "write", "chair", "review"];
@@ -58,10 +70,13 @@ export async function collectRun(bus: Bus, runId: string, outDir: string, onProg
     const topic = subject.split(".").slice(3).join(".");
     if (topic === "progress") {
       const p = Progress.safeParse(value);
-      if (p.success) onProgress(p.data);
+      if (p.success) onProgress(p.data, spent);
     } else if (topic === "llm") {
       const e = LlmExchange.safeParse(value);
-      if (e.success) exchanges.push(e.data);
+      if (e.success) {
+        exchanges.push(e.data);
+        spent += e.data.costUsd;
+      }
     } else if ((kinds as string[]).includes(topic)) {
       const kind = topic as JobKind;
       const o = outcomeSchema(kind).safeParse(value);
@@ -115,8 +130,16 @@ export async function collectRun(bus: Bus, runId: string, outDir: string, onProg
       ...(failure ? { error: failure } : {}),
     };
   });
+  const budgetHit =
+    budgetUsd !== undefined &&
+    (total.costUsd >= budgetUsd || [...outcomes.values()].flat().some((o) => !o.ok && /budget reached/.test((o as { error: string }).error)));
+  const decided = ideas.filter((i) => i.decision).length;
+  const status: RunStatus = budgetHit ? "budget reached" : decided > 0 && decided === ideas.length ? "completed" : decided > 0 ? "partly completed" : "failed";
+  await writeFile(join(outDir, "status.json"), JSON.stringify({ runId, status, ideas: ideas.length, decided, costUsd: total.costUsd, ...(budgetUsd !== undefined ? { budgetUsd } : {}) }, null, 2));
   return {
     runId,
+    status,
+    ...(ideation && !ideation.ok ? { error: ideation.error } : {}),
     proposed: ideation?.ok ? ideation.result.ideas.length : 0,
     ideas,
     costUsd: total.costUsd,

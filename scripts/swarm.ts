@@ -1,4 +1,5 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
@@ -6,44 +7,61 @@ import { z } from "zod";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { rootLogger } from "../bus/logger.js";
+import { UserError } from "../bus/errors.js";
 import { publishJob } from "../bus/workQueue.js";
+import { putArtifact } from "../bus/artifacts.js";
+import { RunConfig } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { loadTemplate } from "../agents/templates.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
-import { chooseLlm, createProvider } from "../agents/llm/providers.js";
-import { ROLE_NAMES, parseRoles, startNode, type SwarmNode } from "../agents/node.js";
+import { createProvider, parseLlm, type LlmChoice } from "../agents/llm/providers.js";
+import { replayLogName } from "../agents/llm/replayProvider.js";
+import { ROLE_NAMES, parseRoles, startNode, type RoleName, type SwarmNode } from "../agents/node.js";
 import { collectRun, type RunSummary } from "./collect.js";
 import { fail, parseFlags } from "./cli.js";
-import type { RunConfig } from "../bus/schemas.js";
 
 const HELP = `npm run swarm -- [flags]
 
   --template <name>   research template in templates/ (default: nanofit)
   --ideas <n>         ideas to propose (default: 1)
   --reviewers <k>     reviews per paper, each by its own reviewer actor (default: 3)
-  --llm <provider[/model]>  model to use (default: $SWARM_LLM, else offline)
+  --llm <provider[/model]>  the model for every agent: offline, openai[/model], anthropic[/model],
+                      openai-compatible/<model> (default: config/defaults.json, $SWARM_LLM, else offline)
+  --role-llm <role=provider/model,...>  a model per agent role, e.g. reviewer=openai/gpt-4o-mini
+  --budget <USD>      once the run has spent this much, no new paid work starts
+  --replay <runId>    answer every model call from that run's llm.jsonl (in --out); no network call
   --out <dir>         where results/<runId>/ goes (default: results)
   --max-runs <n>      experiment runs per idea besides the baseline (default: the template's, else 3)
   --review-deadline <s>  seconds the area chair waits for reviews (default: 600)
   --roles <list>      roles this process hosts, e.g. ideator,critic,coder,writer,areaChair
                       (default: every role, with reviewer=<k>); others come from joined nodes
-
   --listen <addr>     address the local nats-server listens on (default: 127.0.0.1, this machine only;
                       0.0.0.0 lets nodes on other machines join — the server has no authentication)
 
+Keys and base URLs come from the environment: OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY,
+ANTHROPIC_BASE_URL (openai-compatible: OPENAI_BASE_URL or SWARM_BASE_URL, and SWARM_API_KEY if it needs one).
 NATS: set NATS_URL to join a running server; unset, a local nats-server is started and stopped with the run.`;
 
 const Flags = z.object({
   help: z.boolean().optional(),
-  template: z.string().default("nanofit"),
-  ideas: z.coerce.number().int().min(1).max(50).default(1),
-  reviewers: z.coerce.number().int().min(1).max(20).default(3),
+  template: z.string().optional(),
+  ideas: z.coerce.number().int().min(1).max(50).optional(),
+  reviewers: z.coerce.number().int().min(1).max(20).optional(),
   llm: z.string().optional(),
+  "role-llm": z.string().optional(),
+  budget: z.coerce.number().positive().optional(),
+  replay: z.string().regex(/^[A-Za-z0-9-]+$/, "a run id").optional(),
   out: z.string().default("results"),
   "max-runs": z.coerce.number().int().min(1).max(20).optional(),
-  "review-deadline": z.coerce.number().min(5).default(600),
+  "review-deadline": z.coerce.number().min(1).default(600),
   roles: z.string().optional(),
   listen: z.string().regex(/^[0-9A-Za-z.:-]+$/, "an IP address or host name").default("127.0.0.1"),
+});
+
+const Defaults = z.object({
+  llm: z.string().nullable().default(null),
+  roleLlm: z.record(z.string(), z.string()).default({}),
+  budgetUsd: z.number().positive().nullable().default(null),
 });
 
 function newRunId(): string {
@@ -51,11 +69,23 @@ function newRunId(): string {
   return `${stamp}-${randomBytes(2).toString("hex")}`;
 }
 
+function line(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
 /** Set once the run is stopping on purpose, so that errors from the closing connection are not reported. */
 let interrupted: () => Promise<never> | undefined = () => undefined;
 
-function line(text: string): void {
-  process.stdout.write(`${text}\n`);
+function parseRoleLlm(spec: string | undefined, defaults: Record<string, string>): Partial<Record<RoleName, LlmChoice>> {
+  const out: Partial<Record<RoleName, LlmChoice>> = {};
+  const entries = [...Object.entries(defaults), ...(spec ? spec.split(",").filter(Boolean).map((p) => p.split("=") as [string, string]) : [])];
+  for (const [role, choice] of entries) {
+    if (!(ROLE_NAMES as string[]).includes(role) || !choice) {
+      throw new UserError(`--role-llm: "${role}=${choice ?? ""}" is not role=provider/model`, { hint: `roles are ${ROLE_NAMES.join(", ")}` });
+    }
+    out[role as RoleName] = parseLlm(choice);
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
@@ -65,6 +95,9 @@ async function main(): Promise<void> {
     ideas: { type: "string" },
     reviewers: { type: "string" },
     llm: { type: "string" },
+    "role-llm": { type: "string" },
+    budget: { type: "string" },
+    replay: { type: "string" },
     out: { type: "string" },
     "max-runs": { type: "string" },
     "review-deadline": { type: "string" },
@@ -74,15 +107,29 @@ async function main(): Promise<void> {
   if (flags.help) return line(HELP);
   const started = Date.now();
   const log = rootLogger();
+  const defaults = Defaults.parse(JSON.parse(readFileSync(new URL("../config/defaults.json", import.meta.url), "utf8")));
 
-  const template = loadTemplate(flags.template);
-  const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: 1, writer: 1, areaChair: 1, reviewer: flags.reviewers };
-  const llm = chooseLlm(flags.llm);
-  const provider = createProvider(llm);
-  const offline = provider.name === "offline";
-  line(offline
-    ? "No model configured: running OFFLINE. A deterministic stand-in answers every request; no language model writes anything."
-    : `Model: ${provider.name}/${provider.model}`);
+  // A replay repeats an earlier run's configuration and answers, so it reads that run first.
+  const replayed = flags.replay ? await readReplayed(resolve(flags.out, flags.replay)) : undefined;
+  const template = loadTemplate(flags.template ?? replayed?.template ?? "nanofit");
+  const reviewers = flags.reviewers ?? replayed?.reviewers ?? 3;
+  const ideas = flags.ideas ?? replayed?.ideas ?? 1;
+  const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: 1, writer: 1, areaChair: 1, reviewer: reviewers };
+  const llm: LlmChoice = replayed
+    ? { provider: "replay", model: flags.replay! }
+    : parseLlm(flags.llm ?? process.env.SWARM_LLM ?? defaults.llm ?? "offline");
+  const roleLlm = replayed ? {} : parseRoleLlm(flags["role-llm"], defaults.roleLlm);
+  const choices = [llm, ...Object.values(roleLlm)].filter((c, i, all) => all.findIndex((o) => o.provider === c.provider && o.model === c.model) === i);
+  const offline = choices.every((c) => c.provider === "offline");
+  line(
+    offline
+      ? "No model configured: running OFFLINE. A deterministic stand-in answers every request; no language model writes anything."
+      : replayed
+        ? `Replaying the model answers recorded in run ${flags.replay}: no model is called.`
+        : `Models: ${llm.provider}/${llm.model}${Object.entries(roleLlm).map(([r, c]) => `, ${r}: ${c.provider}/${c.model}`).join("")}`,
+  );
+  const budgetUsd = flags.budget ?? defaults.budgetUsd ?? undefined;
+  if (budgetUsd !== undefined) line(`Budget: $${budgetUsd.toFixed(2)}; no new paid work starts past it.`);
 
   const natsUrl = process.env.NATS_URL;
   const report = await runPreflight({ nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: template.manifest.python });
@@ -111,57 +158,78 @@ async function main(): Promise<void> {
   });
   process.once("SIGTERM", () => void shutdown(143));
 
-  if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen });
-  const url = natsUrl ?? server!.url;
-  bus = await connectBus(url, { name: `swarm ${runId}` });
-  line(`Run ${runId} on template ${template.name}`);
-  const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
-  const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replace("127.0.0.1", flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen));
-  line(`NATS: ${url}`);
-  line(`Add nodes with: NATS_URL=${joinUrl} npm run node -- --roles reviewer=2${loopbackOnly ? "   (this machine only; --listen 0.0.0.0 for others)" : ""}`);
+  try {
+    if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen });
+    const url = natsUrl ?? server!.url;
+    bus = await connectBus(url, { name: `swarm ${runId}` });
+    line(`Run ${runId} on template ${template.name}`);
+    const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
+    const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replace("127.0.0.1", flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen));
+    line(`NATS: ${url}`);
+    line(`Add nodes with: NATS_URL=${joinUrl} npm run node -- --roles reviewer=2${loopbackOnly ? "   (this machine only; --listen 0.0.0.0 for others)" : ""}`);
 
-  const config: RunConfig = {
-    runId,
-    template: template.name,
-    ideas: flags.ideas,
-    reviewers: flags.reviewers,
-    quorum: flags.reviewers,
-    reviewDeadlineMs: flags["review-deadline"] * 1000,
-    maxRuns: flags["max-runs"] ?? template.manifest.maxRuns ?? 3,
-    maxFixes: 2,
-    maxReflections: 3,
-    maxRevisions: 1,
-    noveltyRounds: 3,
-    experimentTimeoutMs: template.manifest.experimentTimeoutS * 1000,
-    llm,
-    literature: "local",
-    startedAt: new Date().toISOString(),
-  };
-  await putRunConfig(bus, config);
-  await writeFile(join(outDir, "config.json"), JSON.stringify(config, null, 2));
+    if (replayed) await putArtifact(bus, replayLogName(runId), await readFile(join(resolve(flags.out, flags.replay!), "llm.jsonl")));
+    // Credentials and models are proven with one cheap call each before anything is spent.
+    for (const choice of choices) {
+      await createProvider(choice, { bus, runId, log }).check();
+      if (choice.provider !== "offline" && choice.provider !== "replay") line(`✓ ${choice.provider}/${choice.model}: credentials and model accepted`);
+    }
 
-  node = await startNode({
-    bus,
-    roles,
-    log: log.child({ runId }),
-  });
-  const absent = ROLE_NAMES.filter((r) => !roles[r]);
-  if (absent.length) line(`This process does not serve ${absent.join(", ")}: the run waits for nodes that do.`);
-  await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: flags.ideas });
+    const config: RunConfig = RunConfig.parse({
+      runId,
+      template: template.name,
+      ideas,
+      reviewers,
+      quorum: reviewers,
+      reviewDeadlineMs: flags["review-deadline"] * 1000,
+      maxRuns: flags["max-runs"] ?? replayed?.maxRuns ?? template.manifest.maxRuns ?? 3,
+      maxFixes: 2,
+      maxReflections: 3,
+      maxRevisions: 1,
+      noveltyRounds: 3,
+      experimentTimeoutMs: template.manifest.experimentTimeoutS * 1000,
+      llm,
+      roleLlm,
+      ...(budgetUsd !== undefined ? { budgetUsd } : {}),
+      literature: "local",
+      startedAt: new Date().toISOString(),
+    });
+    await putRunConfig(bus, config);
+    await writeFile(join(outDir, "config.json"), JSON.stringify(config, null, 2));
 
-  const summary = await collectRun(bus, runId, outDir, (p) => {
-    const who = `${p.by.agent}@${p.by.node === node!.nodeId ? "local" : p.by.node}`;
-    line(`[${p.at.slice(11, 19)}] ${who.padEnd(22)} ${p.ideaId ? `${p.ideaId}: ` : ""}${p.text}`);
-  });
-  printSummary(summary, outDir, offline, (Date.now() - started) / 1000);
-  await shutdown(summary.ideas.some((i) => i.decision) ? 0 : 1);
+    node = await startNode({ bus, roles, log: log.child({ runId }) });
+    const absent = ROLE_NAMES.filter((r) => !roles[r]);
+    if (absent.length) line(`This process does not serve ${absent.join(", ")}: the run waits for nodes that do.`);
+    await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: ideas });
+
+    const summary = await collectRun(bus, runId, outDir, budgetUsd, (p, spent) => {
+      const who = `${p.by.agent}@${p.by.node === node!.nodeId ? "local" : p.by.node}`;
+      line(`[${p.at.slice(11, 19)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${p.ideaId}: ` : ""}${p.text}`);
+    });
+    printSummary(summary, outDir, offline, (Date.now() - started) / 1000);
+    await shutdown(summary.status === "failed" ? 1 : 0);
+  } catch (err) {
+    if (stopping) return stopping;
+    await node?.stop().catch(() => undefined);
+    await bus?.close().catch(() => undefined);
+    await server?.stop().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function readReplayed(dir: string): Promise<RunConfig> {
+  if (!existsSync(join(dir, "llm.jsonl")) || !existsSync(join(dir, "config.json"))) {
+    throw new UserError(`no finished run to replay in ${dir}`, { hint: "give the id of a run under --out that has llm.jsonl and config.json" });
+  }
+  return RunConfig.parse(JSON.parse(await readFile(join(dir, "config.json"), "utf8")));
 }
 
 function printSummary(s: RunSummary, outDir: string, offline: boolean, seconds: number): void {
   const rel = (p: string) => relative(process.cwd(), join(outDir, p)) || ".";
   line("");
-  line(`Run ${s.runId} finished in ${seconds.toFixed(0)} s${offline ? " — OFFLINE: no language model wrote any of it" : ""}.`);
+  line(`Run ${s.runId} ${s.status} in ${seconds.toFixed(0)} s${offline ? " — OFFLINE: no language model wrote any of it" : ""}.`);
   line(`  results:  ${rel("")}`);
+  if (s.error) line(`  stopped:  ${s.error}`);
   line(`  ideas:    ${rel("ideas.json")} (${s.ideas.length} novel of ${s.proposed} proposed)`);
   for (const idea of s.ideas) {
     line(`  ${idea.ideaId}:`);

@@ -2,10 +2,11 @@ import { fromPromise } from "xstate";
 import { ideatorMachine, type IdeaRecord } from "../../machines/ideator.js";
 import type { Idea, Job, JobResult } from "../../bus/schemas.js";
 import { Idea as IdeaSchema } from "../../bus/schemas.js";
-import { publishJob } from "../../bus/workQueue.js";
+import { JobFailedError, publishJob } from "../../bus/workQueue.js";
 import { awaitOutcome } from "../../bus/events.js";
 import { loadTemplate, readTemplateFile } from "../templates.js";
 import { ask } from "../llm/task.js";
+import { assertWithinBudget } from "../llm/budget.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
 import { proposeIdea, reflectOnIdea, reviseIdea } from "./prompts.js";
@@ -30,6 +31,8 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
   const machine = ideatorMachine.provide({
     actors: {
       proposeIdea: fromPromise(async ({ input }: { input: { proposed: number; earlier: IdeaRecord[] } }) => {
+        // A new idea is new paid work.
+        await assertWithinBudget(ctx.bus, job.runId, ctx.config.budgetUsd);
         const archive = [...template.seedIdeas, ...earlierRuns, ...input.earlier.map((r) => r.idea)];
         await ctx.progress(`drafting idea ${input.proposed + 1} of ${job.count}`);
         return ask(ctx.llm, proposeIdea, { system: template.system, task: template.taskDescription, code, archive }, opts);
@@ -63,12 +66,14 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
     },
   });
 
-  const { records } = await runMachine(
+  const { records, failures } = await runMachine(
     machine,
     { target: job.count, maxReflections: ctx.config.maxReflections, maxRevisions: ctx.config.maxRevisions },
     { bus: ctx.bus, snapshotKey: `${job.runId}.snap.ideator`, log: ctx.log, signal: ctx.signal },
   );
   await ctx.bus.kv.put(archiveKey(template.name), JSON.stringify([...earlierRuns, ...records.map((r) => r.idea)]));
+  for (const failure of failures) await ctx.progress(failure);
   await ctx.progress(`done: ${records.filter((r) => r.status === "accepted").length} of ${records.length} ideas judged novel`);
-  return { ideas: records };
+  if (!records.length && failures.length) throw new JobFailedError(`no idea could be proposed: ${failures[0]}`);
+  return { ideas: records, ...(failures.length ? { failures } : {}) };
 }

@@ -1,22 +1,46 @@
 import type { z } from "zod";
 import type { ChatMessage, Llm } from "./types.js";
+import { renderSections } from "./sections.js";
 
 /**
- * One prompt: its name, the data it is rendered from, the messages a model reads, and the schema of the
- * answer. Prompts live beside the agent that uses them, one task each.
+ * One prompt: its name, the data it is about, what to do with it, and the schema of the answer. The user
+ * message is the instructions, the data as labelled sections, then the shape of the answer. Prompts live
+ * beside the agent that uses them, one task each.
  */
-export interface Task<D extends z.ZodType, A extends z.ZodType> {
+export interface TaskSpec<D extends z.ZodObject, A extends z.ZodType> {
   name: string;
   data: D;
   answer: A;
+  system: string | ((data: z.infer<D>) => string);
+  instructions: (data: z.infer<D>) => string;
+  /** The answer's JSON shape in words, for models that cannot be given the schema. */
+  shape: string;
+}
+
+export interface Task<D extends z.ZodObject, A extends z.ZodType> extends TaskSpec<D, A> {
   render(data: z.infer<D>): ChatMessage[];
 }
 
-export function defineTask<D extends z.ZodType, A extends z.ZodType>(task: Task<D, A>): Task<D, A> {
-  return task;
+export function defineTask<D extends z.ZodObject, A extends z.ZodType>(spec: TaskSpec<D, A>): Task<D, A> {
+  return {
+    ...spec,
+    render(data) {
+      const system = typeof spec.system === "string" ? spec.system : spec.system(data);
+      const user = [
+        spec.instructions(data),
+        "The material, one section per input:",
+        renderSections(data as Record<string, unknown>),
+        `Answer with one JSON object and nothing else, of this shape:\n${spec.shape}`,
+      ].join("\n\n");
+      return [
+        { role: "system", content: system },
+        { role: "user", content: user },
+      ];
+    },
+  };
 }
 
-export function ask<D extends z.ZodType, A extends z.ZodType>(
+export function ask<D extends z.ZodObject, A extends z.ZodType>(
   llm: Llm,
   task: Task<D, A>,
   data: z.infer<D>,
@@ -31,18 +55,4 @@ export function ask<D extends z.ZodType, A extends z.ZodType>(
     ...(opts.ideaId ? { ideaId: opts.ideaId } : {}),
     ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
   });
-}
-
-/** Shows a value to a model as a fenced JSON block: readable for people, unambiguous for models. */
-export function jsonBlock(value: unknown): string {
-  return "```json\n" + JSON.stringify(value, null, 2) + "\n```";
-}
-
-export function codeBlock(code: string, lang = "python"): string {
-  return "```" + lang + "\n" + code + "\n```";
-}
-
-/** Every prompt ends by stating the answer's shape, so models without schema enforcement can follow it. */
-export function answerAs(schemaDescription: string): string {
-  return `Answer with one JSON object and nothing else, of this shape:\n${schemaDescription}`;
 }

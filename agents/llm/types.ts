@@ -1,11 +1,13 @@
 import type { z } from "zod";
-import type { Usage } from "../../bus/schemas.js";
+import type { Actor, Usage } from "../../bus/schemas.js";
 
 export type { Usage } from "../../bus/schemas.js";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
   content: string;
+  /** A long part that stays the same across calls (a paper, the template's code): providers may cache it. */
+  cache?: boolean;
 }
 
 /**
@@ -24,9 +26,24 @@ export interface LlmRequest<S extends z.ZodType = z.ZodType> {
   ideaId?: string;
 }
 
+/** One call to a provider: the request as the client hands it on. */
+export interface ProviderRequest {
+  task: string;
+  messages: ChatMessage[];
+  /** The answer's JSON Schema, for providers that can enforce it. */
+  jsonSchema: Record<string, unknown>;
+  data: unknown;
+  temperature?: number;
+  signal?: AbortSignal;
+  by: Actor;
+  ideaId?: string;
+}
+
 export interface ProviderAnswer {
-  /** The parsed JSON the model produced, not yet validated by the caller's schema. */
-  raw: unknown;
+  /** The answer as text, as the model wrote it (for a tool call, its JSON). */
+  text: string;
+  /** The answer already as a value, when the provider returns structured output. */
+  json?: unknown;
   usage: Usage;
 }
 
@@ -35,7 +52,9 @@ export interface LlmProvider {
   readonly model: string;
   /** The sentence a paper carries to say who wrote it. */
   readonly disclosure: string;
-  complete(req: LlmRequest): Promise<ProviderAnswer>;
+  complete(req: ProviderRequest): Promise<ProviderAnswer>;
+  /** One cheap call that proves the credentials and the model, before anything is spent. */
+  check(signal?: AbortSignal): Promise<void>;
 }
 
 /** The one interface agents use: ask by task, get a validated value or a typed error. */

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Review } from "../../bus/schemas.js";
-import { answerAs, defineTask, jsonBlock } from "../llm/task.js";
+import { defineTask } from "../llm/task.js";
 
 const FORM = `{"Summary": "...", "Strengths": ["..."], "Weaknesses": ["..."], "Originality": 1-4, "Quality": 1-4, "Clarity": 1-4, "Significance": 1-4, "Questions": ["..."], "Limitations": ["..."], "Ethical_Concerns": false, "Soundness": 1-4, "Presentation": 1-4, "Contribution": 1-4, "Overall": 1-10, "Confidence": 1-5, "Decision": "Accept" | "Reject"}`;
 
@@ -16,37 +16,24 @@ export const PERSONAS = [
 const SYSTEM = (persona: string) =>
   `${persona} You review for a top ML venue (NeurIPS form). Be critical and fair: if a paper is weak or you are unsure, lean towards rejection.`;
 
+const SCALES =
+  "Scores: Originality, Quality, Clarity, Significance, Soundness, Presentation, Contribution from 1 (poor) to 4 (excellent); Overall from 1 (very strong reject) to 10 (award quality), 6 meaning weak accept; Confidence from 1 to 5.";
+
 export const writeReview = defineTask({
   name: "reviewer.review",
   data: z.object({ text: z.string(), persona: z.number().int().min(0) }),
   answer: Review,
-  render: (d) => [
-    { role: "system", content: SYSTEM(PERSONAS[d.persona % PERSONAS.length]!) },
-    {
-      role: "user",
-      content: [
-        `The paper (text extracted from its PDF):\n\n${d.text}`,
-        "Fill in the review form. Scores: Originality, Quality, Clarity, Significance, Soundness, Presentation, Contribution from 1 (poor) to 4 (excellent); Overall from 1 (very strong reject) to 10 (award quality), 6 meaning weak accept; Confidence from 1 to 5.",
-        answerAs(FORM),
-      ].join("\n\n"),
-    },
-  ],
+  system: (d) => SYSTEM(PERSONAS[d.persona % PERSONAS.length]!),
+  instructions: () => `Review the paper whose text (extracted from its PDF) is \`text\`, on the review form. ${SCALES}`,
+  shape: FORM,
 });
 
 export const reflectOnReview = defineTask({
   name: "reviewer.reflect",
   data: z.object({ text: z.string(), persona: z.number().int().min(0), review: Review, round: z.number().int(), maxRounds: z.number().int() }),
   answer: z.object({ review: Review, done: z.boolean() }),
-  render: (d) => [
-    { role: "system", content: SYSTEM(PERSONAS[d.persona % PERSONAS.length]!) },
-    {
-      role: "user",
-      content: [
-        `The paper:\n\n${d.text}`,
-        `Your review so far (round ${d.round} of at most ${d.maxRounds}):\n${jsonBlock(d.review)}`,
-        "Reread the paper and your review. Are the scores consistent with the strengths and weaknesses you wrote? Is every criticism grounded in the text? Correct the review; set done to true if nothing needs to change.",
-        answerAs(`{"review": ${FORM}, "done": true|false}`),
-      ].join("\n\n"),
-    },
-  ],
+  system: (d) => SYSTEM(PERSONAS[d.persona % PERSONAS.length]!),
+  instructions: (d) =>
+    `Reflection round ${d.round} of at most ${d.maxRounds}. Reread the paper (\`text\`) and your \`review\`. Are the scores consistent with the strengths and weaknesses you wrote? Is every criticism grounded in the text? Correct the review; set done to true if nothing needs to change. ${SCALES}`,
+  shape: `{"review": ${FORM}, "done": true|false}`,
 });

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { Idea, RunRecord } from "../../bus/schemas.js";
-import { answerAs, defineTask, jsonBlock } from "../llm/task.js";
+import { defineTask } from "../llm/task.js";
 
 /** The paper's parts in the order they are written; related work last, once the citations are known. */
 export const SECTIONS = ["title", "abstract", "introduction", "background", "method", "experimental", "results", "conclusion", "related"] as const;
@@ -44,42 +44,24 @@ export const writeSection = defineTask({
   name: "writer.section",
   data: SourceMaterial.extend({ section: z.enum(SECTIONS), written: z.record(z.string(), z.string()) }),
   answer: z.object({ latex: z.string().min(1) }),
-  render: (d) => [
-    { role: "system", content: "You are writing an ML workshop paper in LaTeX from real experimental results. Never invent a number, a setting or a citation." },
-    {
-      role: "user",
-      content: [
-        `Write the ${d.section} section. ${GUIDANCE[d.section]}`,
-        `The idea:\n${jsonBlock(d.idea)}`,
-        `The runs and their results (final_info.json of each):\n${jsonBlock(d.runs)}`,
-        `The experimenter's notes:\n${d.notes}`,
-        `Figures available (use \\includegraphics{<file>} inside figure environments): ${d.figures.join(", ") || "none"}`,
-        `Citation keys you may use: ${jsonBlock(d.citations)}`,
-        `Sections written so far:\n${jsonBlock(d.written)}`,
-        d.section === "abstract" ? `End the abstract with this disclosure, verbatim: ${d.disclosure}` : "",
-        "Give only the section's body (no \\section command). Escape LaTeX special characters in text.",
-        answerAs(`{"latex": "..."}`),
-      ].filter(Boolean).join("\n\n"),
-    },
-  ],
+  system: "You are writing an ML workshop paper in LaTeX from real experimental results. Never invent a number, a setting or a citation.",
+  instructions: (d) =>
+    [
+      `Write the ${d.section} section of the paper on \`idea\`. ${GUIDANCE[d.section]}`,
+      "Use only the results in `runs` (each run's final_info.json) and `notes`; put figures from `figures` in figure environments with \\includegraphics{<file>}; cite only keys from `citations`; `written` holds the sections so far.",
+      d.section === "abstract" ? "End the abstract with `disclosure`, verbatim." : "",
+      "Give only the section's body (no \\section command). Escape LaTeX special characters in text.",
+    ].filter(Boolean).join(" "),
+  shape: `{"latex": "..."}`,
 });
 
 export const chooseQuery = defineTask({
   name: "writer.citeQuery",
   data: z.object({ idea: Idea, round: z.number().int(), have: z.array(z.object({ key: z.string(), title: z.string() })) }),
   answer: z.object({ query: z.string().min(1).nullable() }),
-  render: (d) => [
-    { role: "system", content: "You are finding the related work a paper must cite." },
-    {
-      role: "user",
-      content: [
-        `The paper's idea:\n${jsonBlock(d.idea)}`,
-        `Already cited:\n${jsonBlock(d.have)}`,
-        "Give one literature search query for work this paper should cite and does not yet, or null when nothing important is missing.",
-        answerAs(`{"query": "..." | null}`),
-      ].join("\n\n"),
-    },
-  ],
+  system: "You are finding the related work a paper must cite.",
+  instructions: () => "Give one literature search query for work the paper on `idea` should cite and does not yet (`have`), or null when nothing important is missing.",
+  shape: `{"query": "..." | null}`,
 });
 
 export const pickCitations = defineTask({
@@ -90,34 +72,16 @@ export const pickCitations = defineTask({
     candidates: z.array(z.object({ key: z.string(), title: z.string(), authors: z.array(z.string()), year: z.number().optional(), abstract: z.string().optional() })),
   }),
   answer: z.object({ keys: z.array(z.string()) }),
-  render: (d) => [
-    { role: "system", content: "You are choosing which search results a paper should cite." },
-    {
-      role: "user",
-      content: [
-        `The paper's idea:\n${jsonBlock(d.idea)}`,
-        `Results for "${d.query}":\n${jsonBlock(d.candidates)}`,
-        "List the keys of the results that are genuinely related and worth citing (possibly none).",
-        answerAs(`{"keys": ["..."]}`),
-      ].join("\n\n"),
-    },
-  ],
+  system: "You are choosing which search results a paper should cite.",
+  instructions: () => "`candidates` are the results of searching for `query`. List the keys of those genuinely related to `idea` and worth citing (possibly none).",
+  shape: `{"keys": ["..."]}`,
 });
 
 export const fixLatex = defineTask({
   name: "writer.fix",
   data: z.object({ errors: z.array(z.string()), sections: z.record(z.string(), z.string()) }),
   answer: z.object({ sections: z.array(z.object({ section: z.enum(SECTIONS), latex: z.string().min(1) })) }),
-  render: (d) => [
-    { role: "system", content: "You fix LaTeX compile errors without changing what the text says." },
-    {
-      role: "user",
-      content: [
-        `The paper does not compile:\n${d.errors.join("\n")}`,
-        `Its sections:\n${jsonBlock(d.sections)}`,
-        "Return the corrected sections (only those you changed).",
-        answerAs(`{"sections": [{"section": "results", "latex": "..."}]}`),
-      ].join("\n\n"),
-    },
-  ],
+  system: "You fix LaTeX compile errors without changing what the text says.",
+  instructions: () => "The paper whose `sections` are given does not compile (`errors`). Return the corrected sections, only those you changed.",
+  shape: `{"sections": [{"section": "results", "latex": "..."}]}`,
 });

@@ -1,8 +1,19 @@
-import type { LlmProvider, LlmRequest, ProviderAnswer } from "../types.js";
+import type { LlmProvider, ProviderAnswer, ProviderRequest } from "../types.js";
 import { ModelBehaviorError } from "../errors.js";
 import { responderFor } from "./responders.js";
 
 const estimateTokens = (text: string) => Math.ceil(text.length / 4);
+
+/** Answers a task from its data the way the offline stand-in does; undefined for a task it does not know. */
+export function offlineAnswer(task: string, data: unknown): unknown {
+  const responder = responderFor(task);
+  if (!responder) throw new ModelBehaviorError(`the offline provider has no answer for task "${task}"`);
+  const parsed = responder.task.data.safeParse(data);
+  if (!parsed.success) {
+    throw new ModelBehaviorError(`task "${task}" was asked with data that does not fit it: ${parsed.error.issues.map((i) => i.path.join(".") + ": " + i.message).join("; ")}`);
+  }
+  return responder.answer(parsed.data as never);
+}
 
 /**
  * A deterministic stand-in for a model: it answers each task from the request's data, never from a
@@ -14,24 +25,16 @@ export function offlineProvider(): LlmProvider {
     name: "offline",
     model: "offline",
     disclosure: "No language model wrote this paper: scientist-swarm's offline stand-in generated its text deterministically from the run's real results.",
-    async complete(req: LlmRequest): Promise<ProviderAnswer> {
-      const responder = responderFor(req.task);
-      if (!responder) throw new ModelBehaviorError(`the offline provider has no answer for task "${req.task}"`);
-      const data = responder.task.data.safeParse(req.data);
-      if (!data.success) {
-        throw new ModelBehaviorError(`task "${req.task}" was asked with data that does not fit it: ${data.error.issues.map((i) => i.path.join(".") + ": " + i.message).join("; ")}`);
-      }
+    async complete(req: ProviderRequest): Promise<ProviderAnswer> {
       req.signal?.throwIfAborted();
-      const raw = responder.answer(data.data as never);
+      const json = offlineAnswer(req.task, req.data);
+      const text = JSON.stringify(json);
       return {
-        raw,
-        usage: {
-          inputTokens: estimateTokens(req.messages.map((m) => m.content).join("\n")),
-          outputTokens: estimateTokens(JSON.stringify(raw)),
-          cachedTokens: 0,
-          estimated: true,
-        },
+        text,
+        json,
+        usage: { inputTokens: estimateTokens(req.messages.map((m) => m.content).join("\n")), outputTokens: estimateTokens(text), cachedTokens: 0, estimated: true },
       };
     },
+    async check() {},
   };
 }

@@ -11,11 +11,11 @@ import { innerValues, jaccard, keywords, parseKnobs, sweepValues, texEscape, typ
 
 export const OFFLINE_NOTE = "written by the offline stand-in: no language model wrote this";
 
-type Responder = { task: Task<z.ZodType, z.ZodType>; answer: (data: never) => unknown };
+type Responder = { task: Task<z.ZodObject, z.ZodType>; answer: (data: never) => unknown };
 const responders = new Map<string, Responder>();
 
-function respond<D extends z.ZodType, A extends z.ZodType>(task: Task<D, A>, answer: (data: z.infer<D>) => z.infer<A>): void {
-  responders.set(task.name, { task: task as unknown as Task<z.ZodType, z.ZodType>, answer: answer as (data: never) => unknown });
+function respond<D extends z.ZodObject, A extends z.ZodType>(task: Task<D, A>, answer: (data: z.infer<D>) => z.infer<A>): void {
+  responders.set(task.name, { task: task as unknown as Task<z.ZodObject, z.ZodType>, answer: answer as (data: never) => unknown });
 }
 
 export function responderFor(taskName: string): Responder | undefined {
@@ -328,3 +328,8 @@ respond(chair.metaReview, (d) => {
     metaReview: `[${OFFLINE_NOTE}] ${d.reviews.length} reviews; ${accepts} recommend acceptance; mean Overall ${overall} (Soundness ${d.meanScores.Soundness}, Presentation ${d.meanScores.Presentation}, Contribution ${d.meanScores.Contribution}). Main concerns: ${weaknesses.join(" ")} Decision: ${decision}, by the mean Overall score against the acceptance threshold of 6.`,
   };
 });
+
+/** Every task the offline stand-in answers, for tools that must recognise a task from its data alone. */
+export function offlineTasks(): Task<z.ZodObject, z.ZodType>[] {
+  return [...responders.values()].map((r) => r.task);
+}

@@ -1,0 +1,96 @@
+import Anthropic from "@anthropic-ai/sdk";
+import type { Logger } from "../../bus/logger.js";
+import type { ModelInfo } from "./models.js";
+import { Limiter, withRetries, type RetryPolicy } from "./retry.js";
+import { describeHttpError } from "./openaiProvider.js";
+import type { LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
+
+export interface AnthropicOptions {
+  model: string;
+  apiKey: string;
+  baseURL?: string;
+  info: ModelInfo | undefined;
+  timeoutMs: number;
+  maxTokens?: number;
+  retry?: RetryPolicy;
+  concurrency: number;
+  log: Logger;
+}
+
+const limiters = new Map<string, Limiter>();
+
+/** Anthropic refuses cache breakpoints on short blocks; below this a mark would only be noise. */
+const MIN_CACHE_CHARS = 4000;
+
+/**
+ * The Messages API. A structured answer is a forced call of one tool whose input schema is the answer's
+ * schema; the system prompt and long stable parts of the request (a paper, the template's code) are marked
+ * for prompt caching.
+ */
+export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
+  const client = new Anthropic({ apiKey: opts.apiKey, ...(opts.baseURL ? { baseURL: opts.baseURL } : {}), timeout: opts.timeoutMs, maxRetries: 0 });
+  const who = `anthropic/${opts.model}`;
+  const limiter = limiters.get(opts.baseURL ?? "") ?? new Limiter(opts.concurrency);
+  limiters.set(opts.baseURL ?? "", limiter);
+
+  return {
+    name: "anthropic",
+    model: opts.model,
+    disclosure: `This paper was written by the language model ${opts.model} (Anthropic), driven by scientist-swarm.`,
+    async complete(req: ProviderRequest): Promise<ProviderAnswer> {
+      const system = req.messages.filter((m) => m.role === "system").map((m) => m.content).join("\n\n");
+      // Consecutive turns of one role become one message with several blocks.
+      const messages: Anthropic.MessageParam[] = [];
+      for (const m of req.messages.filter((x) => x.role !== "system")) {
+        const block: Anthropic.TextBlockParam = {
+          type: "text",
+          text: m.content,
+          ...(m.cache && m.content.length >= MIN_CACHE_CHARS ? { cache_control: { type: "ephemeral" as const } } : {}),
+        };
+        const last = messages[messages.length - 1];
+        if (last && last.role === m.role && Array.isArray(last.content)) (last.content as Anthropic.TextBlockParam[]).push(block);
+        else messages.push({ role: m.role as "user" | "assistant", content: [block] });
+      }
+      const tool = req.task.replace(/[^A-Za-z0-9_-]/g, "_");
+      const body: Anthropic.MessageCreateParamsNonStreaming = {
+        model: opts.model,
+        max_tokens: opts.maxTokens ?? 8192,
+        ...(system ? { system: [{ type: "text", text: system, ...(system.length >= MIN_CACHE_CHARS ? { cache_control: { type: "ephemeral" as const } } : {}) }] } : {}),
+        messages,
+        tools: [{ name: tool, description: `Give the answer to the task ${req.task}.`, input_schema: req.jsonSchema as Anthropic.Tool.InputSchema }],
+        tool_choice: { type: "tool", name: tool },
+        ...(req.temperature !== undefined && (opts.info?.temperature ?? true) ? { temperature: req.temperature } : {}),
+      };
+      try {
+        const res = await withRetries(
+          `${who} ${req.task}`,
+          () => limiter.run(() => client.messages.create(body, req.signal ? { signal: req.signal } : {})),
+          { ...(opts.retry ? { policy: opts.retry } : {}), ...(req.signal ? { signal: req.signal } : {}), log: opts.log },
+        );
+        const toolUse = res.content.find((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
+        const text = res.content.filter((b): b is Anthropic.TextBlock => b.type === "text").map((b) => b.text).join("\n");
+        const cacheRead = res.usage.cache_read_input_tokens ?? 0;
+        const cacheWrite = res.usage.cache_creation_input_tokens ?? 0;
+        return {
+          text: toolUse ? JSON.stringify(toolUse.input) : text,
+          ...(toolUse ? { json: toolUse.input } : {}),
+          usage: {
+            inputTokens: res.usage.input_tokens + cacheRead + cacheWrite,
+            outputTokens: res.usage.output_tokens,
+            cachedTokens: cacheRead,
+            estimated: false,
+          },
+        };
+      } catch (err) {
+        throw describeHttpError(err, `${who} ${req.task}`);
+      }
+    },
+    async check(signal) {
+      try {
+        await client.models.retrieve(opts.model, {}, signal ? { signal } : {});
+      } catch (err) {
+        throw describeHttpError(err, `${who}: checking the credentials and the model`);
+      }
+    },
+  };
+}
