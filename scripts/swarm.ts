@@ -129,7 +129,7 @@ async function main(): Promise<void> {
         : `Models: ${llm.provider}/${llm.model}${Object.entries(roleLlm).map(([r, c]) => `, ${r}: ${c.provider}/${c.model}`).join("")}`,
   );
   const budgetUsd = flags.budget ?? defaults.budgetUsd ?? undefined;
-  if (budgetUsd !== undefined) line(`Budget: $${budgetUsd.toFixed(2)}; no new paid work starts past it.`);
+  if (budgetUsd !== undefined) line(`Budget: $${budgetUsd.toFixed(4)}; no new paid work starts past it.`);
 
   const natsUrl = process.env.NATS_URL;
   const report = await runPreflight({ nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: template.manifest.python });

@@ -32,6 +32,6 @@ export async function assertWithinBudget(bus: Bus, runId: string, budgetUsd: num
   if (budgetUsd === undefined) return;
   const spent = await spentUsd(bus, runId);
   if (spent >= budgetUsd) {
-    throw new BudgetReachedError(`budget reached: the run has spent $${spent.toFixed(4)} of its $${budgetUsd.toFixed(2)}; no new paid work starts`);
+    throw new BudgetReachedError(`budget reached: the run has spent $${spent.toFixed(4)} of its $${budgetUsd.toFixed(4)}; no new paid work starts`);
   }
 }

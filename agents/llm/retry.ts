@@ -43,7 +43,7 @@ export function isRetryable(err: unknown): boolean {
   const e = err as HttpLikeError;
   if (e?.name === "AbortError" || /UserAbort/.test(e?.name ?? "")) return false;
   if (typeof e?.status === "number") return e.status === 408 || e.status === 409 || e.status === 429 || e.status >= 500;
-  return /Connection|Timeout|ECONNRESET|ECONNREFUSED|socket|network|fetch failed/i.test(`${e?.name} ${e?.message}`);
+  return /Connection|Timeout|timed out|ECONNRESET|ECONNREFUSED|socket|network|fetch failed/i.test(`${e?.name} ${e?.message}`);
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

@@ -7,7 +7,7 @@ import { offlineAnswer } from "../../agents/llm/offline/offlineProvider.js";
 /** One scripted reply; requests beyond the script are answered by the model. */
 export type Step =
   | { status: number; headers?: Record<string, string>; error?: string }
-  | { delayMs: number }
+  | { delayMs: number; text?: string; json?: unknown }
   | { text: string }
   | { json: unknown };
 
@@ -81,7 +81,7 @@ export async function startFakeModelServer(opts: { apiKey: string }): Promise<Fa
     const step = state.script.shift();
     if (step && "delayMs" in step) {
       await new Promise((r) => setTimeout(r, step.delayMs));
-      if (res.destroyed || req.destroyed) return;
+      if (res.destroyed) return;
     }
     if (step && "status" in step) {
       return send(res, step.status, anthropic
@@ -93,8 +93,8 @@ export async function startFakeModelServer(opts: { apiKey: string }): Promise<Fa
     let value: unknown;
     let text: string | undefined;
     try {
-      if (step && "text" in step) text = step.text;
-      else value = step && "json" in step ? step.json : answerLikeAModel(userTurns(messages));
+      if (step && "text" in step && step.text !== undefined) text = step.text;
+      else value = step && "json" in step && step.json !== undefined ? step.json : answerLikeAModel(userTurns(messages));
     } catch (err) {
       return send(res, 500, { error: { message: (err as Error).message, type: "server_error" } });
     }
