@@ -20,6 +20,7 @@ import { experiment } from "./coder/coder.js";
 import { writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
+import { detectGpus, type GpuInfo } from "./gpus.js";
 
 /** Agent roles and the work queue each one serves. */
 export const ROLE_QUEUES = {
@@ -61,25 +62,62 @@ export interface NodeOptions {
   nodeId?: string;
   workRoot?: string;
   bibliography?: string;
+  /** Read for SWARM_SIMULATE_GPUS; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface SwarmNode {
   nodeId: string;
+  gpus: GpuInfo[];
   stop(): Promise<void>;
+}
+
+/** What a node tells the swarm about itself, in KV under `nodes.<nodeId>`, refreshed while it lives. */
+export const NodeAdvert = z.object({
+  nodeId: z.string(),
+  host: z.string(),
+  roles: z.record(z.string(), z.number()),
+  gpus: z.array(z.object({ index: z.number(), name: z.string(), memoryMb: z.number(), simulated: z.boolean() })),
+  startedAt: z.string(),
+  seenAt: z.string(),
+});
+export type NodeAdvert = z.infer<typeof NodeAdvert>;
+const advertKey = (nodeId: string) => `nodes.${nodeId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+const ADVERT_EVERY_MS = 15_000;
+
+/** The nodes that advertised themselves recently. */
+export async function listNodes(bus: Bus): Promise<NodeAdvert[]> {
+  const out: NodeAdvert[] = [];
+  for await (const key of await bus.kv.keys("nodes.>")) {
+    const entry = await bus.kv.get(key);
+    if (!entry || entry.operation !== "PUT") continue;
+    const parsed = NodeAdvert.safeParse(entry.json());
+    if (parsed.success && Date.now() - Date.parse(parsed.data.seenAt) < 3 * ADVERT_EVERY_MS) out.push(parsed.data);
+  }
+  return out;
 }
 
 export function defaultNodeId(): string {
   return `${hostname()}-${process.pid}`;
 }
 
-/** Starts the workers for the given roles; each takes jobs from its queue, on any run. */
+function handOffToWriter(bus: Bus, job: Job<"experiment">): Promise<void> {
+  return publishJob(bus, "write", { jobId: `${job.runId}.write.${job.ideaId}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea });
+}
+
+/**
+ * Starts the workers for the given roles; each takes jobs from its queue, on any run. A node with the coder
+ * role also serves the GPU queue, one job per GPU it has.
+ */
 export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
   const nodeId = opts.nodeId ?? defaultNodeId();
   const workRoot = resolve(opts.workRoot ?? join(".swarm", "work", nodeId));
   let literature: Promise<LiteratureSource> | undefined;
   const lit = () => (literature ??= localBibliography(opts.bibliography ?? DEFAULT_BIBLIOGRAPHY));
 
-  async function contextFor(agent: RoleName, job: { runId: string }, jc: JobContext): Promise<AgentContext> {
+  const gpus = opts.roles.coder ? await detectGpus(opts.env) : [];
+
+  async function contextFor(agent: RoleName, job: { runId: string }, jc: JobContext, gpu?: number): Promise<AgentContext> {
     const config = await getRunConfig(opts.bus, job.runId);
     const by = { agent, node: nodeId };
     const log = jc.log.child({ runId: job.runId });
@@ -99,6 +137,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
       llm: createLlm(createProvider(choice, { bus: opts.bus, runId: job.runId, log }), { bus: opts.bus, runId: job.runId, by, log }),
       signal: jc.signal,
       workRoot,
+      ...(gpu !== undefined ? { gpu } : {}),
       progress: progressFn(opts.bus, job.runId, by, log),
     };
   }
@@ -108,7 +147,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     critic: async (job, ctx) => judgeNovelty(job, ctx, await lit()),
     coder: async (job, ctx) => {
       const result = await experiment(job, ctx);
-      await publishJob(ctx.bus, "write", { jobId: `${job.runId}.write.${job.ideaId}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea });
+      await handOffToWriter(ctx.bus, job);
       return result;
     },
     writer: async (job, ctx) => {
@@ -133,11 +172,34 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
       }),
     );
   }
-  opts.log.info({ node: nodeId, roles: opts.roles }, "node started");
+  if (gpus.length) {
+    // One job per GPU, each slot bound to its own device.
+    const log = opts.log.child({ agent: "coder", node: nodeId });
+    workers.push(
+      serveJobs(opts.bus, "gpuExperiment", async (job, jc) => {
+        const result = await experiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index));
+        await handOffToWriter(opts.bus, job);
+        return result;
+      }, { concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log }),
+    );
+  }
+
+  const startedAt = new Date().toISOString();
+  const advertise = () =>
+    opts.bus.kv
+      .put(advertKey(nodeId), JSON.stringify({ nodeId, host: hostname(), roles: opts.roles, gpus, startedAt, seenAt: new Date().toISOString() } satisfies NodeAdvert))
+      .catch((err: Error) => opts.log.warn({ err: err.message }, "could not advertise this node"));
+  await advertise();
+  const timer = setInterval(() => void advertise(), ADVERT_EVERY_MS);
+  timer.unref();
+  opts.log.info({ node: nodeId, roles: opts.roles, gpus: gpus.length }, "node started");
   return {
     nodeId,
+    gpus,
     async stop() {
+      clearInterval(timer);
       await Promise.allSettled(workers.map((w) => w.stop()));
+      await opts.bus.kv.delete(advertKey(nodeId)).catch(() => undefined);
     },
   };
 }

@@ -9,13 +9,26 @@ export const TEMPLATES_ROOT = resolve(fileURLToPath(new URL("../templates", impo
 
 const PromptFile = z.object({ system: z.string().min(1), task_description: z.string().min(1) });
 
+/** A named variant of a template's configuration, e.g. `reduced` for two CPU cores and `full` for a GPU. */
+const Profile = z.object({
+  gpu: z.boolean().optional(),
+  env: z.record(z.string().regex(/^[A-Z_][A-Z0-9_]*$/), z.string()).default({}),
+  experimentTimeoutS: z.number().positive().optional(),
+  plotTimeoutS: z.number().positive().optional(),
+  memoryMb: z.number().int().positive().optional(),
+});
+
 /** Optional `manifest.json`: what a template needs. Absent fields take these defaults. */
 export const Manifest = z.object({
   gpu: z.boolean().default(false),
-  python: z.array(z.string()).default(["numpy"]),
+  /** Python modules the template imports; without a manifest they are read from its imports. */
+  python: z.array(z.string()).optional(),
   experimentTimeoutS: z.number().positive().default(600),
   plotTimeoutS: z.number().positive().default(120),
+  /** Address-space limit for one run; none by default for GPU runs, whose drivers map large areas. */
+  memoryMb: z.number().int().positive().optional(),
   maxRuns: z.number().int().positive().optional(),
+  profiles: z.record(z.string(), Profile).default({}),
 });
 export type Manifest = z.infer<typeof Manifest>;
 
@@ -26,6 +39,59 @@ export interface Template {
   taskDescription: string;
   seedIdeas: Idea[];
   manifest: Manifest;
+  /** The Python modules a run needs. */
+  python: string[];
+}
+
+/** What one run of a template needs under a profile (`full`, the manifest itself, unless named otherwise). */
+export interface RunNeeds {
+  profile: string;
+  gpu: boolean;
+  env: Record<string, string>;
+  experimentTimeoutS: number;
+  plotTimeoutS: number;
+  memoryMb: number | undefined;
+}
+
+export function runNeeds(template: Template, profile = "full"): RunNeeds {
+  const p = template.manifest.profiles[profile];
+  if (!p && profile !== "full") {
+    throw new UserError(`template "${template.name}" has no profile "${profile}"`, {
+      hint: `its profiles: full${Object.keys(template.manifest.profiles).map((k) => `, ${k}`).join("")}`,
+    });
+  }
+  const gpu = p?.gpu ?? template.manifest.gpu;
+  return {
+    profile,
+    gpu,
+    env: p?.env ?? {},
+    experimentTimeoutS: p?.experimentTimeoutS ?? template.manifest.experimentTimeoutS,
+    plotTimeoutS: p?.plotTimeoutS ?? template.manifest.plotTimeoutS,
+    memoryMb: p?.memoryMb ?? template.manifest.memoryMb ?? (gpu ? undefined : 8192),
+  };
+}
+
+/** Standard-library modules a template may import, which no package provides. */
+const STDLIB = new Set(
+  ("__future__ abc argparse array ast asyncio base64 bisect builtins collections concurrent contextlib copy csv dataclasses datetime " +
+    "decimal enum errno fractions functools gc glob gzip hashlib heapq importlib inspect io itertools json logging math multiprocessing " +
+    "numbers operator os pathlib pickle platform pprint queue random re shutil signal socket statistics string struct subprocess sys " +
+    "tempfile textwrap threading time timeit traceback types typing unittest uuid warnings weakref zipfile").split(" "),
+);
+
+/** Top-level modules imported by the template's scripts, less the standard library and its own files. */
+export function importedModules(dir: string, files = ["experiment.py", "plot.py"]): string[] {
+  const local = new Set(readdirSync(dir).filter((f) => f.endsWith(".py")).map((f) => f.slice(0, -3)));
+  const found = new Set<string>();
+  for (const file of files) {
+    const path = join(dir, file);
+    if (!existsSync(path)) continue;
+    for (const m of readFileSync(path, "utf8").matchAll(/^\s*(?:import|from)\s+([A-Za-z_][A-Za-z0-9_]*)/gm)) {
+      const name = m[1]!;
+      if (!STDLIB.has(name) && !local.has(name)) found.add(name);
+    }
+  }
+  return [...found].sort();
 }
 
 const REQUIRED = ["experiment.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex"] as const;
@@ -54,10 +120,14 @@ function check<T>(schema: z.ZodType<T>, value: unknown, path: string): T {
   return parsed.data;
 }
 
-/** Loads and checks a template in the AI Scientist's folder format; errors name the file and the fault. */
+/**
+ * Loads and checks a template in the AI Scientist's folder format, by name in templates/ or by a path (one
+ * with a slash); errors name the file and the fault.
+ */
 export function loadTemplate(name: string, root = TEMPLATES_ROOT): Template {
-  const dir = join(root, name);
-  if (!/^[A-Za-z0-9_.-]+$/.test(name) || !existsSync(dir)) {
+  const byPath = name.includes("/");
+  const dir = byPath ? resolve(name) : join(root, name);
+  if ((!byPath && !/^[A-Za-z0-9_.-]+$/.test(name)) || !existsSync(dir)) {
     const known = listTemplates(root);
     throw new UserError(`unknown template "${name}"`, {
       hint: known.length ? `choose one of: ${known.join(", ")}` : `no templates found in ${root}`,
@@ -73,7 +143,15 @@ export function loadTemplate(name: string, root = TEMPLATES_ROOT): Template {
   const seedIdeas = check(z.array(Idea), readJson(join(dir, "seed_ideas.json"), "seed_ideas.json"), join(dir, "seed_ideas.json"));
   const manifestPath = join(dir, "manifest.json");
   const manifest = check(Manifest, existsSync(manifestPath) ? readJson(manifestPath, "manifest.json") : {}, manifestPath);
-  return { name, dir, system: prompt.system, taskDescription: prompt.task_description, seedIdeas, manifest };
+  return {
+    name,
+    dir,
+    system: prompt.system,
+    taskDescription: prompt.task_description,
+    seedIdeas,
+    manifest,
+    python: manifest.python ?? importedModules(dir),
+  };
 }
 
 export function readTemplateFile(template: Template, file: string): string {

@@ -74,12 +74,16 @@ export type Actor = z.infer<typeof Actor>;
 
 // ---- jobs: one schema per work queue, and the result its worker reports ----
 
+const ExperimentResult = z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string() });
+
 const jobBase = { jobId: z.string().min(1), runId: RunId };
 
 export const jobSchemas = {
   ideate: z.object({ ...jobBase, count: z.number().int().min(1) }),
   novelty: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, turn: z.number().int().min(0) }),
   experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
+  /** The same job, for templates whose profile needs a GPU: only nodes with GPUs serve this queue. */
+  gpuExperiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
   write: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
   chair: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, pdf: z.string() }),
   review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0) }),
@@ -94,7 +98,8 @@ export const resultSchemas = {
     failures: z.array(z.string()).optional(),
   }),
   novelty: Verdict,
-  experiment: z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string() }),
+  experiment: ExperimentResult,
+  gpuExperiment: ExperimentResult,
   write: z.object({ pdf: z.string(), tex: z.string(), pages: z.number().int().optional() }),
   chair: z.object({
     decision: z.enum(["Accept", "Reject"]),
@@ -168,6 +173,8 @@ export const LlmChoice = z.object({ provider: z.string(), model: z.string() });
 export const RunConfig = z.object({
   runId: RunId,
   template: z.string(),
+  /** The template's profile: `full`, or one its manifest names (e.g. `reduced` for two CPU cores). */
+  profile: z.string().default("full"),
   ideas: z.number().int().min(1),
   reviewers: z.number().int().min(1),
   quorum: z.number().int().min(1),

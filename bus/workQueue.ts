@@ -21,6 +21,8 @@ export interface JobContext {
   signal: AbortSignal;
   /** How many times JetStream has delivered this job (1 the first time). */
   delivery: number;
+  /** Which of the worker's parallel slots took the job (a GPU node runs one slot per GPU). */
+  slot: number;
   log: Logger;
 }
 
@@ -52,7 +54,7 @@ export function serveJobs<K extends JobKind>(
   const controller = new AbortController();
   const { log } = opts;
 
-  async function handle(msg: JsMsg): Promise<void> {
+  async function handle(msg: JsMsg, slot: number): Promise<void> {
     let raw: unknown;
     try {
       raw = JSON.parse(dec.decode(msg.data));
@@ -79,7 +81,7 @@ export function serveJobs<K extends JobKind>(
     const jobLog = log.child({ jobId: job.jobId, ...(ideaId ? { ideaId } : {}) });
     try {
       const result = resultSchemas[kind].parse(
-        await handler(job, { signal: controller.signal, delivery: msg.info.deliveryCount, log: jobLog }),
+        await handler(job, { signal: controller.signal, delivery: msg.info.deliveryCount, slot, log: jobLog }),
       ) as JobResult<K>;
       await publishOutcome(bus, kind, { jobId: job.jobId, runId: job.runId, ideaId, by: opts.by, ok: true, result });
       await bus.kv.put(key, "ok");
@@ -121,7 +123,7 @@ export function serveJobs<K extends JobKind>(
             await new Promise((r) => setTimeout(r, 1000));
             continue;
           }
-          if (msg) await handle(msg);
+          if (msg) await handle(msg, slot);
         }
       })().catch((err) => {
         if (!controller.signal.aborted) log.error({ err: (err as Error).message }, `${kind} worker stopped`);

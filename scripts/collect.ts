@@ -58,11 +58,11 @@ export async function collectRun(
   let spent = 0;
   const outcomes = new Map<JobKind, Outcome<JobKind>[]>();
   let ideation: Outcome<"ideate"> | undefined;
-  const kinds: JobKind[] = ["ideate", "novelty", "experiment", "write", "chair", "review"];
+  const kinds: JobKind[] = ["ideate", "novelty", "experiment", "gpuExperiment", "write", "chair", "review"];
 
   const terminal = (ideaId: string) =>
     (outcomes.get("chair") ?? []).some((o) => o.ideaId === ideaId) ||
-    (["experiment", "write"] as JobKind[]).some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && !o.ok));
+    (["experiment", "gpuExperiment", "write"] as JobKind[]).some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && !o.ok));
   const accepted = () => (ideation?.ok ? ideation.result.ideas.filter((i) => i.status === "accepted").map((i) => i.ideaId) : []);
   const finished = () => ideation !== undefined && accepted().every(terminal);
 
@@ -110,7 +110,7 @@ export async function collectRun(
   await writeFile(join(outDir, "cost.json"), JSON.stringify({ runId, estimated: exchanges.some((e) => e.usage.estimated), total, byAgent, byIdea }, null, 2));
 
   const ideas: IdeaSummary[] = accepted().map((ideaId) => {
-    const failure = (["experiment", "write", "chair"] as JobKind[])
+    const failure = (["experiment", "gpuExperiment", "write", "chair"] as JobKind[])
       .flatMap((k) => (outcomes.get(k) ?? []).filter((o) => o.ideaId === ideaId && !o.ok).map((o) => `${k}: ${(o as { error: string }).error}`))[0];
     const paper = (outcomes.get("write") ?? []).find((o) => o.ideaId === ideaId && o.ok) as Outcome<"write"> | undefined;
     const decided = (outcomes.get("chair") ?? []).find((o) => o.ideaId === ideaId && o.ok) as Outcome<"chair"> | undefined;

@@ -12,17 +12,20 @@ import { publishJob } from "../bus/workQueue.js";
 import { putArtifact } from "../bus/artifacts.js";
 import { RunConfig } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
-import { loadTemplate } from "../agents/templates.js";
+import { loadTemplate, runNeeds } from "../agents/templates.js";
+import { detectGpus } from "../agents/gpus.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
 import { createProvider, parseLlm, type LlmChoice } from "../agents/llm/providers.js";
 import { replayLogName } from "../agents/llm/replayProvider.js";
-import { ROLE_NAMES, parseRoles, startNode, type RoleName, type SwarmNode } from "../agents/node.js";
+import { ROLE_NAMES, listNodes, parseRoles, startNode, type RoleName, type SwarmNode } from "../agents/node.js";
 import { collectRun, type RunSummary } from "./collect.js";
 import { fail, parseFlags } from "./cli.js";
 
 const HELP = `npm run swarm -- [flags]
 
-  --template <name>   research template in templates/ (default: nanofit)
+  --template <name>   research template in templates/, or a path to one (default: nanofit)
+  --profile <name>    the template's configuration: full (default) or one its manifest names,
+                      e.g. reduced (two CPU cores) for grokking and 2d_diffusion
   --ideas <n>         ideas to propose (default: 1)
   --reviewers <k>     reviews per paper, each by its own reviewer actor (default: 3)
   --llm <provider[/model]>  the model for every agent: offline, openai[/model], anthropic[/model],
@@ -45,6 +48,7 @@ NATS: set NATS_URL to join a running server; unset, a local nats-server is start
 const Flags = z.object({
   help: z.boolean().optional(),
   template: z.string().optional(),
+  profile: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
   ideas: z.coerce.number().int().min(1).max(50).optional(),
   reviewers: z.coerce.number().int().min(1).max(20).optional(),
   llm: z.string().optional(),
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), {
     help: { type: "boolean", short: "h" },
     template: { type: "string" },
+    profile: { type: "string" },
     ideas: { type: "string" },
     reviewers: { type: "string" },
     llm: { type: "string" },
@@ -131,8 +136,13 @@ async function main(): Promise<void> {
   const budgetUsd = flags.budget ?? defaults.budgetUsd ?? undefined;
   if (budgetUsd !== undefined) line(`Budget: $${budgetUsd.toFixed(4)}; no new paid work starts past it.`);
 
+  const profile = flags.profile ?? replayed?.profile ?? "full";
+  const needs = runNeeds(template, profile);
+  // Experiments run here only if this process codes and can meet the profile's need for a GPU.
+  const localGpus = roles.coder ? await detectGpus() : [];
+  const codesHere = Boolean(roles.coder) && (!needs.gpu || localGpus.length > 0);
   const natsUrl = process.env.NATS_URL;
-  const report = await runPreflight({ nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: template.manifest.python });
+  const report = await runPreflight({ nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: codesHere ? template.python : [] });
   line(formatPreflight(report));
   assertPreflight(report);
 
@@ -178,6 +188,7 @@ async function main(): Promise<void> {
     const config: RunConfig = RunConfig.parse({
       runId,
       template: template.name,
+      profile,
       ideas,
       reviewers,
       quorum: reviewers,
@@ -187,7 +198,7 @@ async function main(): Promise<void> {
       maxReflections: 3,
       maxRevisions: 1,
       noveltyRounds: 3,
-      experimentTimeoutMs: template.manifest.experimentTimeoutS * 1000,
+      experimentTimeoutMs: needs.experimentTimeoutS * 1000,
       llm,
       roleLlm,
       ...(budgetUsd !== undefined ? { budgetUsd } : {}),
@@ -200,6 +211,14 @@ async function main(): Promise<void> {
     node = await startNode({ bus, roles, log: log.child({ runId }) });
     const absent = ROLE_NAMES.filter((r) => !roles[r]);
     if (absent.length) line(`This process does not serve ${absent.join(", ")}: the run waits for nodes that do.`);
+    if (needs.gpu) {
+      const withGpu = (await listNodes(bus)).filter((n) => n.gpus.length > 0);
+      line(
+        withGpu.length
+          ? `Profile ${profile} needs a GPU: ${withGpu.map((n) => `${n.nodeId} (${n.gpus.length} GPU${n.gpus.length > 1 ? "s" : ""})`).join(", ")} will run the experiments.`
+          : `Profile ${profile} needs a GPU and no node with one has joined: experiments wait until \`npm run node -- --roles coder\` runs on a GPU machine${template.manifest.profiles.reduced ? ` (or use --profile reduced on CPU)` : ""}.`,
+      );
+    }
     await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: ideas });
 
     const summary = await collectRun(bus, runId, outDir, budgetUsd, (p, spent) => {

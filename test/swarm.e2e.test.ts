@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execa } from "execa";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { runScript, waitForLine } from "./helpers/cli.js";
 
@@ -13,6 +13,19 @@ const runDirOf = (text: string) => {
   if (!m) throw new Error(`no run id in the output:\n${text}`);
   return join(out, m[1]!);
 };
+
+/** Processes whose working directory lies under `fragment`: the experiments of one node. */
+async function processesWorkingIn(fragment: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (readlinkSync(`/proc/${pid}/cwd`).includes(fragment)) found.push(pid);
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
+}
 
 async function pgrep(pattern: string): Promise<string[]> {
   const { stdout } = await execa("pgrep", ["-af", pattern], { reject: false });
@@ -113,7 +126,7 @@ describe("scaling out and stopping", () => {
     expect(res.exitCode).toBe(130);
     expect(await pgrep(runDir)).toEqual([]);
     expect(await pgrep(`swarm/work/.*-${swarm.pid}`)).toEqual([]);
-    expect(await pgrep("experiment.py")).toEqual([]);
+    expect(await processesWorkingIn(`.swarm/work/${hostname()}-${swarm.pid}`)).toEqual([]);
   }, 120_000);
 
   it("stops before any work when nats-server and TeX are missing, and says what to install", async () => {

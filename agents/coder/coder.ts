@@ -10,7 +10,7 @@ import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { getDirectory, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
 import { EnvironmentError } from "../../bus/errors.js";
-import { loadTemplate, type Template } from "../templates.js";
+import { loadTemplate, runNeeds, type Template } from "../templates.js";
 import { findPython } from "../preflight.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
@@ -32,8 +32,8 @@ async function codeFiles(template: Template): Promise<string[]> {
     .sort();
 }
 
-async function baselineHash(template: Template, python: string): Promise<string> {
-  const h = createHash("sha256").update(python);
+async function baselineHash(template: Template, python: string, env: Record<string, string>): Promise<string> {
+  const h = createHash("sha256").update(python).update(JSON.stringify(env));
   for (const file of await codeFiles(template)) h.update(file).update(await readFile(join(template.dir, file)));
   return h.digest("hex").slice(0, 16);
 }
@@ -51,14 +51,17 @@ async function unifiedDiff(a: string, b: string, label: string): Promise<string>
   return stdout;
 }
 
-export async function experiment(job: Job<"experiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
+export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
   const template = loadTemplate(ctx.config.template);
-  const python = await findPython(template.manifest.python);
+  const needs = runNeeds(template, ctx.config.profile);
+  const python = await findPython(template.python);
   if (!python) {
-    throw new EnvironmentError(`no Python on this node imports ${template.manifest.python.join(", ")}`, {
-      hint: "install them (apt-get install -y python3-numpy python3-matplotlib) or set SWARM_PYTHON",
+    throw new EnvironmentError(`no Python on node ${ctx.by.node} imports ${template.python.join(", ")}`, {
+      hint: `install them (apt-get install -y ${template.python.map((m) => `python3-${m}`).join(" ")}) or set SWARM_PYTHON`,
     });
   }
+  // A GPU slot sees its own GPU only; the profile may set variables of its own (e.g. SWARM_PROFILE=reduced).
+  const runEnv = { ...needs.env, ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}) };
   const ws = join(ctx.workRoot, job.runId, job.ideaId);
   await rm(ws, { recursive: true, force: true });
   await mkdir(ws, { recursive: true });
@@ -67,19 +70,22 @@ export async function experiment(job: Job<"experiment">, ctx: AgentContext): Pro
   let lastGood = baselineCode;
   const prefix = `${job.runId}/${job.ideaId}`;
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
-  const limitMs = Math.min(ctx.config.experimentTimeoutMs, template.manifest.experimentTimeoutS * 1000);
+  const limitMs = Math.min(ctx.config.experimentTimeoutMs, needs.experimentTimeoutS * 1000);
   const say = (text: string) => ctx.progress(text, job.ideaId);
   const current = () => readFile(join(ws, "experiment.py"), "utf8");
   const edit = async (edits: { search: string; replace: string }[]) => {
     await writeFile(join(ws, "experiment.py"), applyEdits(await current(), edits));
   };
   const run = (args: string[], timeoutMs: number) =>
-    runSandboxed({ cwd: ws, python: python.path, args, timeoutMs, signal: ctx.signal, log: ctx.log });
+    runSandboxed({
+      cwd: ws, python: python.path, args, timeoutMs, signal: ctx.signal, log: ctx.log, env: runEnv,
+      ...(needs.memoryMb !== undefined ? { memoryMb: needs.memoryMb } : {}),
+    });
 
   const machine = coderMachine.provide({
     actors: {
       ensureBaseline: fromPromise(async (): Promise<RunRecord> => {
-        const key = `baselines/${template.name}/${await baselineHash(template, python.path)}`;
+        const key = `baselines/${template.name.replace(/[^A-Za-z0-9_.-]/g, "_")}/${await baselineHash(template, python.path, needs.env)}`;
         if (await hasArtifact(ctx.bus, `${key}/final_info.json`)) {
           await getDirectory(ctx.bus, key, join(ws, "run_0"));
           await say("baseline run_0 taken from the cache");
@@ -151,7 +157,7 @@ export async function experiment(job: Job<"experiment">, ctx: AgentContext): Pro
             feedback = (err as Error).message;
             continue;
           }
-          const res = await run(["plot.py"], template.manifest.plotTimeoutS * 1000);
+          const res = await run(["plot.py"], needs.plotTimeoutS * 1000);
           const figures = (await readdir(ws)).filter((f) => f.endsWith(".png") && !before.has(f)).sort();
           if (res.ok && figures.length) {
             for (const f of [...figures, "plot.py"]) await putArtifact(ctx.bus, `${prefix}/${f}`, await readFile(join(ws, f)));

@@ -24,6 +24,28 @@ export interface SandboxOptions {
   log: Logger;
   /** Extra variables for the child; the parent's environment never reaches it. */
   env?: Record<string, string>;
+  /** Address-space limit (RLIMIT_AS) for the run and everything it starts. */
+  memoryMb?: number;
+}
+
+/** Process groups of the sandboxes running now: none may outlive this process, however it ends. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on("exit", () => {
+    for (const pid of liveGroups) killGroup(pid);
+  });
 }
 
 let bwrapChecked: boolean | undefined;
@@ -50,12 +72,37 @@ function cleanEnv(cwd: string, extra: Record<string, string> = {}): Record<strin
   };
 }
 
-const tail = (s: string, n: number) => (s.length > n ? `[… ${s.length - n} bytes cut]\n${s.slice(-n)}` : s);
+/** The last `max` bytes of a stream, and how many came before them. */
+class Tail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private dropped = 0;
+  constructor(private readonly max: number) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    while (this.size - (this.chunks[0]?.length ?? 0) >= this.max && this.chunks.length > 1) {
+      const first = this.chunks.shift()!;
+      this.size -= first.length;
+      this.dropped += first.length;
+    }
+  }
+
+  text(): string {
+    const all = Buffer.concat(this.chunks);
+    const cut = Math.max(0, all.length - this.max);
+    const kept = all.subarray(cut).toString("utf8");
+    const dropped = this.dropped + cut;
+    return dropped ? `[… ${dropped} bytes cut]\n${kept}` : kept;
+  }
+}
 
 /**
  * Runs untrusted Python in its workspace: through bubblewrap (read-only system, only the workspace
  * writable, no network, own PID namespace, dies with its parent) when it is installed, always with a
- * scrubbed environment, a wall-clock limit that kills the whole process group, and capped output.
+ * scrubbed environment, a wall-clock limit that kills the whole process group, capped output, and an
+ * address-space limit when one is given.
  */
 export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult> {
   const cwd = resolve(opts.cwd);
@@ -66,6 +113,11 @@ export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult>
     warned = true;
     opts.log.warn("bubblewrap is not installed: generated code runs WITHOUT filesystem and network isolation (apt-get install -y bubblewrap)");
   }
+  const command = [
+    ...(opts.memoryMb !== undefined && existsSync("/usr/bin/prlimit") ? ["/usr/bin/prlimit", `--as=${opts.memoryMb * 1024 * 1024}`, "--"] : []),
+    opts.python,
+    ...opts.args,
+  ];
   const [file, args] = sandboxed
     ? [
         "bwrap",
@@ -82,11 +134,10 @@ export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult>
           "--chdir", cwd,
           "--clearenv",
           ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
-          opts.python,
-          ...opts.args,
+          ...command,
         ],
       ]
-    : [opts.python, opts.args];
+    : [command[0]!, command.slice(1)];
   const started = Date.now();
   const child = execa(file, args, {
     cwd,
@@ -98,26 +149,28 @@ export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult>
     // Its own process group, so that the limit kills everything it started.
     detached: true,
     cleanup: true,
-    maxBuffer: { stdout: 8 * max, stderr: 8 * max },
+    // Output is streamed into rolling tails below: a talkative run is neither killed nor allowed to fill memory.
+    buffer: false,
     stdin: "ignore",
     ...(opts.signal ? { cancelSignal: opts.signal } : {}),
   });
+  const tails = { stdout: new Tail(max), stderr: new Tail(max) };
+  child.stdout?.on("data", (chunk: Buffer) => tails.stdout.push(chunk));
+  child.stderr?.on("data", (chunk: Buffer) => tails.stderr.push(chunk));
   const pid = child.pid;
-  const killGroup = () => {
-    if (pid) {
-      try {
-        process.kill(-pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  };
-  const guard = setTimeout(killGroup, opts.timeoutMs + 50);
+  const kill = () => pid && killGroup(pid);
+  if (pid) liveGroups.add(pid);
+  installExitHook();
+  // Cancelling kills the whole group at once, not only its leader.
+  opts.signal?.addEventListener("abort", kill, { once: true });
+  const guard = setTimeout(kill, opts.timeoutMs + 50);
   const result = await child;
   clearTimeout(guard);
-  killGroup();
-  const stdout = tail(String(result.stdout ?? ""), max);
-  let stderr = tail(String(result.stderr ?? ""), max);
+  opts.signal?.removeEventListener("abort", kill);
+  kill();
+  if (pid) liveGroups.delete(pid);
+  const stdout = tails.stdout.text();
+  let stderr = tails.stderr.text();
   if (result.timedOut) stderr += `\n[killed: exceeded the wall-clock limit of ${Math.round(opts.timeoutMs / 1000)} s]`;
   return {
     ok: result.exitCode === 0 && !result.timedOut,

@@ -4,7 +4,7 @@ import type { Idea, Job, JobResult } from "../../bus/schemas.js";
 import { Idea as IdeaSchema } from "../../bus/schemas.js";
 import { JobFailedError, publishJob } from "../../bus/workQueue.js";
 import { awaitOutcome } from "../../bus/events.js";
-import { loadTemplate, readTemplateFile } from "../templates.js";
+import { loadTemplate, readTemplateFile, runNeeds } from "../templates.js";
 import { ask } from "../llm/task.js";
 import { assertWithinBudget } from "../llm/budget.js";
 import type { AgentContext } from "../runtime/agentContext.js";
@@ -55,7 +55,8 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
         return ask(ctx.llm, reviseIdea, { idea: input.idea, verdict: input.verdict, code }, opts);
       }),
       handOff: fromPromise(async ({ input }: { input: { ideaId: string; idea: Idea } }) => {
-        await publishJob(ctx.bus, "experiment", {
+        // Experiments that need a GPU wait on their own queue, which only nodes with GPUs serve.
+        await publishJob(ctx.bus, runNeeds(template, ctx.config.profile).gpu ? "gpuExperiment" : "experiment", {
           jobId: `${job.runId}.experiment.${input.ideaId}`,
           runId: job.runId,
           ideaId: input.ideaId,

@@ -15,6 +15,8 @@ export interface AgentContext {
   signal: AbortSignal;
   /** Folder on this node for the job's files. */
   workRoot: string;
+  /** The GPU this job may use, on a node that has GPUs. */
+  gpu?: number;
   /** A progress line for the person watching the swarm. */
   progress(text: string, ideaId?: string): Promise<void>;
 }
