@@ -1,4 +1,7 @@
-/** A tunable setting of a template: an UPPER_SNAKE module-level constant with a literal value. */
+/**
+ * A tunable setting of a template: an UPPER_SNAKE module-level constant with a literal value, or the default
+ * of a command-line flag (`parser.add_argument("--lr", type=float, default=1e-3)`, named LR).
+ */
 export interface Knob {
   name: string;
   /** The literal as written. */
@@ -6,28 +9,45 @@ export interface Knob {
   value: number | string;
   comment: string;
   line: string;
+  kind: "constant" | "flag";
 }
 
-const KNOB_LINE = /^([A-Z][A-Z0-9_]*)\s*=\s*("[^"]*"|'[^']*'|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?:#\s*(.*))?$/;
+const NUMBER = "-?\\d+(?:\\.\\d+)?(?:[eE][-+]?\\d+)?|-?\\.\\d+(?:[eE][-+]?\\d+)?";
+const KNOB_LINE = new RegExp(`^([A-Z][A-Z0-9_]*)\\s*=\\s*("[^"]*"|'[^']*'|${NUMBER})\\s*(?:#\\s*(.*))?$`);
+const FLAG_LINE = new RegExp(`add_argument\\(\\s*["']--([A-Za-z][A-Za-z0-9_-]*)["'][^\\n]*?default\\s*=\\s*(${NUMBER})(?![\\w.])(?:[^\\n]*?help\\s*=\\s*["']([^"']*)["'])?`);
 
 /**
  * The knobs of an experiment script: the lines between `# --- knobs ---` and `# --- end knobs ---` when the
- * template marks them, else every top-level constant of that shape before the first import.
+ * template marks them; else every top-level constant of that shape, and every numeric flag default, as in
+ * the reference's templates.
  */
 export function parseKnobs(code: string): Knob[] {
   const lines = code.split("\n");
   const start = lines.findIndex((l) => l.trim() === "# --- knobs ---");
   const end = lines.findIndex((l) => l.trim() === "# --- end knobs ---");
-  const region = start !== -1 && end > start ? lines.slice(start + 1, end) : lines;
+  const marked = start !== -1 && end > start;
   const knobs: Knob[] = [];
-  for (const line of region) {
+  for (const line of marked ? lines.slice(start + 1, end) : lines) {
     const m = KNOB_LINE.exec(line);
-    if (!m) continue;
-    const literal = m[2]!;
-    const quoted = /^["']/.test(literal);
-    knobs.push({ name: m[1]!, literal, value: quoted ? literal.slice(1, -1) : Number(literal), comment: (m[3] ?? "").trim(), line });
+    if (m) {
+      const literal = m[2]!;
+      const quoted = /^["']/.test(literal);
+      knobs.push({ name: m[1]!, literal, value: quoted ? literal.slice(1, -1) : Number(literal), comment: (m[3] ?? "").trim(), line, kind: "constant" });
+      continue;
+    }
+    const f = marked ? null : FLAG_LINE.exec(line);
+    if (f && f[1] !== "out_dir") {
+      knobs.push({ name: f[1]!.replace(/-/g, "_").toUpperCase(), literal: f[2]!, value: Number(f[2]), comment: (f[3] ?? "").trim(), line, kind: "flag" });
+    }
   }
   return knobs;
+}
+
+/** The knob's line with a new value. */
+export function withValue(knob: Knob, value: string): string {
+  return knob.kind === "constant"
+    ? knob.line.replace(/=\s*("[^"]*"|'[^']*'|\S+)/, `= ${value}`)
+    : knob.line.replace(new RegExp(`(default\\s*=\\s*)(${NUMBER})(?![\\w.])`), `$1${value}`);
 }
 
 /** A Python literal for a number, keeping integers integral. */

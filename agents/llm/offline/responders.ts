@@ -7,7 +7,7 @@ import * as coder from "../../coder/prompts.js";
 import * as writer from "../../writer/prompts.js";
 import * as reviewer from "../../reviewer/prompts.js";
 import * as chair from "../../areaChair/prompts.js";
-import { innerValues, jaccard, keywords, parseKnobs, sweepValues, texEscape, type Knob } from "./knobs.js";
+import { innerValues, jaccard, keywords, parseKnobs, sweepValues, texEscape, withValue, type Knob } from "./knobs.js";
 
 export const OFFLINE_NOTE = "written by the offline stand-in: no language model wrote this";
 
@@ -116,7 +116,7 @@ function knobEdit(planned: string, code: string): { search: string; replace: str
   if (!m) throw new Error(`the offline coder cannot read the planned change "${planned}"`);
   const knob = parseKnobs(code).find((k) => k.name === m[1]);
   if (!knob) throw new Error(`${m[1]} is not set on a line of its own in experiment.py`);
-  return { search: knob.line, replace: knob.line.replace(/=\s*\S+/, `= ${m[2]}`) };
+  return { search: knob.line, replace: withValue(knob, m[2]!) };
 }
 
 respond(coder.editCode, (d) => ({ explanation: `${d.planned} (${OFFLINE_NOTE})`, edits: [knobEdit(d.planned, d.code)] }));

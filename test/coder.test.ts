@@ -1,0 +1,93 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import { pino } from "pino";
+import { natsForSuite } from "./helpers/nats.js";
+import { experiment } from "../agents/coder/coder.js";
+import { createLlm } from "../agents/llm/client.js";
+import { offlineProvider } from "../agents/llm/offline/offlineProvider.js";
+import { RunConfig } from "../bus/schemas.js";
+import { putRunConfig } from "../agents/runtime/runConfig.js";
+import { getArtifact } from "../bus/artifacts.js";
+import type { AgentContext } from "../agents/runtime/agentContext.js";
+
+const log = pino({ level: "silent" });
+const FIXTURE = new URL("./fixtures/templates/ref_style", import.meta.url).pathname;
+let nats: Awaited<ReturnType<typeof natsForSuite>>;
+let dir: string;
+let server: Server;
+let port = 0;
+let connections = 0;
+const outside = join(tmpdir(), `coder-escape-${randomBytes(4).toString("hex")}`);
+
+beforeAll(async () => {
+  nats = await natsForSuite();
+  dir = mkdtempSync(join(tmpdir(), "coder-"));
+  server = createServer((s) => {
+    connections++;
+    s.end();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  port = (server.address() as { port: number }).port;
+});
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  await nats?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("the coder, with a hostile run among good ones", () => {
+  it("keeps runs one and two when the third reads keys, dials out, writes outside and never ends", async () => {
+    const template = join(dir, "hostile");
+    cpSync(FIXTURE, template, { recursive: true });
+    const code = readFileSync(join(template, "experiment.py"), "utf8").replace(
+      "args = parser.parse_args()\n",
+      `args = parser.parse_args()\nif args.degree == 9:\n    import socket, time\n    print("key:", os.environ.get("OPENAI_API_KEY"))\n    try:\n        socket.create_connection(("127.0.0.1", ${port}), timeout=1)\n    except OSError as e:\n        print("no network:", e)\n    try:\n        open(${JSON.stringify(outside)}, "w").write("x")\n    except OSError as e:\n        print("read-only:", e)\n    time.sleep(1000)\n`,
+    );
+    writeFileSync(join(template, "experiment.py"), code);
+
+    const runId = "coder-hostile";
+    const config = RunConfig.parse({
+      runId, template, ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 3, maxFixes: 1, maxReflections: 1,
+      maxRevisions: 0, noveltyRounds: 1, experimentTimeoutMs: 4000, llm: { provider: "offline", model: "offline" }, literature: "local",
+      startedAt: new Date().toISOString(),
+    });
+    await putRunConfig(nats.bus, config);
+    const by = { agent: "coder", node: "test" };
+    const progress: string[] = [];
+    const ctx: AgentContext = {
+      bus: nats.bus, runId, config, by, log, signal: new AbortController().signal, workRoot: join(dir, "work"),
+      llm: createLlm(offlineProvider(), { bus: nats.bus, runId, by, log }),
+      progress: async (text) => void progress.push(text),
+    };
+    process.env.OPENAI_API_KEY = "sk-must-not-leak-0123456789";
+    let result;
+    try {
+      result = await experiment(
+        {
+          jobId: "j1", runId, ideaId: "degree_sweep",
+          idea: { Name: "degree_sweep", Title: "Degree", Experiment: "Set DEGREE to each of [1, 5, 9] (baseline: 3), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 },
+        },
+        ctx,
+      );
+    } finally {
+      delete process.env.OPENAI_API_KEY;
+    }
+    expect(result.runs.map((r) => [r.run, r.ok])).toEqual([["run_0", true], ["run_1", true], ["run_2", true], ["run_3", false]]);
+    const failed = result.runs[3]!;
+    expect(failed.attempts).toBe(2);
+    expect(failed.error).toMatch(/exceeded the wall-clock limit/);
+    expect(failed.error).not.toContain("sk-must-not-leak");
+    expect(result.figures).toContain("fits.png");
+    expect(result.notes).toMatch(/run_3: .*FAILED/);
+    expect(connections).toBe(0);
+    expect(existsSync(outside)).toBe(false);
+    // What the runs that worked made is in the object store, code and diff included.
+    const diff = new TextDecoder().decode(await getArtifact(nats.bus, `${runId}/degree_sweep/run_2/diff.patch`));
+    expect(diff).toMatch(/^\+.*default=5/m);
+    expect(progress.some((p) => /run_3 set aside/.test(p))).toBe(true);
+  }, 60_000);
+});
