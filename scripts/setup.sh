@@ -10,6 +10,7 @@ packages=(
   texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended
   poppler-utils                    # pdftotext, for the reviewers
   python3 python3-numpy python3-matplotlib   # the templates' experiments and plots
+  python3-torch                    # grokking and 2d_diffusion (CPU build; a GPU node brings its own CUDA PyTorch)
   bubblewrap                       # the sandbox for generated code
 )
 

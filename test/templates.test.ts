@@ -1,0 +1,68 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { cpSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { importedModules, listTemplates, loadTemplate, runNeeds } from "../agents/templates.js";
+import { FinalInfo } from "../agents/coder/coder.js";
+import { UserError } from "../bus/errors.js";
+
+const root = mkdtempSync(join(tmpdir(), "templates-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const FIXTURE = new URL("./fixtures/templates/ref_style", import.meta.url).pathname;
+
+function copy(name: string): string {
+  const dir = join(root, name);
+  cpSync(FIXTURE, dir, { recursive: true });
+  return dir;
+}
+
+describe("templates", () => {
+  it("ship the fast template and the two from the paper", () => {
+    expect(listTemplates()).toEqual(expect.arrayContaining(["nanofit", "grokking", "2d_diffusion"]));
+    for (const name of listTemplates()) expect(loadTemplate(name).seedIdeas.length).toBeGreaterThan(0);
+  });
+
+  it("refuse an unknown name, listing the ones there are", () => {
+    copy("alpha");
+    expect(() => loadTemplate("beta", root)).toThrow(/unknown template "beta"/);
+    try {
+      loadTemplate("beta", root);
+    } catch (err) {
+      expect((err as UserError).hint).toMatch(/alpha/);
+    }
+  });
+
+  it("name the file that is missing", () => {
+    const dir = copy("no_plot");
+    unlinkSync(join(dir, "plot.py"));
+    expect(() => loadTemplate("no_plot", root)).toThrow(/lacks plot\.py/);
+  });
+
+  it("name the file and the fault when one is malformed", () => {
+    const bad = copy("bad_json");
+    writeFileSync(join(bad, "prompt.json"), "{ not json");
+    expect(() => loadTemplate("bad_json", root)).toThrow(/prompt\.json is not valid JSON/);
+    const wrong = copy("bad_ideas");
+    writeFileSync(join(wrong, "seed_ideas.json"), JSON.stringify([{ Name: "x", Title: "y", Experiment: "z", Interestingness: 11, Feasibility: 1, Novelty: 1 }]));
+    expect(() => loadTemplate("bad_ideas", root)).toThrow(/seed_ideas\.json is malformed:\n\s+0\.Interestingness/);
+    const manifest = copy("bad_manifest");
+    writeFileSync(join(manifest, "manifest.json"), JSON.stringify({ gpu: "yes" }));
+    expect(() => loadTemplate("bad_manifest", root)).toThrow(/manifest\.json is malformed:\n\s+gpu/);
+  });
+
+  it("read a reference template's needs from its imports, and a manifest's profiles", () => {
+    const dir = copy("needs");
+    expect(importedModules(dir)).toEqual(["matplotlib", "numpy"]);
+    expect(loadTemplate("needs", root).python).toEqual(["matplotlib", "numpy"]);
+    const grokking = loadTemplate("grokking");
+    expect(runNeeds(grokking).gpu).toBe(true);
+    expect(runNeeds(grokking, "reduced")).toMatchObject({ gpu: false, env: { SWARM_PROFILE: "reduced" } });
+    expect(() => runNeeds(grokking, "huge")).toThrow(/no profile "huge"/);
+  });
+
+  it("check final_info.json's shape", () => {
+    expect(FinalInfo.safeParse({ moons: { means: { acc: 0.9 } } }).success).toBe(true);
+    expect(FinalInfo.safeParse({ moons: { acc: 0.9 } }).success).toBe(false);
+    expect(FinalInfo.safeParse({ moons: { means: { acc: "high" } } }).success).toBe(false);
+  });
+});
