@@ -5,7 +5,7 @@ import { JobFailedError } from "../../bus/workQueue.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
-import type { LiteratureSource } from "./literature.js";
+import type { LiteratureSource } from "../literature/source.js";
 import { decide, think } from "./prompts.js";
 
 export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"novelty">> {

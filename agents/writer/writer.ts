@@ -11,7 +11,7 @@ import { compileLatex } from "../tools/latex.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
-import type { LiteratureHit, LiteratureSource } from "../critic/literature.js";
+import type { LiteratureHit, LiteratureSource } from "../literature/source.js";
 import { PLACEHOLDERS, SECTIONS, chooseQuery, fixLatex, pickCitations, writeSection, type Section } from "./prompts.js";
 import { z } from "zod";
 

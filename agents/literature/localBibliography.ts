@@ -1,5 +1,5 @@
 import { loadBibliography, searchBibliography, type BibEntry } from "../tools/bibliography.js";
-import type { LiteratureHit, LiteratureSource } from "./literature.js";
+import type { LiteratureHit, LiteratureSource } from "./source.js";
 
 /** A BibTeX file as the literature: for air-gapped runs, the demo and tests. */
 export async function localBibliography(path: string): Promise<LiteratureSource> {
