@@ -45,8 +45,9 @@ function recordOf(ctx: Context, status: IdeaRecord["status"], note: string): Ide
 }
 
 /**
- * The PhD student: drafts an idea, reflects on it until satisfied (at least once), puts it to the novelty
- * critic, revises it when the critic asks, hands novel ideas to the coder, and goes on to the next.
+ * The PhD student: drafts an idea, reflects on it until satisfied (at least once), drops it if it nearly
+ * repeats an idea already had, puts it to the novelty critic, revises it when the critic asks, hands novel
+ * ideas to the coder, and goes on to the next.
  */
 export const ideatorMachine = setup({
   types: {
@@ -57,6 +58,7 @@ export const ideatorMachine = setup({
   actors: {
     proposeIdea: declared<Idea, { proposed: number; earlier: IdeaRecord[] }>("proposeIdea"),
     reflectOnIdea: declared<{ idea: Idea; done: boolean; thought: string }, { idea: Idea; round: number }>("reflectOnIdea"),
+    screenIdea: declared<{ duplicateOf?: string }, { idea: Idea; earlier: IdeaRecord[] }>("screenIdea"),
     askCritic: declared<Verdict, { ideaId: string; idea: Idea; turn: number }>("askCritic"),
     reviseIdea: declared<Idea, { idea: Idea; verdict: Verdict }>("reviseIdea"),
     handOff: declared<void, { ideaId: string; idea: Idea }>("handOff"),
@@ -66,6 +68,7 @@ export const ideatorMachine = setup({
       const out = (event as unknown as { output: { done: boolean } }).output;
       return !out.done && context.reflections + 1 < context.maxReflections;
     },
+    isDuplicate: ({ event }) => (event as unknown as { output: { duplicateOf?: string } }).output.duplicateOf !== undefined,
     isNovel: ({ event }) => (event as unknown as { output: Verdict }).output.verdict === "novel",
     canRevise: ({ context, event }) =>
       (event as unknown as { output: Verdict }).output.verdict === "revise" && context.revisions < context.maxRevisions,
@@ -128,13 +131,31 @@ export const ideatorMachine = setup({
             })),
           },
           {
-            target: "awaitingVerdict",
+            target: "screening",
             actions: assign(({ context, event }) => ({
               idea: event.output.idea,
               reflections: context.reflections + 1,
               history: [...context.history, `reflection ${context.reflections + 1} (done): ${event.output.thought}`],
             })),
           },
+        ],
+        onError: { target: "screening" },
+      },
+    },
+    // A near-duplicate of an idea already had (this run, earlier runs, the seeds) costs the critic nothing.
+    screening: {
+      invoke: {
+        src: "screenIdea",
+        input: ({ context }) => ({ idea: context.idea!, earlier: context.records }),
+        onDone: [
+          {
+            guard: "isDuplicate",
+            target: "nextIdea",
+            actions: assign(({ context, event }) => ({
+              records: [...context.records, recordOf(context, "rejected", `near-duplicate of ${event.output.duplicateOf}: not sent to the critic`)],
+            })),
+          },
+          { target: "awaitingVerdict" },
         ],
         onError: { target: "awaitingVerdict" },
       },

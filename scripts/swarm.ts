@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
@@ -10,7 +10,8 @@ import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { publishJob } from "../bus/workQueue.js";
 import { putArtifact } from "../bus/artifacts.js";
-import { RunConfig } from "../bus/schemas.js";
+import { Idea, RunConfig } from "../bus/schemas.js";
+import { readArchive, writeArchive } from "../agents/ideator/ideator.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { loadTemplate, runNeeds } from "../agents/templates.js";
 import { detectGpus } from "../agents/gpus.js";
@@ -219,12 +220,25 @@ async function main(): Promise<void> {
           : `Profile ${profile} needs a GPU and no node with one has joined: experiments wait until \`npm run node -- --roles coder\` runs on a GPU machine${template.manifest.profiles.reduced ? ` (or use --profile reduced on CPU)` : ""}.`,
       );
     }
+    // The archive of earlier runs' ideas lives beside the results, so that a new run proposes new ideas. Each run
+    // keeps the archive it started from; a replay starts from that one and leaves the shared archive alone.
+    const archiveFile = join(resolve(flags.out), "archive", `${template.name.replace(/[^A-Za-z0-9_-]/g, "_")}.json`);
+    const startFrom = replayed ? join(resolve(flags.out), flags.replay!, "archive.json") : archiveFile;
+    const archived = existsSync(startFrom) ? z.array(Idea).safeParse(JSON.parse(await readFile(startFrom, "utf8"))) : undefined;
+    const startArchive = archived?.success ? archived.data : [];
+    if ((await readArchive(bus, template.name)).length === 0) await writeArchive(bus, template.name, startArchive);
+    await writeFile(join(outDir, "archive.json"), JSON.stringify(startArchive, null, 2));
     await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: ideas });
 
     const summary = await collectRun(bus, runId, outDir, budgetUsd, (p, spent) => {
       const who = `${p.by.agent}@${p.by.node === node!.nodeId ? "local" : p.by.node}`;
       line(`[${p.at.slice(11, 19)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${p.ideaId}: ` : ""}${p.text}`);
     });
+    const archive = await readArchive(bus, template.name);
+    if (archive.length && !replayed) {
+      await mkdir(dirname(archiveFile), { recursive: true });
+      await writeFile(archiveFile, JSON.stringify(archive, null, 2));
+    }
     printSummary(summary, outDir, offline, (Date.now() - started) / 1000);
     await shutdown(summary.status === "failed" ? 1 : 0);
   } catch (err) {

@@ -75,6 +75,7 @@ const traversals: Record<Role, Traversal> = {
         { idea: idea("alpha"), done: false, thought: "sharpen" },
         { idea: idea("alpha"), done: true, thought: "fine" },
       ]),
+      ...outcomes(m, "screening", [{}, { duplicateOf: "beta" }]),
       ...outcomes(m, "awaitingVerdict", [verdict("novel"), verdict("revise"), verdict("not novel")]),
       ...outcomes(m, "revising", [idea("alpha")]),
       ...outcomes(m, "handingOff", [undefined]),
@@ -264,6 +265,7 @@ describe("the loops that matter", () => {
           calls.push(`reflect ${input.round}`);
           return { idea: input.idea, done: input.round >= 2, thought: "tighter" };
         }),
+        screenIdea: fromPromise(async () => ({})),
         askCritic: fromPromise(async ({ input }) => {
           calls.push(`critic ${input.ideaId} turn ${input.turn}`);
           if (input.ideaId === "beta") return verdict("not novel", "done before");

@@ -10,22 +10,28 @@ import { assertWithinBudget } from "../llm/budget.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
 import { proposeIdea, reflectOnIdea, reviseIdea } from "./prompts.js";
+import { nearDuplicate } from "./nearDuplicate.js";
 import { z } from "zod";
+import type { Bus } from "../../bus/connection.js";
 
 const archiveKey = (template: string) => `archive.${template.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 
 /** Ideas proposed by earlier runs of the same template, so a new run does not propose them again. */
-async function readArchive(ctx: AgentContext, template: string): Promise<Idea[]> {
-  const entry = await ctx.bus.kv.get(archiveKey(template));
+export async function readArchive(bus: Bus, template: string): Promise<Idea[]> {
+  const entry = await bus.kv.get(archiveKey(template));
   if (!entry || entry.operation !== "PUT") return [];
   const parsed = z.array(IdeaSchema).safeParse(entry.json());
   return parsed.success ? parsed.data : [];
 }
 
+export async function writeArchive(bus: Bus, template: string, ideas: Idea[]): Promise<void> {
+  await bus.kv.put(archiveKey(template), JSON.stringify(ideas));
+}
+
 export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<JobResult<"ideate">> {
   const template = loadTemplate(ctx.config.template);
   const code = readTemplateFile(template, "experiment.py");
-  const earlierRuns = await readArchive(ctx, template.name);
+  const earlierRuns = await readArchive(ctx.bus, template.name);
   const opts = { signal: ctx.signal };
 
   const machine = ideatorMachine.provide({
@@ -40,6 +46,11 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
       reflectOnIdea: fromPromise(async ({ input }: { input: { idea: Idea; round: number } }) => {
         await ctx.progress(`reflecting on "${input.idea.Title}" (round ${input.round})`);
         return ask(ctx.llm, reflectOnIdea, { idea: input.idea, round: input.round, maxRounds: ctx.config.maxReflections, code }, opts);
+      }),
+      screenIdea: fromPromise(async ({ input }: { input: { idea: Idea; earlier: IdeaRecord[] } }) => {
+        const twin = nearDuplicate(input.idea, [...template.seedIdeas, ...earlierRuns, ...input.earlier.map((r) => r.idea)]);
+        if (twin) await ctx.progress(`"${input.idea.Title}" nearly repeats "${twin.Title}": dropped before the critic`);
+        return twin ? { duplicateOf: twin.Name } : {};
       }),
       askCritic: fromPromise(async ({ input }: { input: { ideaId: string; idea: Idea; turn: number } }) => {
         const jobId = `${job.runId}.novelty.${input.ideaId}.${input.turn}`;
@@ -72,7 +83,7 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
     { target: job.count, maxReflections: ctx.config.maxReflections, maxRevisions: ctx.config.maxRevisions },
     { bus: ctx.bus, snapshotKey: `${job.runId}.snap.ideator`, log: ctx.log, signal: ctx.signal },
   );
-  await ctx.bus.kv.put(archiveKey(template.name), JSON.stringify([...earlierRuns, ...records.map((r) => r.idea)]));
+  await writeArchive(ctx.bus, template.name, [...earlierRuns, ...records.map((r) => r.idea)]);
   for (const failure of failures) await ctx.progress(failure);
   await ctx.progress(`done: ${records.filter((r) => r.status === "accepted").length} of ${records.length} ideas judged novel`);
   if (!records.length && failures.length) throw new JobFailedError(`no idea could be proposed: ${failures[0]}`);

@@ -74,27 +74,6 @@ export function innerValues(knob: Knob, outer: string[]): string[] {
   return outer.map((o) => pyNumber(Math.sqrt(Math.abs(Number(o) * v)) || Number(o) / 2, integral)).filter((x, i, a) => a.indexOf(x) === i && x !== knob.literal);
 }
 
-const STOP = new Set(
-  "a an and are as at be by does do for from how in into is it its of on or than that the this to we what when which with without more less over under our their vs versus".split(" "),
-);
-
-export function keywords(text: string, max = 8): string[] {
-  const out: string[] = [];
-  for (const w of text.toLowerCase().replace(/[^a-z0-9 ]+/g, " ").split(/\s+/)) {
-    if (w.length > 2 && !STOP.has(w) && !out.includes(w)) out.push(w);
-    if (out.length >= max) break;
-  }
-  return out;
-}
-
-export function jaccard(a: string[], b: string[]): number {
-  const sa = new Set(a);
-  const sb = new Set(b);
-  let shared = 0;
-  for (const x of sa) if (sb.has(x)) shared++;
-  return shared / Math.max(1, sa.size + sb.size - shared);
-}
-
 /** Text made safe for LaTeX outside math mode. */
 export function texEscape(s: string): string {
   return s.replace(/\\/g, "\\textbackslash{}").replace(/([#$%&_{}])/g, "\\$1").replace(/~/g, "\\textasciitilde{}").replace(/\^/g, "\\textasciicircum{}");

@@ -7,7 +7,8 @@ import * as coder from "../../coder/prompts.js";
 import * as writer from "../../writer/prompts.js";
 import * as reviewer from "../../reviewer/prompts.js";
 import * as chair from "../../areaChair/prompts.js";
-import { innerValues, jaccard, keywords, parseKnobs, sweepValues, texEscape, withValue, type Knob } from "./knobs.js";
+import { innerValues, parseKnobs, sweepValues, texEscape, withValue, type Knob } from "./knobs.js";
+import { jaccard, keywords } from "../../text.js";
 
 export const OFFLINE_NOTE = "written by the offline stand-in: no language model wrote this";
 
@@ -24,7 +25,7 @@ export function responderFor(taskName: string): Responder | undefined {
 
 // ---------- ideas: one knob at a time, from the template's own code ----------
 
-const SWEEP = /Set ([A-Z][A-Z0-9_]*) to each of \[([^\]]+)\] \(baseline: ([^)]+)\)/;
+const SWEEP = /Set ([A-Z][A-Z0-9_]*) to each of \[([^\]]+)\] \(baseline: ([^)]+)\)(?: with ([A-Z][A-Z0-9_]*) = (\S+?) in every run)?/;
 
 function mentioned(knob: Knob, ideas: Idea[]): boolean {
   return ideas.some((i) => `${i.Name} ${i.Title} ${i.Experiment}`.includes(knob.name) || i.Name.includes(knob.name.toLowerCase()));
@@ -42,16 +43,35 @@ function sweepIdea(knob: Knob, values: string[], suffix = ""): Idea {
   };
 }
 
+/** Once every knob has been swept alone: does one knob's effect depend on another's setting? */
+function interactionIdea(a: Knob, b: Knob): Idea {
+  const values = sweepValues(a);
+  const other = sweepValues(b)[1]!;
+  return {
+    Name: `${a.name.toLowerCase()}_with_${b.name.toLowerCase()}`,
+    Title: `Does the effect of ${a.name} depend on ${b.name}? ${a.name} swept with ${b.name} = ${other}`,
+    Experiment: `Set ${a.name} to each of [${values.join(", ")}] (baseline: ${a.literal}) with ${b.name} = ${other} in every run, every other setting unchanged. Compare with the baseline run_0 and with the sweep of ${a.name} alone.`,
+    Interestingness: 6,
+    Feasibility: 8,
+    Novelty: 5,
+  };
+}
+
 respond(ideator.proposeIdea, (d) => {
   const knobs = parseKnobs(d.code).filter((k) => typeof k.value === "number");
   if (!knobs.length) throw new Error("the offline ideator found no numeric knob (NAME = number) in experiment.py");
   const fresh = knobs.find((k) => !mentioned(k, d.archive));
-  const knob = fresh ?? knobs[d.archive.length % knobs.length]!;
-  const values = fresh ? sweepValues(knob) : innerValues(knob, sweepValues(knob));
+  if (fresh) return sweepIdea(fresh, sweepValues(fresh));
   const taken = new Set(d.archive.map((i) => i.Name));
-  let suffix = "";
-  for (let n = 2; taken.has(sweepIdea(knob, values, suffix).Name); n++) suffix = `_${n}`;
-  return sweepIdea(knob, values, suffix);
+  for (const a of knobs) {
+    for (const b of knobs) {
+      if (a !== b && !taken.has(interactionIdea(a, b).Name)) return interactionIdea(a, b);
+    }
+  }
+  const knob = knobs[d.archive.length % knobs.length]!;
+  let suffix = "_2";
+  for (let n = 3; taken.has(sweepIdea(knob, innerValues(knob, sweepValues(knob)), suffix).Name); n++) suffix = `_${n}`;
+  return sweepIdea(knob, innerValues(knob, sweepValues(knob)), suffix);
 });
 
 respond(ideator.reflectOnIdea, (d) => {
@@ -108,23 +128,28 @@ respond(coder.planRuns, (d) => {
   const knob = knobs.find((k) => k.name === m?.[1]) ?? knobs.find((k) => d.idea.Experiment.includes(k.name) && typeof k.value === "number") ?? knobs.find((k) => typeof k.value === "number");
   if (!knob) throw new Error("the offline coder found no numeric knob in experiment.py to plan runs on");
   const values = m && knob.name === m[1] ? m[2]!.split(",").map((s) => s.trim()) : sweepValues(knob);
-  return { runs: values.slice(0, d.maxRuns).map((v) => ({ description: `Set ${knob.name} = ${v} (baseline: ${knob.literal})` })) };
+  const also = m?.[4] ? ` and ${m[4]} = ${m[5]}` : "";
+  return { runs: values.slice(0, d.maxRuns).map((v) => ({ description: `Set ${knob.name} = ${v}${also} (baseline: ${knob.literal})` })) };
 });
 
-function knobEdit(planned: string, code: string): { search: string; replace: string } {
-  const m = /Set ([A-Z][A-Z0-9_]*) = (\S+)/.exec(planned);
-  if (!m) throw new Error(`the offline coder cannot read the planned change "${planned}"`);
-  const knob = parseKnobs(code).find((k) => k.name === m[1]);
-  if (!knob) throw new Error(`${m[1]} is not set on a line of its own in experiment.py`);
-  return { search: knob.line, replace: withValue(knob, m[2]!) };
+/** One edit per `NAME = value` the planned run names, each on the knob's own line. */
+function knobEdits(planned: string, code: string): { search: string; replace: string }[] {
+  const changes = [...planned.replace(/\(baseline:.*$/, "").matchAll(/([A-Z][A-Z0-9_]*) = (\S+)/g)];
+  if (!changes.length) throw new Error(`the offline coder cannot read the planned change "${planned}"`);
+  const knobs = parseKnobs(code);
+  return changes.map(([, name, value]) => {
+    const knob = knobs.find((k) => k.name === name);
+    if (!knob) throw new Error(`${name} is not set on a line of its own in experiment.py`);
+    return { search: knob.line, replace: withValue(knob, value!) };
+  });
 }
 
-respond(coder.editCode, (d) => ({ explanation: `${d.planned} (${OFFLINE_NOTE})`, edits: [knobEdit(d.planned, d.code)] }));
+respond(coder.editCode, (d) => ({ explanation: `${d.planned} (${OFFLINE_NOTE})`, edits: knobEdits(d.planned, d.code) }));
 
 respond(coder.fixCode, (d) => {
   // Without a model to read the traceback, go back to the baseline code and make only the planned change.
-  const edit = knobEdit(d.planned, d.baselineCode);
-  return { explanation: `restored the baseline and reapplied: ${d.planned} (${OFFLINE_NOTE})`, edits: [{ search: d.code, replace: d.baselineCode.replace(edit.search, edit.replace) }] };
+  const fixed = knobEdits(d.planned, d.baselineCode).reduce((code, e) => code.replace(e.search, e.replace), d.baselineCode);
+  return { explanation: `restored the baseline and reapplied: ${d.planned} (${OFFLINE_NOTE})`, edits: [{ search: d.code, replace: fixed }] };
 });
 
 respond(coder.editPlot, (d) => {
