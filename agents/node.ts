@@ -14,7 +14,7 @@ import { getRunConfig } from "./runtime/runConfig.js";
 import { progressFn, type AgentContext } from "./runtime/agentContext.js";
 import { ideate } from "./ideator/ideator.js";
 import { judgeNovelty } from "./critic/critic.js";
-import { localBibliography } from "./literature/localBibliography.js";
+import { chooseLiterature } from "./literature/fallback.js";
 import type { LiteratureSource } from "./literature/source.js";
 import { experiment } from "./coder/coder.js";
 import { writePaper } from "./writer/writer.js";
@@ -112,8 +112,22 @@ function handOffToWriter(bus: Bus, job: Job<"experiment">): Promise<void> {
 export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
   const nodeId = opts.nodeId ?? defaultNodeId();
   const workRoot = resolve(opts.workRoot ?? join(".swarm", "work", nodeId));
-  let literature: Promise<LiteratureSource> | undefined;
-  const lit = () => (literature ??= localBibliography(opts.bibliography ?? DEFAULT_BIBLIOGRAPHY));
+  // One literature source per run (each run says which), shared by that run's critic and writer jobs here.
+  const sources = new Map<string, Promise<LiteratureSource>>();
+  const lit = (ctx: AgentContext) => {
+    let source = sources.get(ctx.runId);
+    if (!source) {
+      source = chooseLiterature(ctx.config.literature, {
+        bibliography: ctx.config.bibliography ?? opts.bibliography ?? DEFAULT_BIBLIOGRAPHY,
+        cacheDir: resolve(".swarm", "cache", "literature"),
+        log: opts.log.child({ runId: ctx.runId, node: nodeId }),
+        onWait: (why) => void ctx.progress(why),
+      });
+      sources.set(ctx.runId, source);
+      source.catch(() => sources.delete(ctx.runId));
+    }
+    return source;
+  };
 
   const gpus = opts.roles.coder ? await detectGpus(opts.env) : [];
 
@@ -144,14 +158,14 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
 
   const handlers: { [R in RoleName]: (job: Job<(typeof ROLE_QUEUES)[R]>, ctx: AgentContext) => Promise<JobResult<(typeof ROLE_QUEUES)[R]>> } = {
     ideator: (job, ctx) => ideate(job, ctx),
-    critic: async (job, ctx) => judgeNovelty(job, ctx, await lit()),
+    critic: async (job, ctx) => judgeNovelty(job, ctx, await lit(ctx)),
     coder: async (job, ctx) => {
       const result = await experiment(job, ctx);
       await handOffToWriter(ctx.bus, job);
       return result;
     },
     writer: async (job, ctx) => {
-      const result = await writePaper(job, ctx, await lit());
+      const result = await writePaper(job, ctx, await lit(ctx));
       await publishJob(ctx.bus, "chair", { jobId: `${job.runId}.chair.${job.ideaId}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea, pdf: result.pdf });
       return result;
     },

@@ -190,7 +190,10 @@ export const RunConfig = z.object({
   roleLlm: z.record(z.string(), LlmChoice).default({}),
   /** No new paid work starts once the run has spent this much (USD). */
   budgetUsd: z.number().positive().optional(),
-  literature: z.string(),
+  /** Where the critic and the writer search: Semantic Scholar, OpenAlex, S2 falling back to OpenAlex, or a BibTeX file. */
+  literature: z.enum(["s2", "openalex", "auto", "local"]).default("local"),
+  /** The BibTeX file for `local` (each node reads its own copy); the shipped one when absent. */
+  bibliography: z.string().optional(),
   startedAt: z.string(),
 });
 export type RunConfig = z.infer<typeof RunConfig>;

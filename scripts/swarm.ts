@@ -32,6 +32,9 @@ const HELP = `npm run swarm -- [flags]
   --llm <provider[/model]>  the model for every agent: offline, openai[/model], anthropic[/model],
                       openai-compatible/<model> (default: config/defaults.json, $SWARM_LLM, else offline)
   --role-llm <role=provider/model,...>  a model per agent role, e.g. reviewer=openai/gpt-4o-mini
+  --literature <src>  where the critic and writer search: s2, openalex, auto (S2, falling back to OpenAlex)
+                      or local (a BibTeX file; default when offline, else auto)
+  --bibliography <file>  the BibTeX file for --literature local (default: config/bibliography.bib)
   --budget <USD>      once the run has spent this much, no new paid work starts
   --replay <runId>    answer every model call from that run's llm.jsonl (in --out); no network call
   --out <dir>         where results/<runId>/ goes (default: results)
@@ -55,6 +58,8 @@ const Flags = z.object({
   llm: z.string().optional(),
   "role-llm": z.string().optional(),
   budget: z.coerce.number().positive().optional(),
+  literature: z.enum(["s2", "openalex", "auto", "local"]).optional(),
+  bibliography: z.string().optional(),
   replay: z.string().regex(/^[A-Za-z0-9-]+$/, "a run id").optional(),
   out: z.string().default("results"),
   "max-runs": z.coerce.number().int().min(1).max(20).optional(),
@@ -103,6 +108,8 @@ async function main(): Promise<void> {
     llm: { type: "string" },
     "role-llm": { type: "string" },
     budget: { type: "string" },
+    literature: { type: "string" },
+    bibliography: { type: "string" },
     replay: { type: "string" },
     out: { type: "string" },
     "max-runs": { type: "string" },
@@ -134,6 +141,9 @@ async function main(): Promise<void> {
         ? `Replaying the model answers recorded in run ${flags.replay}: no model is called.`
         : `Models: ${llm.provider}/${llm.model}${Object.entries(roleLlm).map(([r, c]) => `, ${r}: ${c.provider}/${c.model}`).join("")}`,
   );
+  if (flags.bibliography && !existsSync(flags.bibliography)) {
+    throw new UserError(`no bibliography at ${flags.bibliography}`, { hint: "give a BibTeX file, or leave --bibliography out for the shipped one" });
+  }
   const budgetUsd = flags.budget ?? defaults.budgetUsd ?? undefined;
   if (budgetUsd !== undefined) line(`Budget: $${budgetUsd.toFixed(4)}; no new paid work starts past it.`);
 
@@ -203,7 +213,8 @@ async function main(): Promise<void> {
       llm,
       roleLlm,
       ...(budgetUsd !== undefined ? { budgetUsd } : {}),
-      literature: "local",
+      literature: flags.literature ?? replayed?.literature ?? (offline || replayed ? "local" : "auto"),
+      ...(flags.bibliography ? { bibliography: resolve(flags.bibliography) } : replayed?.bibliography ? { bibliography: replayed.bibliography } : {}),
       startedAt: new Date().toISOString(),
     });
     await putRunConfig(bus, config);

@@ -1,4 +1,4 @@
-const SECRET_VARS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SWARM_API_KEY", "S2_API_KEY", "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GEMINI_API_KEY"];
+const SECRET_VARS = ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "SWARM_API_KEY", "S2_API_KEY", "OPENALEX_API_KEY", "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY", "GEMINI_API_KEY"];
 const KEY_SHAPES = /\b(sk-(?:ant-)?[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{30,})\b/g;
 
 /** Removes API keys from anything about to be logged: the values of known key variables, and key-shaped strings. */

@@ -23,7 +23,7 @@ Usage: python experiment.py --out_dir run_0
 
 Profiles (environment variable SWARM_PROFILE):
   full     (default) p = 97, S_5, 3 seeds, NUM_STEPS steps -- meant for a GPU.
-  reduced  a CPU smoke-scale protocol: p = 23, S_4, 2 seeds, and every step
+  reduced  a CPU smoke-scale protocol: p = 23, S_4, 1 seed, 60 evaluations, and every step
            count (NUM_STEPS, WARMUP_STEPS) divided by REDUCED_STEP_DIVISOR.
            The knobs keep their meaning; only the protocol shrinks.
 """
@@ -49,9 +49,13 @@ import time
 import warnings
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+# Keep idle OpenMP threads from spinning: on a busy CPU machine spinning workers
+# made a 2-thread run up to 8x slower than a 1-thread run. Must precede torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 PROFILE = os.environ.get("SWARM_PROFILE", "full").strip().lower()
 if PROFILE not in ("full", "reduced"):
@@ -64,12 +68,12 @@ FULL = PROFILE == "full"
 DATASETS = ("x_plus_y", "x_minus_y", "x_div_y", "permutation")
 PRIME = 97 if FULL else 23  # modulus p of the arithmetic tasks
 PERM_ITEMS = 5 if FULL else 4  # permutation task uses the group S_k (120 or 24 elements)
-SEEDS = (0, 1, 2) if FULL else (0, 1)
-REDUCED_STEP_DIVISOR = 5  # reduced profile: step counts are divided by this
+SEEDS = (0, 1, 2) if FULL else (0,)
+REDUCED_STEP_DIVISOR = 25  # reduced profile: step counts are divided by this
 DATA_SEED = 20220106  # fixes the train/validation split of every dataset
 ADAM_BETAS = (0.9, 0.98)
 MLP_RATIO = 4  # width of the feed-forward layer relative to DIM_MODEL
-NUM_EVALS = 150  # evaluations of train/validation metrics per training run
+NUM_EVALS = 150 if FULL else 60  # evaluations of train/validation metrics per training run
 EVAL_CHUNK = 8192  # examples per forward pass during evaluation
 TARGET_ACC = 0.99  # threshold for step_val_acc_99
 LOSS_CAP = 50.0  # losses of diverged runs are reported as this value
@@ -143,9 +147,16 @@ class Block(nn.Module):
         self.ln_mlp = nn.LayerNorm(dim)
         self.mlp = nn.Sequential(nn.Linear(dim, MLP_RATIO * dim), nn.GELU(), nn.Linear(MLP_RATIO * dim, dim))
 
-    def forward(self, h, causal_mask):
+    def forward(self, h, causal_mask, last_only=False):
         z = self.ln_attn(h)
-        h = h + self.attn(z, z, z, attn_mask=causal_mask, need_weights=False)[0]
+        if last_only:
+            # Only the final position feeds the output head, so the last block
+            # computes its query, attention output and MLP for that position
+            # alone (it may attend to every position; no mask is needed).
+            # Mathematically identical to the full block, about 30% cheaper.
+            h = h[:, -1:] + self.attn(z[:, -1:], z, z, need_weights=False)[0]
+        else:
+            h = h + self.attn(z, z, z, attn_mask=causal_mask, need_weights=False)[0]
         return h + self.mlp(self.ln_mlp(h))
 
 
@@ -163,8 +174,8 @@ class Decoder(nn.Module):
     def forward(self, x):
         pos = torch.arange(x.shape[1], device=x.device)
         h = self.tok(x) + self.pos(pos)[None]
-        for block in self.blocks:
-            h = block(h, self.mask)
+        for i, block in enumerate(self.blocks):
+            h = block(h, self.mask, last_only=i == len(self.blocks) - 1)
         return self.head(self.ln_out(h[:, -1]))  # the answer is read at the "=" position
 
 

@@ -1,0 +1,104 @@
+import { z } from "zod";
+import { UserError } from "../../bus/errors.js";
+import type { Logger } from "../../bus/logger.js";
+import type { RetryPolicy } from "../llm/retry.js";
+import { cachedSource } from "./cache.js";
+import { LiteratureError } from "./errors.js";
+import type { OnWait } from "./http.js";
+import { localBibliography } from "./localBibliography.js";
+import { openAlex } from "./openAlex.js";
+import { semanticScholar } from "./semanticScholar.js";
+import type { LiteratureHit, LiteratureSource } from "./source.js";
+
+export const LiteratureKind = z.enum(["s2", "openalex", "auto", "local"]);
+export type LiteratureKind = z.infer<typeof LiteratureKind>;
+
+/** How long a failing primary is left alone before it is tried again. */
+export const DEFAULT_COOLDOWN_MS = 10 * 60_000;
+
+/**
+ * `primary` while it works; when it fails for good (a LiteratureError, after its own retries) the search is
+ * answered by `secondary`, which keeps answering for a cool-down rather than making every search wait out
+ * the primary's retries again. `name` says which one the next search uses.
+ */
+export function withFallback(
+  primary: LiteratureSource,
+  secondary: LiteratureSource,
+  log: Logger,
+  onWait?: OnWait,
+  opts: { cooldownMs?: number } = {},
+): LiteratureSource {
+  const cooldownMs = opts.cooldownMs ?? DEFAULT_COOLDOWN_MS;
+  let primaryDownUntil = 0;
+  const primaryDown = () => Date.now() < primaryDownUntil;
+  return {
+    get name() {
+      return primaryDown() ? `${secondary.name} (instead of ${primary.name})` : primary.name;
+    },
+    async search(query: string, limit: number, signal?: AbortSignal): Promise<LiteratureHit[]> {
+      let failure: LiteratureError | undefined;
+      if (!primaryDown()) {
+        try {
+          return await primary.search(query, limit, signal);
+        } catch (err) {
+          if (!(err instanceof LiteratureError)) throw err;
+          failure = err;
+          primaryDownUntil = Date.now() + cooldownMs;
+          const why = `${err.message}; searching ${secondary.name} instead for the next ${Math.round(cooldownMs / 60_000)} min`;
+          log.warn({ service: err.service, status: err.status, hint: err.hint }, why);
+          onWait?.(why, 0);
+        }
+      }
+      try {
+        return await secondary.search(query, limit, signal);
+      } catch (err) {
+        if (!(err instanceof LiteratureError)) throw err;
+        const before = failure ? ` after ${failure.message}` : ` while ${primary.name} is left alone after failing`;
+        throw new LiteratureError(`${err.message}${before}`, err.service, err.status, {
+          hint: `Neither ${primary.name} nor ${secondary.name} can be searched now. ${err.hint ?? ""} Or search a BibTeX file with --literature local.`.trim(),
+          cause: err,
+        });
+      }
+    },
+  };
+}
+
+export interface ChooseLiteratureOptions {
+  /** The BibTeX file for `local`. */
+  bibliography: string;
+  /** Where searches are kept across runs (not for `local`). */
+  cacheDir: string;
+  log: Logger;
+  onWait?: OnWait;
+}
+
+/** With OpenAlex behind it, Semantic Scholar is given up on sooner than when it is the only source. */
+const PRIMARY_RETRY: RetryPolicy = { attempts: 3, baseMs: 1000, maxMs: 10_000 };
+
+/**
+ * The literature a run asked for: Semantic Scholar, OpenAlex, Semantic Scholar falling back to OpenAlex
+ * (each kept in the on-disk cache), or a local BibTeX file.
+ */
+export async function chooseLiterature(kind: LiteratureKind, opts: ChooseLiteratureOptions): Promise<LiteratureSource> {
+  const parsed = LiteratureKind.safeParse(kind);
+  if (!parsed.success) {
+    throw new UserError(`Unknown literature source ${JSON.stringify(kind)}`, { hint: `Use one of ${LiteratureKind.options.join(", ")}.` });
+  }
+  const { log, onWait, cacheDir } = opts;
+  const common = { log, ...(onWait ? { onWait } : {}) };
+  switch (parsed.data) {
+    case "local":
+      return localBibliography(opts.bibliography);
+    case "s2":
+      return cachedSource(semanticScholar(common), cacheDir, { log });
+    case "openalex":
+      return cachedSource(openAlex(common), cacheDir, { log });
+    case "auto":
+      return withFallback(
+        cachedSource(semanticScholar({ ...common, retry: PRIMARY_RETRY }), cacheDir, { log }),
+        cachedSource(openAlex(common), cacheDir, { log }),
+        log,
+        onWait,
+      );
+  }
+}
