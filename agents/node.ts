@@ -119,7 +119,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     if (!source) {
       source = chooseLiterature(ctx.config.literature, {
         bibliography: ctx.config.bibliography ?? opts.bibliography ?? DEFAULT_BIBLIOGRAPHY,
-        cacheDir: resolve(".swarm", "cache", "literature"),
+        cacheDir: process.env.SWARM_CACHE_DIR ? join(process.env.SWARM_CACHE_DIR, "literature") : resolve(".swarm", "cache", "literature"),
         log: opts.log.child({ runId: ctx.runId, node: nodeId }),
         onWait: (why) => void ctx.progress(why),
       });

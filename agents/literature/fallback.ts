@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { z } from "zod";
 import { UserError } from "../../bus/errors.js";
 import type { Logger } from "../../bus/logger.js";
@@ -6,8 +7,8 @@ import { cachedSource } from "./cache.js";
 import { LiteratureError } from "./errors.js";
 import type { OnWait } from "./http.js";
 import { localBibliography } from "./localBibliography.js";
-import { openAlex } from "./openAlex.js";
-import { semanticScholar } from "./semanticScholar.js";
+import { OPENALEX_DEFAULT_URL, openAlex } from "./openAlex.js";
+import { S2_DEFAULT_URL, semanticScholar } from "./semanticScholar.js";
 import type { LiteratureHit, LiteratureSource } from "./source.js";
 
 export const LiteratureKind = z.enum(["s2", "openalex", "auto", "local"]);
@@ -84,19 +85,23 @@ export async function chooseLiterature(kind: LiteratureKind, opts: ChooseLiterat
   if (!parsed.success) {
     throw new UserError(`Unknown literature source ${JSON.stringify(kind)}`, { hint: `Use one of ${LiteratureKind.options.join(", ")}.` });
   }
-  const { log, onWait, cacheDir } = opts;
+  const { log, onWait } = opts;
   const common = { log, ...(onWait ? { onWait } : {}) };
+  // One cache per service address: answers from one server (a mirror, a test double) never stand in for another's.
+  const cacheFor = (url: string) => join(opts.cacheDir, url.replace(/^https?:\/\//, "").replace(/[^A-Za-z0-9.-]+/g, "_"));
+  const s2Url = process.env.S2_API_URL || S2_DEFAULT_URL;
+  const openAlexUrl = process.env.OPENALEX_API_URL || OPENALEX_DEFAULT_URL;
   switch (parsed.data) {
     case "local":
       return localBibliography(opts.bibliography);
     case "s2":
-      return cachedSource(semanticScholar(common), cacheDir, { log });
+      return cachedSource(semanticScholar({ ...common, baseUrl: s2Url }), cacheFor(s2Url), { log });
     case "openalex":
-      return cachedSource(openAlex(common), cacheDir, { log });
+      return cachedSource(openAlex({ ...common, baseUrl: openAlexUrl }), cacheFor(openAlexUrl), { log });
     case "auto":
       return withFallback(
-        cachedSource(semanticScholar({ ...common, retry: PRIMARY_RETRY }), cacheDir, { log }),
-        cachedSource(openAlex(common), cacheDir, { log }),
+        cachedSource(semanticScholar({ ...common, baseUrl: s2Url, retry: PRIMARY_RETRY }), cacheFor(s2Url), { log }),
+        cachedSource(openAlex({ ...common, baseUrl: openAlexUrl }), cacheFor(openAlexUrl), { log }),
         log,
         onWait,
       );

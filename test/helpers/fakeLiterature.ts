@@ -59,8 +59,14 @@ const S2_TOO_MANY = {
  * out on the last page and `data` left out when nothing matches; only the asked `fields` (plus `paperId`);
  * `limit` over 100, a missing query or an unknown field a 400. With `apiKey`, a wrong x-api-key is a 403.
  */
-export function startFakeSemanticScholar(papers: FakePaper[], opts: { apiKey?: string } = {}): Promise<FakeLiteratureServer> {
+export function startFakeSemanticScholar(
+  papers: FakePaper[],
+  opts: { apiKey?: string; /** Answer 429 (Retry-After: 1) to everything until this time (Date.now() ms). */ rateLimitedUntil?: number } = {},
+): Promise<FakeLiteratureServer> {
   return startServer(papers, (state, path, params, headers, res) => {
+    if (opts.rateLimitedUntil !== undefined && Date.now() < opts.rateLimitedUntil) {
+      return send(res, 429, S2_TOO_MANY, { "retry-after": "1" });
+    }
     if (opts.apiKey !== undefined && headers["x-api-key"] !== undefined && headers["x-api-key"] !== opts.apiKey) {
       return send(res, 403, { message: "Forbidden" });
     }
