@@ -101,7 +101,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
       }),
       planRuns: fromPromise(async ({ input }) => {
         const plan = await ask(ctx.llm, planRuns, { idea: input.idea, code: baselineCode, maxRuns: input.maxRuns, baseline: input.baseline }, opts);
-        await say(`planned ${Math.min(plan.runs.length, input.maxRuns)} runs`);
+        await say(`planned ${Math.min(plan.runs.length, input.maxRuns)} run${Math.min(plan.runs.length, input.maxRuns) === 1 ? "" : "s"}`);
         return plan.runs;
       }),
       editCode: fromPromise(async ({ input }: { input: { run: string; planned: PlannedRun; feedback: string } }) => {
@@ -178,7 +178,8 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
     },
   });
 
-  const out = await runMachine(machine, { idea: job.idea, maxRuns: template.manifest.maxRuns ?? ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, {
+  // The run's config already weighs the flag against the manifest.
+  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, {
     bus: ctx.bus,
     snapshotKey: `${job.runId}.snap.coder.${job.ideaId}`,
     log: ctx.log,
