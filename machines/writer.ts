@@ -19,6 +19,7 @@ interface Context {
   citations: Citation[];
   sectionIndex: number;
   fixes: number;
+  claimFixes: number;
   errors: string[];
   error: string | undefined;
 }
@@ -26,8 +27,9 @@ interface Context {
 const message = (e: unknown) => String((e as Error)?.message ?? e);
 
 /**
- * The writer: rounds of finding citations, then the paper section by section, then compile; LaTeX errors go
- * back to the writer to fix while attempts are left.
+ * The writer: rounds of finding citations, then the paper section by section, each refined against a
+ * checklist; then compile, with LaTeX errors, lint and the page limit going back to the writer while attempts are
+ * left; then the claim check, which sends every number that matches no run artifact back the same way.
  */
 export const writerMachine = setup({
   types: {
@@ -38,6 +40,9 @@ export const writerMachine = setup({
   actors: {
     findCitations: declared<{ found: Citation[]; more: boolean }, { round: number; citations: Citation[] }>("findCitations"),
     writeSection: declared<void, { section: string; citations: Citation[] }>("writeSection"),
+    refineSection: declared<void, { section: string }>("refineSection"),
+    checkClaims: declared<{ unmatched: string[] }, void>("checkClaims"),
+    fixClaims: declared<void, { unmatched: string[]; attempt: number }>("fixClaims"),
     compile: declared<CompileReport, void>("compile"),
     fixLatex: declared<void, { errors: string[]; attempt: number }>("fixLatex"),
   },
@@ -46,11 +51,13 @@ export const writerMachine = setup({
       (event as unknown as { output: { more: boolean } }).output.more && context.citeRound + 1 < context.citeRounds,
     moreSections: ({ context }) => context.sectionIndex + 1 < context.sections.length,
     compiled: ({ event }) => (event as unknown as { output: CompileReport }).output.ok,
+    claimsHold: ({ event }) => (event as unknown as { output: { unmatched: string[] } }).output.unmatched.length === 0,
     fixesLeft: ({ context }) => context.fixes < context.maxFixes,
+    claimFixesLeft: ({ context }) => context.claimFixes < context.maxFixes,
   },
 }).createMachine({
   id: "writer",
-  context: ({ input }) => ({ ...input, citeRound: 0, citations: [], sectionIndex: 0, fixes: 0, errors: [], error: undefined }),
+  context: ({ input }) => ({ ...input, citeRound: 0, citations: [], sectionIndex: 0, fixes: 0, claimFixes: 0, errors: [], error: undefined }),
   initial: "citing",
   states: {
     citing: {
@@ -74,22 +81,58 @@ export const writerMachine = setup({
       invoke: {
         src: "writeSection",
         input: ({ context }) => ({ section: context.sections[context.sectionIndex]!, citations: context.citations }),
+        onDone: { target: "refining" },
+        onError: { target: "failed", actions: assign({ error: ({ context, event }) => `writing ${context.sections[context.sectionIndex]} failed: ${message(event.error)}` }) },
+      },
+    },
+    // Each section is checked against the checklist (math, escapes, figures, references) and revised.
+    refining: {
+      invoke: {
+        src: "refineSection",
+        input: ({ context }) => ({ section: context.sections[context.sectionIndex]! }),
         onDone: [
-          { guard: "moreSections", target: "drafting", reenter: true, actions: assign({ sectionIndex: ({ context }) => context.sectionIndex + 1 }) },
+          { guard: "moreSections", target: "drafting", actions: assign({ sectionIndex: ({ context }) => context.sectionIndex + 1 }) },
           { target: "compiling" },
         ],
-        onError: { target: "failed", actions: assign({ error: ({ context, event }) => `writing ${context.sections[context.sectionIndex]} failed: ${message(event.error)}` }) },
+        // A refinement that fails keeps the draft; the compile loop still checks it.
+        onError: [
+          { guard: "moreSections", target: "drafting", actions: assign({ sectionIndex: ({ context }) => context.sectionIndex + 1 }) },
+          { target: "compiling" },
+        ],
       },
     },
     compiling: {
       invoke: {
         src: "compile",
         onDone: [
-          { guard: "compiled", target: "done" },
+          { guard: "compiled", target: "checkingClaims" },
           { guard: "fixesLeft", target: "fixing", actions: assign({ errors: ({ event }) => event.output.errors }) },
           { target: "failed", actions: assign({ error: ({ event }) => `LaTeX still fails: ${event.output.errors.slice(0, 3).join("; ")}` }) },
         ],
         onError: { target: "failed", actions: assign({ error: ({ event }) => `compiling failed: ${message(event.error)}` }) },
+      },
+    },
+    // Every number in the abstract, results, tables and captions must come from a run's artifacts.
+    checkingClaims: {
+      invoke: {
+        src: "checkClaims",
+        onDone: [
+          { guard: "claimsHold", target: "done" },
+          { guard: "claimFixesLeft", target: "fixingClaims", actions: assign({ errors: ({ event }) => event.output.unmatched }) },
+          {
+            target: "failed",
+            actions: assign({ error: ({ event }) => `numbers that match no run artifact: ${event.output.unmatched.slice(0, 5).join("; ")}` }),
+          },
+        ],
+        onError: { target: "failed", actions: assign({ error: ({ event }) => `checking the claims failed: ${message(event.error)}` }) },
+      },
+    },
+    fixingClaims: {
+      invoke: {
+        src: "fixClaims",
+        input: ({ context }) => ({ unmatched: context.errors, attempt: context.claimFixes + 1 }),
+        onDone: { target: "compiling", actions: assign({ claimFixes: ({ context }) => context.claimFixes + 1 }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => `fixing the claims failed: ${message(event.error)}` }) },
       },
     },
     fixing: {

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   nats-server                      # the bus (JetStream)
   texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended
+  chktex                           # the writer's lint of the compiled paper
   poppler-utils                    # pdftotext, for the reviewers
   python3 python3-numpy python3-matplotlib   # the templates' experiments and plots
   python3-torch                    # grokking and 2d_diffusion (CPU build; a GPU node brings its own CUDA PyTorch)

@@ -110,11 +110,14 @@ const traversals: Record<Role, Traversal> = {
         { found: [], more: false },
       ]),
       ...outcomes(m, "drafting", [undefined]),
+      ...outcomes(m, "refining", [undefined]),
       ...outcomes(m, "compiling", [
         { ok: true, errors: [] },
         { ok: false, errors: ["Undefined control sequence"] },
       ]),
       ...outcomes(m, "fixing", [undefined]),
+      ...outcomes(m, "checkingClaims", [{ unmatched: [] }, { unmatched: ["0.97 in the abstract"] }]),
+      ...outcomes(m, "fixingClaims", [undefined]),
     ],
   },
   reviewer: {

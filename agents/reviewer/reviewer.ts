@@ -16,16 +16,21 @@ const MAX_REFLECTIONS = 3;
 export async function review(job: Job<"review">, ctx: AgentContext): Promise<JobResult<"review">> {
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   const persona = job.reviewer;
+  const pdfText = async () => {
+    const dir = join(ctx.workRoot, job.runId, `${job.ideaId}-review-${job.reviewer}`);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const pdf = join(dir, "paper.pdf");
+    await writeFile(pdf, await getArtifact(ctx.bus, job.pdf));
+    return extractPdfText(pdf);
+  };
   const machine = reviewerMachine.provide({
     actors: {
       readPaper: fromPromise(async () => {
-        const dir = join(ctx.workRoot, job.runId, `${job.ideaId}-review-${job.reviewer}`);
-        await rm(dir, { recursive: true, force: true });
-        await mkdir(dir, { recursive: true });
-        const pdf = join(dir, "paper.pdf");
-        await writeFile(pdf, await getArtifact(ctx.bus, job.pdf));
-        const text = await extractPdfText(pdf);
-        if (text.trim().length < 200) throw new Error(`the PDF ${job.pdf} has almost no text`);
+        // A `.txt` artifact is a paper whose text was extracted already (the review benchmark's papers).
+        const isText = job.pdf.endsWith(".txt");
+        const text = isText ? new TextDecoder().decode(await getArtifact(ctx.bus, job.pdf)) : await pdfText();
+        if (text.trim().length < 200) throw new Error(`the ${isText ? "text" : "PDF"} ${job.pdf} has almost no text`);
         await ctx.progress(`reviewer ${job.reviewer} is reading the paper (${text.length} characters)`, job.ideaId);
         return text;
       }),

@@ -85,3 +85,33 @@ export const fixLatex = defineTask({
   instructions: () => "The paper whose `sections` are given does not compile (`errors`). Return the corrected sections, only those you changed.",
   shape: `{"sections": [{"section": "results", "latex": "..."}]}`,
 });
+
+/** What every section is checked against before the paper is compiled. */
+export const CHECKLIST = [
+  "math is balanced ($…$ pairs, matching braces and environments)",
+  "special characters in text are escaped (\\%, \\&, \\#, \\_)",
+  "no \\section command (the template has the headings)",
+  "every \\includegraphics names a figure that exists, once in the paper, in a figure with a caption and a label that the text refers to",
+  "every \\ref has a \\label and every \\cite a key in the bibliography",
+  "every number comes from the runs' results or the notes, at the precision given there",
+];
+
+export const refineSection = defineTask({
+  name: "writer.refine",
+  data: z.object({ section: z.enum(SECTIONS), latex: z.string(), problems: z.array(z.string()), checklist: z.array(z.string()) }),
+  answer: z.object({ latex: z.string().min(1) }),
+  system: "You are revising one section of an ML paper in LaTeX. Keep what it says; fix what is wrong.",
+  instructions: (d) =>
+    `Check the ${d.section} section (\`latex\`) against every item of \`checklist\`, and fix what fails, starting with \`problems\`, which an automatic check found. Return the whole revised section.`,
+  shape: `{"latex": "..."}`,
+});
+
+export const fixClaims = defineTask({
+  name: "writer.fixClaims",
+  data: z.object({ unmatched: z.array(z.string()), sections: z.record(z.string(), z.string()), runs: z.array(RunRecord), notes: z.string() }),
+  answer: z.object({ sections: z.array(z.object({ section: z.enum(SECTIONS), latex: z.string().min(1) })) }),
+  system: "You correct an ML paper whose numbers must all come from its experiments. Never invent a number.",
+  instructions: () =>
+    "The numbers in `unmatched` appear in the paper but in none of the runs' results (`runs`) or `notes`. Replace each with the correct value from the results, or remove the claim. Return only the sections you changed.",
+  shape: `{"sections": [{"section": "results", "latex": "..."}]}`,
+});

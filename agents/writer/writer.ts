@@ -1,4 +1,5 @@
 import { cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fromPromise } from "xstate";
 import { writerMachine, type Citation } from "../../machines/writer.js";
@@ -12,7 +13,10 @@ import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
 import type { LiteratureHit, LiteratureSource } from "../literature/source.js";
-import { PLACEHOLDERS, SECTIONS, chooseQuery, fixLatex, pickCitations, writeSection, type Section } from "./prompts.js";
+import { CHECKLIST, PLACEHOLDERS, SECTIONS, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, writeSection, type Section } from "./prompts.js";
+import { checkPaper, checkSection } from "./checklist.js";
+import { checkClaims, collectFacts, unmatched } from "./claims.js";
+import { execa } from "execa";
 import { z } from "zod";
 
 /** Keys already in the template's own bibliography block. */
@@ -29,6 +33,27 @@ export function assemblePaper(template: string, sections: Partial<Record<Section
   }
   if (bibtex.length) tex = tex.replace(/\\end\{filecontents\}/, `${bibtex.join("\n\n")}\n\\end{filecontents}`);
   return tex;
+}
+
+/** Pages the paper may have, references included. */
+export const PAGE_LIMIT = 10;
+
+/** chktex's warnings about unbalanced delimiters and math: the ones that point at real faults. */
+const LINT_THAT_MATTERS = new Set([9, 10, 15, 16, 17]);
+
+async function lint(dir: string): Promise<string[]> {
+  const res = await execa("chktex", ["-q", "-f", "%n:%l:%m\n", "template.tex"], { cwd: dir, reject: false, timeout: 30_000 });
+  if (res.exitCode === undefined || (typeof res.stdout !== "string")) return [];
+  return res.stdout
+    .split("\n")
+    .map((l) => /^(\d+):(\d+):(.*)$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null && LINT_THAT_MATTERS.has(Number(m[1])))
+    .map((m) => `chktex, template.tex:${m[2]}: ${m[3]}`);
+}
+
+async function pageCount(pdf: string): Promise<number> {
+  const { stdout } = await execa("pdfinfo", [pdf], { timeout: 10_000 });
+  return Number(/^Pages:\s+(\d+)/m.exec(stdout)?.[1] ?? 0);
 }
 
 export async function writePaper(job: Job<"write">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"write">> {
@@ -84,13 +109,50 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
         written[section] = latex;
         await say(`wrote the ${section}`);
       }),
+      refineSection: fromPromise(async ({ input }: { input: { section: string } }) => {
+        const section = input.section as Section;
+        const problems = checkSection(section, written[section] ?? "", { figures: await figures, citationKeys: [...known, ...chosen.keys()] });
+        const { latex } = await ask(ctx.llm, refineSection, { section, latex: written[section] ?? "", problems, checklist: CHECKLIST }, opts);
+        written[section] = latex;
+        if (problems.length) await say(`refined the ${section}: ${problems.length} problem${problems.length > 1 ? "s" : ""} found by the checklist`);
+      }),
       compile: fromPromise(async () => {
         await assemble();
+        // What LaTeX would only half-report (a missing figure is a warning) is caught before compiling.
+        const have = await figures;
+        const before = [
+          ...Object.entries(written).flatMap(([section, latex]) =>
+            [...latex.matchAll(/\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}/g)].filter((m) => !have.includes(m[1]!)).map((m) => `${section}: figure file ${m[1]} does not exist (there are: ${have.join(", ")})`),
+          ),
+          ...checkPaper(written),
+        ];
+        if (before.length) {
+          await say(`not compiled: ${before.slice(0, 2).join("; ")}`);
+          return { ok: false, errors: before };
+        }
         await rm(join(ws, "latex", "references.bib"), { force: true });
         const result = await compileLatex(join(ws, "latex"), { mainFile: "template.tex", timeoutMs: 60_000, signal: ctx.signal });
         const errors = result.errors.map((e) => `${e.file ?? "template.tex"}${e.line ? `:${e.line}` : ""}: ${e.message}`);
-        await say(result.ok ? "the paper compiles" : `LaTeX errors: ${errors.slice(0, 2).join("; ")}`);
-        return { ok: result.ok, errors };
+        errors.push(...result.warnings.filter((w) => /undefined|does not exist|not found/i.test(w)));
+        if (result.ok && result.pdfPath) {
+          errors.push(...(await lint(join(ws, "latex"))));
+          const pages = await pageCount(result.pdfPath);
+          if (pages > PAGE_LIMIT) errors.push(`the paper has ${pages} pages, over the limit of ${PAGE_LIMIT}: shorten it`);
+        }
+        await say(errors.length ? `LaTeX problems: ${errors.slice(0, 2).join("; ")}` : "the paper compiles");
+        return { ok: errors.length === 0, errors };
+      }),
+      checkClaims: fromPromise(async () => {
+        const claims = checkClaims(await readFile(texPath, "utf8"), collectFacts(ws));
+        await writeFile(join(ws, "latex", "claims.json"), JSON.stringify(claims, null, 2));
+        const missing = unmatched(claims);
+        await say(missing.length ? `${missing.length} of ${claims.length} numbers match no run artifact` : `all ${claims.length} numbers trace to run artifacts`);
+        return { unmatched: missing.map((c) => `${c.number} in the ${c.where}: "${c.context}"`) };
+      }),
+      fixClaims: fromPromise(async ({ input }: { input: { unmatched: string[]; attempt: number } }) => {
+        await say(`correcting numbers that match no run (attempt ${input.attempt})`);
+        const { sections } = await ask(ctx.llm, fixClaims, { unmatched: input.unmatched, sections: written, runs, notes }, opts);
+        for (const { section, latex } of sections) written[section] = latex;
       }),
       fixLatex: fromPromise(async ({ input }: { input: { errors: string[]; attempt: number } }) => {
         await say(`fixing LaTeX (attempt ${input.attempt})`);
@@ -106,6 +168,8 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
     log: ctx.log,
     signal: ctx.signal,
   });
+  const claimsFile = join(ws, "latex", "claims.json");
+  if (existsSync(claimsFile)) await putArtifact(ctx.bus, `${prefix}/paper/claims.json`, await readFile(claimsFile));
   if (out.error) {
     await putArtifact(ctx.bus, `${prefix}/paper/template.tex`, await readFile(texPath)).catch(() => undefined);
     throw new JobFailedError(`the paper for ${job.ideaId} failed: ${out.error}`);

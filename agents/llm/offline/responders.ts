@@ -284,12 +284,54 @@ respond(writer.pickCitations, (d) => {
   return { keys: d.candidates.filter((c) => jaccard(mine, keywords(c.title, 30)) > 0).slice(0, 2).map((c) => c.key) };
 });
 
+/**
+ * The repairs the offline writer can make without a model: escape characters left bare in prose, and remove a
+ * command that LaTeX reported as undefined.
+ */
+function mechanicalFix(latex: string, errors: string[]): string {
+  let out = latex
+    .replace(/(?<![\\\d])(\d+(?:\.\d+)?)%/g, "$1\\%")
+    .replace(/(?<!\\)#/g, "\\#")
+    .replace(/(?<!\\)&(?![^]*\\end\{tabular\})/g, "\\&");
+  for (const e of errors) {
+    const undefinedCommand = /Undefined control sequence.*?(\\[A-Za-z]+)/.exec(e)?.[1];
+    if (undefinedCommand) out = out.split(undefinedCommand).join("");
+    const undefinedRef = /Reference `([^']+)' .*undefined/.exec(e)?.[1];
+    if (undefinedRef) {
+      const label = undefinedRef.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      out = out.replace(new RegExp(`[^.\\n]*\\\\(?:ref|cref|Cref)\\{${label}\\}[^.\\n]*\\.?`, "g"), "");
+    }
+    const missingFigure = /figure file (\S+) does not exist/.exec(e)?.[1];
+    if (missingFigure) {
+      const name = missingFigure.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      out = out
+        .replace(new RegExp(`\\\\begin\\{figure\\*?\\}(?:(?!\\\\end\\{figure)[\\s\\S])*?\\{${name}\\}[\\s\\S]*?\\\\end\\{figure\\*?\\}`, "g"), "")
+        .replace(new RegExp(`\\\\includegraphics(?:\\[[^\\]]*\\])?\\{${name}\\}`, "g"), "");
+    }
+  }
+  return out;
+}
+
 respond(writer.fixLatex, (d) => ({
-  // Without a model, the one repair it can make safely: escape special characters left bare in the text.
   sections: Object.entries(d.sections)
-    .map(([section, latex]) => ({ section: section as writer.Section, latex: latex.replace(/(?<!\\)([%&#])/g, "\\$1").replace(/(?<![\\$a-zA-Z{])_(?![^$]*\$)/g, "\\_") }))
+    .map(([section, latex]) => ({ section: section as writer.Section, latex: mechanicalFix(latex, d.errors) }))
     .filter((s) => s.latex !== d.sections[s.section]),
 }));
+
+respond(writer.refineSection, (d) => ({ latex: d.problems.length ? mechanicalFix(d.latex, d.problems) : d.latex }));
+
+respond(writer.fixClaims, (d) => {
+  // Without a model to look the right value up, a number that matches nothing is taken out, and says so.
+  const numbers = d.unmatched.map((u) => /^(\S+?)%? /.exec(u)?.[1]).filter((n): n is string => Boolean(n));
+  return {
+    sections: Object.entries(d.sections)
+      .map(([section, latex]) => ({
+        section: section as writer.Section,
+        latex: numbers.reduce((text, n) => text.split(n).join("[value removed: not in the results]"), latex),
+      }))
+      .filter((s) => s.latex !== d.sections[s.section]),
+  };
+});
 
 // ---------- review: scores from what the paper's text shows ----------
 

@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pino } from "pino";
+import { natsForSuite } from "./helpers/nats.js";
+import { runScript } from "./helpers/cli.js";
+import { checkPaper, checkSection } from "../agents/writer/checklist.js";
+import { checkClaims, matches, unmatched, type Fact } from "../agents/writer/claims.js";
+import { experiment } from "../agents/coder/coder.js";
+import { writePaper } from "../agents/writer/writer.js";
+import { createLlm } from "../agents/llm/client.js";
+import { offlineProvider } from "../agents/llm/offline/offlineProvider.js";
+import { localBibliography } from "../agents/literature/localBibliography.js";
+import { DEFAULT_BIBLIOGRAPHY } from "../agents/node.js";
+import { RunConfig, type Idea } from "../bus/schemas.js";
+import { putRunConfig } from "../agents/runtime/runConfig.js";
+import { getDirectory } from "../bus/artifacts.js";
+import type { AgentContext } from "../agents/runtime/agentContext.js";
+import type { LlmProvider } from "../agents/llm/types.js";
+
+const log = pino({ level: "silent" });
+
+describe("the checklist", () => {
+  const ctx = { figures: ["loss.png"], citationKeys: ["smith2017"], labels: ["fig:loss", "sec:intro"] };
+  it("finds unbalanced math, bare special characters, stray headings and unknown figures, refs and citations", () => {
+    const problems = checkSection("results", "Accuracy rose by 5% and more.\nA & B, $x_1 = 2 \\cite{nobody} \\ref{fig:none}\n\\section{Again}\n\\includegraphics{gone.png}", ctx);
+    const text = problems.join("\n");
+    expect(text).toMatch(/unbalanced math/);
+    expect(text).toMatch(/a bare % after a number/);
+    expect(text).toMatch(/unescaped &/);
+    expect(text).toMatch(/contains a \\section/);
+    expect(text).toMatch(/figure file gone\.png does not exist/);
+    expect(text).toMatch(/\\cite\{nobody\} is not in the bibliography/);
+    expect(text).toMatch(/\\ref\{fig:none\} refers to no \\label/);
+  });
+
+  it("passes a clean section, with math and tables left alone", () => {
+    const clean = "We find $x_1 = 5\\%$ and 3\\% \\citep{smith2017}; see Figure~\\ref{fig:loss}.\n\\begin{tabular}{lr}a & b \\\\\\end{tabular}";
+    expect(checkSection("results", clean, ctx)).toEqual([]);
+  });
+
+  it("flags a figure used twice or never referred to", () => {
+    const fig = "\\begin{figure}\\includegraphics{loss.png}\\caption{Loss.}\\label{fig:loss}\\end{figure}";
+    expect(checkPaper({ results: `${fig}\n${fig}` }).join("\n")).toMatch(/included more than once/);
+    expect(checkPaper({ results: fig }).join("\n")).toMatch(/fig:loss is never referred to/);
+  });
+});
+
+describe("the claim check", () => {
+  const facts: Fact[] = [{ file: "run_1/final_info.json", key: "moons.means.test_accuracy", value: 0.912345 }];
+  const tex = (abstract: string) => `\\begin{abstract}${abstract}\\end{abstract}\\section{Results}See run\\_1.\\section{Conclusions}`;
+
+  it("matches a number at its printed precision, or as a percentage", () => {
+    expect(matches("0.9123", 0.912345, false)).toBe(true);
+    expect(matches("0.91", 0.912345, false)).toBe(true);
+    expect(matches("0.9124", 0.912345, false)).toBe(false);
+    expect(matches("91.2", 0.912345, true)).toBe(true);
+    expect(unmatched(checkClaims(tex("Accuracy 0.9123, or 91.23\\% of points, over 3 datasets."), facts))).toEqual([]);
+  });
+
+  it("catches an invented number, naming it and where it stands", () => {
+    const [bad] = unmatched(checkClaims(tex("Accuracy reached 0.9731 on moons."), facts));
+    expect(bad).toMatchObject({ number: "0.9731", where: "abstract", source: null });
+    expect(bad!.context).toMatch(/reached 0\.9731 on moons/);
+  });
+});
+
+describe("the writer's loops, against a model that makes mistakes", () => {
+  let nats: Awaited<ReturnType<typeof natsForSuite>>;
+  let dir: string;
+  beforeAll(async () => {
+    nats = await natsForSuite();
+    dir = mkdtempSync(join(tmpdir(), "writer-"));
+  });
+  afterAll(async () => {
+    await nats?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The offline stand-in, except that each task's first answer is spoiled as `spoil` says. */
+  function clumsy(spoil: Record<string, (answer: Record<string, unknown>, data: Record<string, unknown>) => unknown>): LlmProvider {
+    const base = offlineProvider();
+    const spoiled = new Set<string>();
+    return {
+      ...base,
+      async complete(req) {
+        const answer = await base.complete(req);
+        const data = req.data as Record<string, unknown>;
+        const key = `${req.task}:${String(data.section ?? "")}`;
+        const how = spoil[key];
+        if (!how || spoiled.has(key)) return answer;
+        spoiled.add(key);
+        const json = how(answer.json as Record<string, unknown>, data);
+        return { ...answer, json, text: JSON.stringify(json) };
+      },
+    };
+  }
+
+  it("repairs broken LaTeX, removes a missing figure and an invented number, and writes claims.json", async () => {
+    const runId = "writer-loops";
+    const config = RunConfig.parse({
+      runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 1, maxFixes: 3, maxReflections: 1,
+      maxRevisions: 0, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, startedAt: new Date().toISOString(),
+    });
+    await putRunConfig(nats.bus, config);
+    const idea: Idea = { Name: "lr", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 };
+    const by = { agent: "writer", node: "test" };
+    const progress: string[] = [];
+    const ctx = (provider: LlmProvider): AgentContext => ({
+      bus: nats.bus, runId, config, by, log, signal: new AbortController().signal, workRoot: join(dir, "work"),
+      llm: createLlm(provider, { bus: nats.bus, runId, by, log }),
+      progress: async (text) => void progress.push(text),
+    });
+    await experiment({ jobId: "e", runId, ideaId: "lr", idea }, ctx(offlineProvider()));
+
+    const provider = clumsy({
+      // A command that does not exist: only the compiler can see it.
+      "writer.section:method": (a) => ({ latex: `${a.latex} \\notARealMacro{} done.` }),
+      // A number no run produced.
+      "writer.section:abstract": (a) => ({ latex: `${a.latex} Accuracy reached 0.9731.` }),
+      // A figure that does not exist, slipped in after the checklist pass.
+      "writer.refine:conclusion": (a) => ({ latex: `${a.latex}\n\\begin{figure}\\includegraphics{imaginary.png}\\caption{Nothing.}\\label{fig:imaginary}\\end{figure} See Figure~\\ref{fig:imaginary}.` }),
+    });
+    const result = await writePaper({ jobId: "w", runId, ideaId: "lr", idea }, ctx(provider), await localBibliography(DEFAULT_BIBLIOGRAPHY));
+    expect(result.pdf).toMatch(/lr\.pdf$/);
+    const said = progress.join("\n");
+    expect(said).toMatch(/not compiled: conclusion: figure file imaginary\.png does not exist/);
+    expect(said).toMatch(/LaTeX problems: .*Undefined control sequence/);
+    expect(said).toMatch(/1 of \d+ numbers match no run artifact/);
+    expect(said).toMatch(/all \d+ numbers trace to run artifacts/);
+    const out = join(dir, "out");
+    await getDirectory(nats.bus, `${runId}/lr/paper`, out);
+    const claims = JSON.parse(readFileSync(join(out, "claims.json"), "utf8")) as { number: string; source: unknown }[];
+    expect(claims.length).toBeGreaterThan(5);
+    expect(claims.filter((c) => !c.source)).toEqual([]);
+    const tex = readFileSync(join(out, "template.tex"), "utf8");
+    expect(tex).not.toContain("notARealMacro");
+    expect(tex).not.toContain("imaginary.png");
+    expect(tex).not.toContain("0.9731");
+  }, 120_000);
+});
+
+describe("npm run claims", () => {
+  it("fails a paper with one number changed by hand, naming that number", async () => {
+    const out = mkdtempSync(join(tmpdir(), "claims-cli-"));
+    try {
+      const res = await runScript("swarm", ["--out", out]);
+      expect(res.exitCode, res.all).toBe(0);
+      const runId = /^Run (\S+) on template/m.exec(res.all ?? "")![1]!;
+      const { ideaId } = JSON.parse(readFileSync(join(out, runId, "ideas.json"), "utf8")).ideas[0];
+      const idea = join(out, runId, ideaId);
+      const good = await runScript("claims", [idea]);
+      expect(good.exitCode, good.all).toBe(0);
+      expect(good.all).toMatch(/(\d+) of \1 numbers trace to run artifacts/);
+
+      const texPath = join(idea, "paper", "template.tex");
+      const tex = readFileSync(texPath, "utf8");
+      const info = JSON.parse(readFileSync(join(idea, "run_1", "final_info.json"), "utf8"));
+      const real = (Object.values(info)[0] as { means: { test_accuracy: number } }).means.test_accuracy.toFixed(4);
+      expect(tex).toContain(real);
+      const forged = (Number(real) + 0.0123).toFixed(4);
+      mkdirSync(join(idea, "forged", "paper"), { recursive: true });
+      for (const f of ["notes.txt", "runs.json"]) copyFileSync(join(idea, f), join(idea, "forged", f));
+      for (const r of ["run_0", "run_1", "run_2"]) {
+        mkdirSync(join(idea, "forged", r), { recursive: true });
+        copyFileSync(join(idea, r, "final_info.json"), join(idea, "forged", r, "final_info.json"));
+      }
+      writeFileSync(join(idea, "forged", "paper", "template.tex"), tex.replace(real, forged));
+      const bad = await runScript("claims", [join(idea, "forged")]);
+      expect(bad.exitCode).toBe(1);
+      expect(bad.all).toContain(`✗ ${forged} (table) matches no run artifact`);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
