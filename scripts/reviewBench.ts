@@ -52,19 +52,19 @@ const Flags = z
     out: z.string().min(1).optional(),
     data: z.string().min(1).default(DEFAULT_DATA_DIR),
     llm: z.string().optional(),
-    reviewers: z.coerce.number().int().min(1).max(20).default(1),
-    concurrency: z.coerce.number().int().min(1).max(64).default(4),
+    reviewers: z.coerce.number().int().min(1).max(20).optional(),
+    concurrency: z.coerce.number().int().min(1).max(64).optional(),
     budget: z.coerce.number().positive().optional(),
   })
   .refine((f) => f.help || (f["from-csv"] === undefined) !== (f.papers === undefined), { message: "give either --from-csv FILE or --papers N", path: ["from-csv"] })
   .refine((f) => !(f.by === "decision" && f.threshold !== undefined), { message: "--threshold has no effect with --by decision; give one or the other", path: ["threshold"] })
-  .refine((f) => f.papers !== undefined || (f.llm ?? f.budget ?? (f.reviewers !== 1 || f.concurrency !== 4 ? 1 : undefined)) === undefined, {
+  .refine((f) => f.papers !== undefined || [f.llm, f.reviewers, f.concurrency, f.budget].every((v) => v === undefined), {
     message: "--llm, --reviewers, --concurrency and --budget go with --papers",
     path: ["papers"],
   });
 type Flags = z.infer<typeof Flags>;
 
-const line = (text = "") => process.stdout.write(`${text}\n`);
+const line = (text = ""): void => void process.stdout.write(`${text}\n`);
 const rel = (p: string) => relative(process.cwd(), p) || ".";
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
 
@@ -103,14 +103,16 @@ async function scoreCsv(flags: Flags, csvPath: string, ratings: RatedPaper[], ou
 }
 
 async function runPapers(flags: Flags, n: number, ratings: RatedPaper[]): Promise<void> {
+  const reviewers = flags.reviewers ?? 1;
+  const concurrency = flags.concurrency ?? 4;
   const llm = parseLlm(flags.llm ?? "offline");
   const offline = llm.provider === "offline";
   if (offline) line(`${OFFLINE_WARNING}\n`);
   const sample = stratifiedSample(ratings, n, flags.seed);
-  const name = slug(`${llm.provider === llm.model ? llm.provider : `${llm.provider}_${llm.model}`}_ensemble_${flags.reviewers}_papers_${n}_seed_${flags.seed}`);
+  const name = slug(`${llm.provider === llm.model ? llm.provider : `${llm.provider}_${llm.model}`}_ensemble_${reviewers}_papers_${n}_seed_${flags.seed}`);
   const outDir = resolve(flags.out ?? join("results", "review-bench", name));
   const accepted = sample.filter((p) => p.accept).length;
-  line(`Reviewing ${n} papers (${accepted} accepted, ${n - accepted} rejected; sample seed ${flags.seed}) with ${flags.reviewers} reviewer${flags.reviewers > 1 ? "s" : ""} each, model ${llm.provider}/${llm.model}.`);
+  line(`Reviewing ${n} papers (${accepted} accepted, ${n - accepted} rejected; sample seed ${flags.seed}) with ${reviewers} reviewer${reviewers > 1 ? "s" : ""} each, model ${llm.provider}/${llm.model}.`);
 
   const controller = new AbortController();
   process.once("SIGINT", () => {
@@ -122,14 +124,14 @@ async function runPapers(flags: Flags, n: number, ratings: RatedPaper[]): Promis
     papers: sample,
     dataDir: flags.data,
     llm,
-    reviewers: flags.reviewers,
-    concurrency: flags.concurrency,
+    reviewers: reviewers,
+    concurrency: concurrency,
     ...(flags.budget !== undefined ? { budgetUsd: flags.budget } : {}),
     ...(process.env.NATS_URL ? { natsUrl: process.env.NATS_URL } : {}),
     log: rootLogger(),
     signal: controller.signal,
     onStarted: ({ runId, natsUrl, local }) => {
-      line(`Run ${runId}: review jobs on NATS ${natsUrl}${local ? " (a local server for this benchmark)" : ""}; ${flags.concurrency} reviewer workers here.`);
+      line(`Run ${runId}: review jobs on NATS ${natsUrl}${local ? " (a local server for this benchmark)" : ""}; ${concurrency} reviewer workers here.`);
       if (!local) line(`More reviewers: NATS_URL=${natsUrl} npm run node -- --roles reviewer=2`);
     },
     onPaper: ({ paper, done, total, reviews, failures }) => {
@@ -151,7 +153,7 @@ async function runPapers(flags: Flags, n: number, ratings: RatedPaper[]): Promis
     llm,
     offline,
     papers: sample.map((p) => p.paperId),
-    reviewers: flags.reviewers,
+    reviewers: reviewers,
     sampleSeed: flags.seed,
     nodes: result.nodes,
     costUsd: result.costUsd,
