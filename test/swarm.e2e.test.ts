@@ -89,6 +89,21 @@ describe("the whole swarm, offline, on the fast template", () => {
     expect(text).toMatch(/No language model wrote this paper/);
   });
 
+  it("writes every section, with citations that resolve and every number traced in claims.json", async () => {
+    const ideas = JSON.parse(readFileSync(join(runDir, "ideas.json"), "utf8"));
+    const paper = join(runDir, ideas.ideas[0].ideaId, "paper");
+    const { stdout } = await execa("pdftotext", [join(paper, `${ideas.ideas[0].ideaId}.pdf`), "-"]);
+    for (const heading of ["Abstract", "Introduction", "Related Work", "Background", "Method", "Experimental Setup", "Results", "Conclusions and Future Work", "References"]) {
+      expect(stdout, heading).toContain(heading);
+    }
+    // An unresolved citation prints as [?].
+    expect(stdout).not.toContain("[?]");
+    expect(readFileSync(join(paper, "template.tex"), "utf8")).toMatch(/\\cite[tp]?\{/);
+    const claims = JSON.parse(readFileSync(join(paper, "claims.json"), "utf8")) as { source: unknown }[];
+    expect(claims.length).toBeGreaterThanOrEqual(9);
+    expect(claims.filter((c) => !c.source)).toEqual([]);
+  });
+
   it("counts every model call in cost.json", () => {
     const cost = JSON.parse(readFileSync(join(runDir, "cost.json"), "utf8"));
     const lines = readFileSync(join(runDir, "llm.jsonl"), "utf8").trim().split("\n");
