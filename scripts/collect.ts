@@ -49,9 +49,10 @@ export async function collectRun(
   bus: Bus,
   runId: string,
   outDir: string,
-  budgetUsd: number | undefined,
+  opts: { budgetUsd: number | undefined; reviewers: number; lateReviewGraceMs: number },
   onProgress: (p: Progress, spentUsd: number) => void,
 ): Promise<RunSummary> {
+  const { budgetUsd } = opts;
   const log = rootLogger().child({ runId, agent: "collector" });
   const stream = await watchEvents(bus, subjects.conversation(runId), z.unknown(), log);
   const exchanges: LlmExchange[] = [];
@@ -65,6 +66,10 @@ export async function collectRun(
     (["experiment", "gpuExperiment", "write"] as JobKind[]).some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && !o.ok));
   const accepted = () => (ideation?.ok ? ideation.result.ideas.filter((i) => i.status === "accepted").map((i) => i.ideaId) : []);
   const finished = () => ideation !== undefined && accepted().every(terminal);
+  // Once every idea is decided, reviews still out (past the quorum) get a little longer to be recorded.
+  const reviewsIn = () =>
+    accepted().every((ideaId) => (outcomes.get("review") ?? []).filter((o) => o.ideaId === ideaId).length >= opts.reviewers || !(outcomes.get("chair") ?? []).some((o) => o.ideaId === ideaId && o.ok));
+  let grace: NodeJS.Timeout | undefined;
 
   for await (const { subject, value } of stream) {
     const topic = subject.split(".").slice(3).join(".");
@@ -88,8 +93,12 @@ export async function collectRun(
       outcomes.set(kind, [...(outcomes.get(kind) ?? []), outcome]);
       if (kind === "ideate" && outcome.jobId === `${runId}.ideate`) ideation = outcome as Outcome<"ideate">;
     }
-    if (finished()) break;
+    if (finished()) {
+      if (reviewsIn()) break;
+      grace ??= setTimeout(() => void stream.close(), opts.lateReviewGraceMs);
+    }
   }
+  if (grace) clearTimeout(grace);
   await stream.close();
 
   await getDirectory(bus, runId, outDir);

@@ -65,7 +65,10 @@ const Flags = z
 type Flags = z.infer<typeof Flags>;
 
 const line = (text = ""): void => void process.stdout.write(`${text}\n`);
-const rel = (p: string) => relative(process.cwd(), p) || ".";
+const rel = (p: string) => {
+  const r = relative(process.cwd(), p);
+  return r === "" ? "." : r.startsWith("..") ? p : r;
+};
 const slug = (s: string) => s.replace(/[^A-Za-z0-9._-]+/g, "_");
 
 const OFFLINE_WARNING = [

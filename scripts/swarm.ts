@@ -29,6 +29,7 @@ const HELP = `npm run swarm -- [flags]
                       e.g. reduced (two CPU cores) for grokking and 2d_diffusion
   --ideas <n>         ideas to propose (default: 1)
   --reviewers <k>     reviews per paper, each by its own reviewer actor (default: 3)
+  --quorum <q>        reviews the area chair needs before deciding (default: k); later ones are still recorded
   --llm <provider[/model]>  the model for every agent: offline, openai[/model], anthropic[/model],
                       openai-compatible/<model> (default: config/defaults.json, $SWARM_LLM, else offline)
   --role-llm <role=provider/model,...>  a model per agent role, e.g. reviewer=openai/gpt-4o-mini
@@ -55,6 +56,7 @@ const Flags = z.object({
   profile: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
   ideas: z.coerce.number().int().min(1).max(50).optional(),
   reviewers: z.coerce.number().int().min(1).max(20).optional(),
+  quorum: z.coerce.number().int().min(1).max(20).optional(),
   llm: z.string().optional(),
   "role-llm": z.string().optional(),
   budget: z.coerce.number().positive().optional(),
@@ -105,6 +107,7 @@ async function main(): Promise<void> {
     profile: { type: "string" },
     ideas: { type: "string" },
     reviewers: { type: "string" },
+    quorum: { type: "string" },
     llm: { type: "string" },
     "role-llm": { type: "string" },
     budget: { type: "string" },
@@ -202,7 +205,7 @@ async function main(): Promise<void> {
       profile,
       ideas,
       reviewers,
-      quorum: reviewers,
+      quorum: Math.min(flags.quorum ?? replayed?.quorum ?? reviewers, reviewers),
       reviewDeadlineMs: flags["review-deadline"] * 1000,
       maxRuns: flags["max-runs"] ?? replayed?.maxRuns ?? template.manifest.maxRuns ?? 3,
       maxFixes: 2,
@@ -241,7 +244,7 @@ async function main(): Promise<void> {
     await writeFile(join(outDir, "archive.json"), JSON.stringify(startArchive, null, 2));
     await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: ideas });
 
-    const summary = await collectRun(bus, runId, outDir, budgetUsd, (p, spent) => {
+    const summary = await collectRun(bus, runId, outDir, { budgetUsd, reviewers, lateReviewGraceMs: Math.min(60_000, flags["review-deadline"] * 1000) }, (p, spent) => {
       const who = `${p.by.agent}@${p.by.node === node!.nodeId ? "local" : p.by.node}`;
       line(`[${p.at.slice(11, 19)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${p.ideaId}: ` : ""}${p.text}`);
     });

@@ -46,7 +46,6 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
             wanted.delete(value.jobId);
             if (value.ok) {
               const received: ReceivedReview = { reviewer: i, node: value.by.node, review: value.result.review };
-              await putArtifact(ctx.bus, `${prefix}/reviews/review_${i}.json`, JSON.stringify({ ...received, reflections: value.result.reflections }, null, 2));
               await ctx.progress(`review ${i} arrived from node ${value.by.node}`, job.ideaId);
               sendBack({ type: "REVIEW", review: received });
             } else {

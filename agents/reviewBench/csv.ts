@@ -89,7 +89,8 @@ function csvField(value: string): string {
 
 /** Writes records as CSV (LF between records, as pandas writes the reference's files), quoting only where needed. */
 export function formatCsv(records: readonly (readonly string[])[]): string {
-  return records.map((r) => r.map(csvField).join(",")).join("\n") + "\n";
+  // A record of one empty field is written `""`, or it would read back as a blank line.
+  return records.map((r) => (r.length === 1 && r[0] === "" ? '""' : r.map(csvField).join(","))).join("\n") + "\n";
 }
 
 /** The reference's review CSV: one row per paper, the review form's fields as its columns. */

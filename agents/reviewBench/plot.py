@@ -17,15 +17,10 @@ scores = accept + reject
 
 fig, (hist, roc) = plt.subplots(1, 2, figsize=(12, 4.8))
 
-# Integer scores get one bar per score; ensemble means get finer bins.
+# The whole 1-10 scale, so pictures of different reviewers compare at a glance. Integer scores get one bar
+# per score; ensemble means get quarter-point bins whose edges fall on the integers.
 integer = all(float(s).is_integer() for s in scores)
-if integer:
-    lo, hi = int(min(scores)), int(max(scores))
-    bins = [x - 0.5 for x in range(lo, hi + 2)]
-else:
-    lo, hi = min(scores), max(scores)
-    step = max((hi - lo) / 20, 0.25)
-    bins = [lo - step / 2 + k * step for k in range(int((hi - lo) / step) + 2)]
+bins = [k - 0.5 for k in range(1, 12)] if integer else [0.5 + 0.25 * k for k in range(41)]
 hist.hist(
     [accept, reject],
     bins=bins,
@@ -36,6 +31,8 @@ if d.get("threshold") is not None:
     # With one bar per integer score, ">= t" separates the bars at ceil(t) - 0.5.
     cut = math.ceil(d["threshold"]) - 0.5 if integer else d["threshold"]
     hist.axvline(cut, color="black", linestyle="--", linewidth=1, label=f"accept when Overall >= {d['threshold']:g}")
+hist.set_xlim(0.5, 10.5)
+hist.set_xticks(range(1, 11))
 hist.set_xlabel("reviewer's Overall score")
 hist.set_ylabel("papers")
 hist.set_title("Overall by the true decision")

@@ -42,7 +42,7 @@ export function plotData(e: Evaluation, title: string, out: string) {
     point:
       tpr === null || fpr === null
         ? null
-        : { fpr, tpr, label: e.prediction.by === "threshold" ? `Overall >= ${e.prediction.threshold}` : "the reviews' Decision" },
+        : { fpr, tpr, label: `${e.prediction.by === "threshold" ? `Overall >= ${e.prediction.threshold}` : "Decision"} (FPR ${fpr.toFixed(2)}, TPR ${tpr.toFixed(2)})` },
   };
 }
 

@@ -23,7 +23,8 @@ export function describePrediction(e: Pick<Evaluation, "prediction">): string {
 export function formatReport(e: Evaluation, title: string): string {
   const lines = [
     title,
-    `Prediction: ${describePrediction(e)}; AUC ranks papers by Overall.`,
+    `Prediction: ${describePrediction(e)}. AUC ranks papers by Overall; the AUC of the accept/reject`,
+    `prediction alone equals its balanced accuracy (the figure the AI Scientist paper reports as AUC).`,
     `n = ${e.n} papers (${e.positives} accepted, ${e.negatives} rejected) of ${e.rows} rows; ${e.skipped.length} rows skipped${e.skipped.length ? ":" : "."}`,
     ...skipReasons(e.skipped).map((s) => `  ${s.count} × ${s.reason}: ${s.paperIds.slice(0, 5).join(", ")}${s.count > 5 ? ", …" : ""}`),
     ...(e.absent ? [`${e.absent} rated papers have no row in the CSV (not counted).`] : []),

@@ -4,7 +4,7 @@ import { fromPromise } from "xstate";
 import { reviewerMachine } from "../../machines/reviewer.js";
 import type { Job, JobResult, Review } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
-import { getArtifact } from "../../bus/artifacts.js";
+import { getArtifact, putArtifact } from "../../bus/artifacts.js";
 import { extractPdfText } from "../tools/pdfText.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
@@ -14,8 +14,9 @@ import { reflectOnReview, writeReview } from "./prompts.js";
 const MAX_REFLECTIONS = 3;
 
 export async function review(job: Job<"review">, ctx: AgentContext): Promise<JobResult<"review">> {
-  const opts = { signal: ctx.signal, ideaId: job.ideaId };
   const persona = job.reviewer;
+  // Personas and temperatures differ across the ensemble, so that K reviews are not K copies of one opinion.
+  const opts = { signal: ctx.signal, ideaId: job.ideaId, temperature: Math.min(1, 0.1 + 0.2 * (job.reviewer % 5)) };
   const pdfText = async () => {
     const dir = join(ctx.workRoot, job.runId, `${job.ideaId}-review-${job.reviewer}`);
     await rm(dir, { recursive: true, force: true });
@@ -47,6 +48,12 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
     signal: ctx.signal,
   });
   if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error}`);
+  // The reviewer keeps its own review, so one that arrives after the area chair decided is still recorded.
+  await putArtifact(
+    ctx.bus,
+    `${job.runId}/${job.ideaId}/reviews/review_${job.reviewer}.json`,
+    JSON.stringify({ reviewer: job.reviewer, node: ctx.by.node, review: out.review, reflections: out.reflections, at: new Date().toISOString() }, null, 2),
+  );
   await ctx.progress(`reviewer ${job.reviewer}: Overall ${out.review.Overall}, ${out.review.Decision} (after ${out.reflections} reflections)`, job.ideaId);
   return { review: out.review, reflections: out.reflections };
 }

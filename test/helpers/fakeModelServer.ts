@@ -56,7 +56,7 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 /** A loopback server in the OpenAI Chat Completions and Anthropic Messages wire formats. */
-export async function startFakeModelServer(opts: { apiKey: string }): Promise<FakeModelServer> {
+export async function startFakeModelServer(opts: { apiKey: string; /** Extra latency for some requests, e.g. to hold a review in flight. */ delayFor?: (body: Record<string, unknown>) => number }): Promise<FakeModelServer> {
   const state: FakeModelServer = { url: "", requests: [], script: [], close: async () => {} };
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? "").split("?")[0]!;
@@ -78,6 +78,11 @@ export async function startFakeModelServer(opts: { apiKey: string }): Promise<Fa
         : { id, object: "model", created: 0, owned_by: "fake" });
     }
 
+    const extra = opts.delayFor?.(body) ?? 0;
+    if (extra > 0) {
+      await new Promise((r) => setTimeout(r, extra));
+      if (res.destroyed) return;
+    }
     const step = state.script.shift();
     if (step && "delayMs" in step) {
       await new Promise((r) => setTimeout(r, step.delayMs));
