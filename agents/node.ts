@@ -166,7 +166,9 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     },
     writer: async (job, ctx) => {
       const result = await writePaper(job, ctx, await lit(ctx));
-      await publishJob(ctx.bus, "chair", { jobId: `${job.runId}.chair.${job.ideaId}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea, pdf: result.pdf });
+      await publishJob(ctx.bus, "chair", {
+        jobId: `${job.runId}.chair.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea, pdf: result.pdf, round: job.round,
+      });
       return result;
     },
     areaChair: (job, ctx) => chair(job, ctx),

@@ -3,6 +3,14 @@ import { dirname, join, relative, sep } from "node:path";
 import type { Bus } from "./connection.js";
 import { BusError } from "./errors.js";
 
+/**
+ * Where an idea's artifacts of one review round live: the paper as first written under `<runId>/<ideaId>/`, each
+ * revision under `<runId>/<ideaId>/revision_<n>/`, so that every version and all its reviews are kept.
+ */
+export function roundPrefix(runId: string, ideaId: string, round = 0): string {
+  return round === 0 ? `${runId}/${ideaId}` : `${runId}/${ideaId}/revision_${round}`;
+}
+
 /** Object names are `<runId>/<ideaId>/<path>`; the launching machine mirrors them into results/. */
 export async function putArtifact(bus: Bus, name: string, data: Uint8Array | string): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;

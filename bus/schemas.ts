@@ -84,9 +84,10 @@ export const jobSchemas = {
   experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
   /** The same job, for templates whose profile needs a GPU: only nodes with GPUs serve this queue. */
   gpuExperiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
-  write: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
-  chair: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, pdf: z.string() }),
-  review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0) }),
+  /** Round 0 writes the paper; round r > 0 revises it from the area chair's meta-review of round r - 1. */
+  write: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, round: z.number().int().min(0).default(0), metaReview: z.string().optional() }),
+  chair: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, pdf: z.string(), round: z.number().int().min(0).default(0) }),
+  review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0), round: z.number().int().min(0).default(0) }),
 } as const;
 
 export const resultSchemas = {
@@ -106,6 +107,9 @@ export const resultSchemas = {
     metaReview: z.string(),
     scores: z.record(z.string(), z.number()),
     reviews: z.number().int(),
+    round: z.number().int().min(0).default(0),
+    /** The chair sent the paper back to the writer for another round. */
+    revisionRequested: z.boolean().default(false),
   }),
   review: z.object({ review: Review, reflections: z.number().int() }),
 } as const;
@@ -113,6 +117,8 @@ export const resultSchemas = {
 export type JobKind = keyof typeof jobSchemas;
 export const JOB_KINDS = Object.keys(jobSchemas) as JobKind[];
 export type Job<K extends JobKind> = z.infer<(typeof jobSchemas)[K]>;
+/** A job as published: fields with defaults may be left out. */
+export type JobInput<K extends JobKind> = z.input<(typeof jobSchemas)[K]>;
 export type JobResult<K extends JobKind> = z.infer<(typeof resultSchemas)[K]>;
 
 /** What a worker reports on `sci.<runId>.conv.<kind>` when a job ends, either way. */
@@ -183,6 +189,8 @@ export const RunConfig = z.object({
   maxFixes: z.number().int().min(0),
   maxReflections: z.number().int().min(1),
   maxRevisions: z.number().int().min(0),
+  /** Times a rejected paper goes back to the writer with the meta-review and is reviewed again. */
+  revisionRounds: z.number().int().min(0).default(1),
   noveltyRounds: z.number().int().min(1),
   experimentTimeoutMs: z.number().int().min(1000),
   llm: LlmChoice,

@@ -2,7 +2,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { Bus } from "./connection.js";
 import { ACK_WAIT_MS, MAX_DELIVER } from "./connection.js";
 import { STREAMS, durableName, subjects } from "./subjects.js";
-import { jobSchemas, type Actor, type Job, type JobKind, type JobResult, resultSchemas } from "./schemas.js";
+import { jobSchemas, type Actor, type Job, type JobInput, type JobKind, type JobResult, resultSchemas } from "./schemas.js";
 import { publishOutcome } from "./events.js";
 import type { Logger } from "./logger.js";
 import { SwarmError } from "./errors.js";
@@ -11,7 +11,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** Puts a job on its work queue. The job id is the msgID, so publishing it again is harmless. */
-export async function publishJob<K extends JobKind>(bus: Bus, kind: K, job: Job<K>): Promise<void> {
+export async function publishJob<K extends JobKind>(bus: Bus, kind: K, job: JobInput<K>): Promise<void> {
   const parsed = jobSchemas[kind].parse(job);
   await bus.js.publish(subjects.job(parsed.runId, kind), enc.encode(JSON.stringify(parsed)), { msgID: parsed.jobId });
 }

@@ -11,6 +11,8 @@ import { rootLogger } from "../bus/logger.js";
 
 export interface IdeaSummary {
   ideaId: string;
+  /** The review round of the decision: 0 for the paper as first written, n for its n-th revision. */
+  round?: number;
   pdf?: string;
   reviews: { file: string; reviewer: number; node: string; overall: number; decision: string }[];
   decision?: string;
@@ -61,14 +63,19 @@ export async function collectRun(
   let ideation: Outcome<"ideate"> | undefined;
   const kinds: JobKind[] = ["ideate", "novelty", "experiment", "gpuExperiment", "write", "chair", "review"];
 
+  const chairsOf = (ideaId: string) => ((outcomes.get("chair") ?? []) as Outcome<"chair">[]).filter((o) => o.ideaId === ideaId);
+  // Finished once a decision sends it back for no further revision, or a step of it failed.
   const terminal = (ideaId: string) =>
-    (outcomes.get("chair") ?? []).some((o) => o.ideaId === ideaId) ||
+    chairsOf(ideaId).some((o) => !o.ok || !o.result.revisionRequested) ||
     (["experiment", "gpuExperiment", "write"] as JobKind[]).some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && !o.ok));
   const accepted = () => (ideation?.ok ? ideation.result.ideas.filter((i) => i.status === "accepted").map((i) => i.ideaId) : []);
   const finished = () => ideation !== undefined && accepted().every(terminal);
   // Once every idea is decided, reviews still out (past the quorum) get a little longer to be recorded.
   const reviewsIn = () =>
-    accepted().every((ideaId) => (outcomes.get("review") ?? []).filter((o) => o.ideaId === ideaId).length >= opts.reviewers || !(outcomes.get("chair") ?? []).some((o) => o.ideaId === ideaId && o.ok));
+    accepted().every((ideaId) => {
+      const rounds = chairsOf(ideaId).filter((o) => o.ok).length;
+      return (outcomes.get("review") ?? []).filter((o) => o.ideaId === ideaId).length >= opts.reviewers * rounds;
+    });
   let grace: NodeJS.Timeout | undefined;
 
   for await (const { subject, value } of stream) {
@@ -121,21 +128,27 @@ export async function collectRun(
   const ideas: IdeaSummary[] = accepted().map((ideaId) => {
     const failure = (["experiment", "gpuExperiment", "write", "chair"] as JobKind[])
       .flatMap((k) => (outcomes.get(k) ?? []).filter((o) => o.ideaId === ideaId && !o.ok).map((o) => `${k}: ${(o as { error: string }).error}`))[0];
-    const paper = (outcomes.get("write") ?? []).find((o) => o.ideaId === ideaId && o.ok) as Outcome<"write"> | undefined;
-    const decided = (outcomes.get("chair") ?? []).find((o) => o.ideaId === ideaId && o.ok) as Outcome<"chair"> | undefined;
+    // The latest version of the paper and the latest decision; every round's reviews.
+    const papers = ((outcomes.get("write") ?? []) as Outcome<"write">[]).filter((o) => o.ideaId === ideaId && o.ok);
+    const paper = papers[papers.length - 1];
+    const decisions = chairsOf(ideaId).filter((o): o is Extract<Outcome<"chair">, { ok: true }> => o.ok).sort((a, b) => a.result.round - b.result.round);
+    const decided = decisions[decisions.length - 1];
+    const roundDir = (round: number) => (round === 0 ? ideaId : `${ideaId}/revision_${round}`);
     const reviews = ((outcomes.get("review") ?? []) as Outcome<"review">[])
-      .filter((o) => o.ideaId === ideaId && o.ok)
+      .filter((o): o is Extract<Outcome<"review">, { ok: true }> => o.ideaId === ideaId && o.ok)
       .map((o) => {
-        const reviewer = Number(o.jobId.split(".").pop());
-        const r = (o as Extract<Outcome<"review">, { ok: true }>).result.review;
-        return { file: `${ideaId}/reviews/review_${reviewer}.json`, reviewer, node: o.by.node, overall: r.Overall, decision: r.Decision };
+        const parts = o.jobId.split(".");
+        const reviewer = Number(parts.pop());
+        const round = /^r(\d+)$/.exec(parts.pop() ?? "")?.[1];
+        const r = o.result.review;
+        return { file: `${roundDir(Number(round ?? 0))}/reviews/review_${reviewer}.json`, reviewer, node: o.by.node, overall: r.Overall, decision: r.Decision };
       })
       .filter((r) => existsSync(join(outDir, r.file)));
     return {
       ideaId,
       ...(paper?.ok ? { pdf: paper.result.pdf.slice(runId.length + 1) } : {}),
       reviews,
-      ...(decided?.ok ? { decision: decided.result.decision, metaReview: `${ideaId}/meta_review.json` } : {}),
+      ...(decided ? { decision: decided.result.decision, metaReview: `${roundDir(decided.result.round)}/meta_review.json`, round: decided.result.round } : {}),
       ...(failure ? { error: failure } : {}),
     };
   });

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { UserError } from "../bus/errors.js";
 import { rootLogger } from "../bus/logger.js";
 import { parseLlm } from "../agents/llm/providers.js";
-import { formatReviewCsv, readReviewCsv } from "../agents/reviewBench/csv.js";
+import { formatReviewCsv, readReviewCsv, type ReviewColumn } from "../agents/reviewBench/csv.js";
 import { BenchDataError } from "../agents/reviewBench/errors.js";
 import { DEFAULT_DATA_DIR, loadRatings, stratifiedSample, type RatedPaper } from "../agents/reviewBench/data.js";
 import { evaluateReviews, type Prediction } from "../agents/reviewBench/evaluate.js";
@@ -123,6 +123,18 @@ async function runPapers(flags: Flags, n: number, ratings: RatedPaper[]): Promis
     controller.abort();
   });
   const started = Date.now();
+  const finished: Record<ReviewColumn, string>[] = [];
+  const csvPath = join(outDir, `${name}.csv`);
+  // What was reviewed before a Ctrl-C is kept; --from-csv scores it.
+  const stopped = async (): Promise<never> => {
+    if (finished.length) {
+      await mkdir(outDir, { recursive: true });
+      const partial = csvPath.replace(/\.csv$/, ".partial.csv");
+      await writeFile(partial, formatReviewCsv(finished));
+      line(`Stopped after ${finished.length} of ${n} papers; their reviews are in ${rel(partial)}.`);
+    } else line("Stopped before any paper was reviewed: nothing was written.");
+    process.exit(130);
+  };
   const result = await reviewPapers({
     papers: sample,
     dataDir: flags.data,
@@ -137,18 +149,18 @@ async function runPapers(flags: Flags, n: number, ratings: RatedPaper[]): Promis
       line(`Run ${runId}: review jobs on NATS ${natsUrl}${local ? " (a local server for this benchmark)" : ""}; ${concurrency} reviewer workers here.`);
       if (!local) line(`More reviewers: NATS_URL=${natsUrl} npm run node -- --roles reviewer=2`);
     },
-    onPaper: ({ paper, done, total, reviews, failures }) => {
+    onPaper: ({ paper, done, total, reviews, failures, row }) => {
+      finished.push(row);
       const scores = reviews.map((r) => r.overall);
       const mean = scores.length ? (scores.reduce((a, b) => a + b, 0) / scores.length).toFixed(2) : "—";
       const who = [...new Set(reviews.map((r) => r.node))].join(", ");
       const failed = failures.length ? `; ${failures.length} failed: ${failures[0]!.error.slice(0, 120)}` : "";
       line(`[${String(done).padStart(String(total).length)}/${total}] ${paper.paperId.padEnd(12)} Overall ${mean} (${scores.join(", ")})  truth: ${paper.decision}${who ? `  by ${who}` : ""}${failed}`);
     },
-  });
-  if (controller.signal.aborted) process.exit(130);
+  }).catch((err: unknown) => (controller.signal.aborted ? stopped() : Promise.reject(err)));
+  if (controller.signal.aborted) await stopped();
   line(`Reviewed in ${((Date.now() - started) / 1000).toFixed(0)} s${offline ? "" : `, $${result.costUsd.toFixed(4)}`}; ${result.failures.length} reviews failed.`);
   await mkdir(outDir, { recursive: true });
-  const csvPath = join(outDir, `${name}.csv`);
   await writeFile(csvPath, formatReviewCsv(result.rows));
   line(`wrote ${rel(csvPath)}\n`);
   const run = {

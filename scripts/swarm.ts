@@ -30,6 +30,7 @@ const HELP = `npm run swarm -- [flags]
   --ideas <n>         ideas to propose (default: 1)
   --reviewers <k>     reviews per paper, each by its own reviewer actor (default: 3)
   --quorum <q>        reviews the area chair needs before deciding (default: k); later ones are still recorded
+  --revisions <n>     times a rejected paper is revised from the meta-review and reviewed again (default: 1)
   --llm <provider[/model]>  the model for every agent: offline, openai[/model], anthropic[/model],
                       openai-compatible/<model> (default: config/defaults.json, $SWARM_LLM, else offline)
   --role-llm <role=provider/model,...>  a model per agent role, e.g. reviewer=openai/gpt-4o-mini
@@ -57,6 +58,7 @@ const Flags = z.object({
   ideas: z.coerce.number().int().min(1).max(50).optional(),
   reviewers: z.coerce.number().int().min(1).max(20).optional(),
   quorum: z.coerce.number().int().min(1).max(20).optional(),
+  revisions: z.coerce.number().int().min(0).max(5).optional(),
   llm: z.string().optional(),
   "role-llm": z.string().optional(),
   budget: z.coerce.number().positive().optional(),
@@ -108,6 +110,7 @@ async function main(): Promise<void> {
     ideas: { type: "string" },
     reviewers: { type: "string" },
     quorum: { type: "string" },
+    revisions: { type: "string" },
     llm: { type: "string" },
     "role-llm": { type: "string" },
     budget: { type: "string" },
@@ -211,6 +214,7 @@ async function main(): Promise<void> {
       maxFixes: 2,
       maxReflections: 3,
       maxRevisions: 1,
+      revisionRounds: flags.revisions ?? replayed?.revisionRounds ?? 1,
       noveltyRounds: 3,
       experimentTimeoutMs: needs.experimentTimeoutS * 1000,
       llm,
@@ -283,7 +287,7 @@ function printSummary(s: RunSummary, outDir: string, offline: boolean, seconds: 
     if (idea.error) line(`    stopped: ${idea.error}`);
     if (idea.pdf) line(`    paper:    ${rel(idea.pdf)}`);
     for (const r of idea.reviews) line(`    review:   ${rel(r.file)} (reviewer ${r.reviewer} on node ${r.node}: Overall ${r.overall}, ${r.decision})`);
-    if (idea.decision) line(`    decision: ${idea.decision} — ${rel(idea.metaReview!)}`);
+    if (idea.decision) line(`    decision: ${idea.decision}${idea.round ? ` after ${idea.round} revision${idea.round > 1 ? "s" : ""}` : ""} — ${rel(idea.metaReview!)}`);
   }
   line(`  cost:     ${rel("cost.json")} ($${s.costUsd.toFixed(4)}, ${s.tokens} tokens${offline ? ", estimated" : ""})`);
 }

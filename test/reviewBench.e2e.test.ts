@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseCsv, REVIEW_COLUMNS } from "../agents/reviewBench/csv.js";
+import { startFakeModelServer } from "./helpers/fakeModelServer.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const DATA = fileURLToPath(new URL("../../shared/data/iclr2022", import.meta.url));
@@ -15,8 +16,8 @@ const out = mkdtempSync(join(tmpdir(), "review-bench-e2e-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 /** The CLI as a user runs it, in its own process; NATS_URL unset so it starts its own server. */
-function reviewBench(args: string[]) {
-  const env: Record<string, string> = { ...(process.env as Record<string, string>), LOG_LEVEL: "warn" };
+function reviewBench(args: string[], extraEnv: Record<string, string> = {}) {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), LOG_LEVEL: "warn", ...extraEnv };
   delete env.NATS_URL;
   return execa(process.execPath, ["--import", "tsx", "scripts/reviewBench.ts", ...args], { cwd: ROOT, reject: false, all: true, env, extendEnv: false });
 }
@@ -70,6 +71,41 @@ describe("npm run review-bench -- --papers 5, offline, end to end", () => {
     expect(readFileSync(join(dir, "review_bench.png")).subarray(0, 8)).toEqual(PNG);
     expect(output).toMatch(/wrote .*review_bench\.png/);
   });
+});
+
+describe("npm run review-bench -- --papers with a model, against a server on loopback", () => {
+  it("sends each paper's text to the model from K reviewers, records the cost, and raises no offline warning", async () => {
+    const KEY = "sk-bench-abcdefghijklmnopqrstuvwx";
+    const server = await startFakeModelServer({ apiKey: KEY });
+    try {
+      const dir = join(out, "model");
+      const res = await reviewBench(["--papers", "3", "--reviewers", "2", "--llm", "openai/gpt-4o-mini", "--out", dir, "--data", DATA, "--bootstrap", "50"], {
+        OPENAI_BASE_URL: `${server.url}/v1`,
+        OPENAI_API_KEY: KEY,
+      });
+      const text = res.all ?? "";
+      expect(res.exitCode, text).toBe(0);
+      expect(text).not.toMatch(/OFFLINE/);
+      expect(text).toMatch(/model openai\/gpt-4o-mini/);
+      expect(text).toMatch(/Reviewed in \d+ s, \$0\.\d{4}; 0 reviews failed/);
+      const metrics = JSON.parse(readFileSync(join(dir, "metrics.json"), "utf8"));
+      expect(metrics.run.llm).toEqual({ provider: "openai", model: "gpt-4o-mini" });
+      expect(metrics.run.costUsd).toBeGreaterThan(0);
+      expect(metrics.offline).toBeUndefined();
+      const bodies = server.requests.map((r) => JSON.stringify(r.body));
+      for (const paperId of metrics.run.papers as string[]) {
+        const paper = readFileSync(join(DATA, "papers", `${paperId}.txt`), "utf8");
+        const phrase = /[A-Za-z][A-Za-z ]{40,}/.exec(paper)![0].slice(0, 40);
+        // Two reviewers write a review and reflect at least once each.
+        expect(bodies.filter((b) => b.includes(phrase)).length, paperId).toBeGreaterThanOrEqual(4);
+      }
+      const rows = parseCsv(readFileSync(join(dir, "openai_gpt-4o-mini_ensemble_2_papers_3_seed_0.csv"), "utf8"));
+      expect(rows.length).toBe(4);
+      expect(existsSync(join(dir, "review_bench.png"))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
 });
 
 describe("npm run review-bench -- --from-csv", () => {

@@ -122,7 +122,7 @@ describe("the writer's loops, against a model that makes mistakes", () => {
       // A figure that does not exist, slipped in after the checklist pass.
       "writer.refine:conclusion": (a) => ({ latex: `${a.latex}\n\\begin{figure}\\includegraphics{imaginary.png}\\caption{Nothing.}\\label{fig:imaginary}\\end{figure} See Figure~\\ref{fig:imaginary}.` }),
     });
-    const result = await writePaper({ jobId: "w", runId, ideaId: "lr", idea }, ctx(provider), await localBibliography(DEFAULT_BIBLIOGRAPHY));
+    const result = await writePaper({ jobId: "w", runId, ideaId: "lr", idea, round: 0 }, ctx(provider), await localBibliography(DEFAULT_BIBLIOGRAPHY));
     expect(result.pdf).toMatch(/lr\.pdf$/);
     const said = progress.join("\n");
     expect(said).toMatch(/not compiled: conclusion: figure file imaginary\.png does not exist/);

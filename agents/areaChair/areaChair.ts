@@ -3,7 +3,7 @@ import { areaChairMachine, type ChairEvent, type ReceivedReview } from "../../ma
 import type { Job, JobResult, Review } from "../../bus/schemas.js";
 import { outcomeSchema } from "../../bus/schemas.js";
 import { JobFailedError, publishJob } from "../../bus/workQueue.js";
-import { putArtifact } from "../../bus/artifacts.js";
+import { putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { watchEvents } from "../../bus/events.js";
 import { subjects } from "../../bus/subjects.js";
 import { ask } from "../llm/task.js";
@@ -21,13 +21,13 @@ export function meanScores(reviews: Review[]): Record<string, number> {
 
 export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobResult<"chair">> {
   const k = ctx.config.reviewers;
-  const jobIdOf = (i: number) => `${job.runId}.review.${job.ideaId}.${i}`;
-  const prefix = `${job.runId}/${job.ideaId}`;
+  const jobIdOf = (i: number) => `${job.runId}.review.${job.ideaId}.${job.round ? `r${job.round}.` : ""}${i}`;
+  const prefix = roundPrefix(job.runId, job.ideaId, job.round);
   const machine = areaChairMachine.provide({
     actors: {
       requestReviews: fromPromise(async ({ input }: { input: { reviewers: number } }) => {
         for (let i = 0; i < input.reviewers; i++) {
-          await publishJob(ctx.bus, "review", { jobId: jobIdOf(i), runId: job.runId, ideaId: job.ideaId, pdf: job.pdf, reviewer: i });
+          await publishJob(ctx.bus, "review", { jobId: jobIdOf(i), runId: job.runId, ideaId: job.ideaId, pdf: job.pdf, reviewer: i, round: job.round });
         }
         await ctx.progress(`asked ${input.reviewers} reviewers for reviews`, job.ideaId);
       }),
@@ -73,8 +73,16 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
     signal: ctx.signal,
   });
   if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error}`);
-  const result = { ...out.decision, reviews: out.reviews.length };
+  // A rejected paper goes back to the writer with the meta-review while revision rounds are left.
+  const revisionRequested = out.decision.decision === "Reject" && job.round < ctx.config.revisionRounds;
+  const result = { ...out.decision, reviews: out.reviews.length, round: job.round, revisionRequested };
   await putArtifact(ctx.bus, `${prefix}/meta_review.json`, JSON.stringify({ ...result, reviewers: out.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node })) }, null, 2));
-  await ctx.progress(`decision: ${result.decision} (mean Overall ${result.scores.Overall} over ${result.reviews} reviews)`, job.ideaId);
+  const label = job.round ? ` on revision ${job.round}` : "";
+  await ctx.progress(`decision${label}: ${result.decision} (mean Overall ${result.scores.Overall} over ${result.reviews} reviews)${revisionRequested ? "; sent back to the writer for a revision" : ""}`, job.ideaId);
+  if (revisionRequested) {
+    await publishJob(ctx.bus, "write", {
+      jobId: `${job.runId}.write.${job.ideaId}.r${job.round + 1}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea, round: job.round + 1, metaReview: out.decision.metaReview,
+    });
+  }
   return result;
 }

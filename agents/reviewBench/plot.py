@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 d = json.load(sys.stdin)
 accept, reject = d["accept"], d["reject"]
@@ -35,6 +36,7 @@ hist.set_xlim(0.5, 10.5)
 hist.set_xticks(range(1, 11))
 hist.set_xlabel("reviewer's Overall score")
 hist.set_ylabel("papers")
+hist.yaxis.set_major_locator(MaxNLocator(integer=True))
 hist.set_title("Overall by the true decision")
 hist.legend()
 

@@ -34,6 +34,8 @@ export interface PaperReviewed {
   total: number;
   reviews: { reviewer: number; node: string; overall: number; decision: string }[];
   failures: { reviewer: number; error: string }[];
+  /** The paper's row of the CSV, as the result will have it. */
+  row: Record<ReviewColumn, string>;
 }
 
 export interface ReviewPapersOptions {
@@ -146,7 +148,8 @@ export async function reviewPapers(opts: ReviewPapersOptions): Promise<ReviewPap
           done++;
           paper.reviews.sort((a, b) => a.reviewer - b.reviewer);
           const reviews = paper.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node, overall: r.review.Overall, decision: r.review.Decision }));
-          opts.onPaper?.({ paper: opts.papers[job.index]!, done, total: opts.papers.length, reviews, failures: paper.failures });
+          const row = ensembleRow(opts.papers[job.index]!.paperId, paper.reviews.map((r) => r.review));
+          opts.onPaper?.({ paper: opts.papers[job.index]!, done, total: opts.papers.length, reviews, failures: paper.failures, row });
         }
         if (--pending === 0) break;
       }

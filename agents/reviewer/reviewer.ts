@@ -4,7 +4,7 @@ import { fromPromise } from "xstate";
 import { reviewerMachine } from "../../machines/reviewer.js";
 import type { Job, JobResult, Review } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
-import { getArtifact, putArtifact } from "../../bus/artifacts.js";
+import { getArtifact, putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { extractPdfText } from "../tools/pdfText.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
@@ -51,7 +51,7 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
   // The reviewer keeps its own review, so one that arrives after the area chair decided is still recorded.
   await putArtifact(
     ctx.bus,
-    `${job.runId}/${job.ideaId}/reviews/review_${job.reviewer}.json`,
+    `${roundPrefix(job.runId, job.ideaId, job.round)}/reviews/review_${job.reviewer}.json`,
     JSON.stringify({ reviewer: job.reviewer, node: ctx.by.node, review: out.review, reflections: out.reflections, at: new Date().toISOString() }, null, 2),
   );
   await ctx.progress(`reviewer ${job.reviewer}: Overall ${out.review.Overall}, ${out.review.Decision} (after ${out.reflections} reflections)`, job.ideaId);

@@ -115,3 +115,13 @@ export const fixClaims = defineTask({
     "The numbers in `unmatched` appear in the paper but in none of the runs' results (`runs`) or `notes`. Replace each with the correct value from the results, or remove the claim. Return only the sections you changed.",
   shape: `{"sections": [{"section": "results", "latex": "..."}]}`,
 });
+
+export const reviseSection = defineTask({
+  name: "writer.revise",
+  data: SourceMaterial.extend({ section: z.enum(SECTIONS), latex: z.string(), metaReview: z.string() }),
+  answer: z.object({ latex: z.string().min(1) }),
+  system: "You are revising an ML paper in LaTeX after review. Address the reviewers' concerns honestly; never invent a number, a setting or a citation.",
+  instructions: (d) =>
+    `Revise the ${d.section} section (\`latex\`) in answer to the area chair's \`metaReview\`. Change what the concerns call for in this section and keep the rest; use only the results in \`runs\` and \`notes\`, the figures in \`figures\` and the keys in \`citations\`. Give only the section's body.`,
+  shape: `{"latex": "..."}`,
+});

@@ -6,14 +6,14 @@ import { writerMachine, type Citation } from "../../machines/writer.js";
 import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
 import { RunRecord as RunRecordSchema } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
-import { getArtifact, getDirectory, putArtifact } from "../../bus/artifacts.js";
+import { getArtifact, getDirectory, putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { loadTemplate } from "../templates.js";
 import { compileLatex } from "../tools/latex.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
 import type { LiteratureHit, LiteratureSource } from "../literature/source.js";
-import { CHECKLIST, PLACEHOLDERS, SECTIONS, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, writeSection, type Section } from "./prompts.js";
+import { CHECKLIST, PLACEHOLDERS, SECTIONS, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, writeSection, type Section } from "./prompts.js";
 import { checkPaper, checkSection } from "./checklist.js";
 import { checkClaims, collectFacts, unmatched } from "./claims.js";
 import { execa } from "execa";
@@ -34,6 +34,12 @@ export function assemblePaper(template: string, sections: Partial<Record<Section
   if (bibtex.length) tex = tex.replace(/\\end\{filecontents\}/, `${bibtex.join("\n\n")}\n\\end{filecontents}`);
   return tex;
 }
+
+/** A written paper's sections and the citations chosen for it, kept so that a revision can start from them. */
+const PaperSections = z.object({
+  sections: z.record(z.string(), z.string()),
+  citations: z.array(z.object({ key: z.string().optional(), title: z.string(), authors: z.array(z.string()), bibtex: z.string() }).passthrough()),
+});
 
 /** Pages the paper may have, references included. */
 export const PAGE_LIMIT = 10;
@@ -73,6 +79,11 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const known = new Set(templateKeys(texTemplate));
   const chosen = new Map<string, LiteratureHit>();
   const written: Partial<Record<Section, string>> = {};
+  // A revision starts from the sections and citations of the version before it.
+  const previous = job.round > 0
+    ? PaperSections.parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${roundPrefix(job.runId, job.ideaId, job.round - 1)}/paper/sections.json`))))
+    : undefined;
+  for (const hit of previous?.citations ?? []) chosen.set(hit.key!, hit);
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   const say = (text: string) => ctx.progress(text, job.ideaId);
   const material = async (citations: Citation[]) => ({
@@ -89,6 +100,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const machine = writerMachine.provide({
     actors: {
       findCitations: fromPromise(async ({ input }: { input: { round: number; citations: Citation[] } }) => {
+        if (previous) return { found: previous.citations.map((h) => ({ key: h.key!, title: h.title })), more: false };
         const { query } = await ask(ctx.llm, chooseQuery, { idea: job.idea, round: input.round, have: input.citations }, opts);
         if (!query) return { found: [], more: false };
         const hits = (await literature.search(query, 8, ctx.signal)).filter((h) => h.key && !known.has(h.key) && !chosen.has(h.key));
@@ -105,9 +117,11 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
       }),
       writeSection: fromPromise(async ({ input }: { input: { section: string; citations: Citation[] } }) => {
         const section = input.section as Section;
-        const { latex } = await ask(ctx.llm, writeSection, { ...(await material(input.citations)), section, written }, opts);
+        const { latex } = previous
+          ? await ask(ctx.llm, reviseSection, { ...(await material(input.citations)), section, latex: previous.sections[section] ?? "", metaReview: job.metaReview ?? "" }, opts)
+          : await ask(ctx.llm, writeSection, { ...(await material(input.citations)), section, written }, opts);
         written[section] = latex;
-        await say(`wrote the ${section}`);
+        await say(`${previous ? "revised" : "wrote"} the ${section}`);
       }),
       refineSection: fromPromise(async ({ input }: { input: { section: string } }) => {
         const section = input.section as Section;
@@ -168,14 +182,16 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
     log: ctx.log,
     signal: ctx.signal,
   });
+  const paper = `${roundPrefix(job.runId, job.ideaId, job.round)}/paper`;
   const claimsFile = join(ws, "latex", "claims.json");
-  if (existsSync(claimsFile)) await putArtifact(ctx.bus, `${prefix}/paper/claims.json`, await readFile(claimsFile));
+  if (existsSync(claimsFile)) await putArtifact(ctx.bus, `${paper}/claims.json`, await readFile(claimsFile));
+  await putArtifact(ctx.bus, `${paper}/sections.json`, JSON.stringify({ sections: written, citations: [...chosen.values()] }, null, 2));
   if (out.error) {
-    await putArtifact(ctx.bus, `${prefix}/paper/template.tex`, await readFile(texPath)).catch(() => undefined);
-    throw new JobFailedError(`the paper for ${job.ideaId} failed: ${out.error}`);
+    await putArtifact(ctx.bus, `${paper}/template.tex`, await readFile(texPath)).catch(() => undefined);
+    throw new JobFailedError(`the paper for ${job.ideaId}${job.round ? ` (revision ${job.round})` : ""} failed: ${out.error}`);
   }
-  const pdf = `${prefix}/paper/${job.ideaId}.pdf`;
-  const tex = `${prefix}/paper/template.tex`;
+  const pdf = `${paper}/${job.ideaId}.pdf`;
+  const tex = `${paper}/template.tex`;
   await putArtifact(ctx.bus, pdf, await readFile(join(ws, "latex", "template.pdf")));
   await putArtifact(ctx.bus, tex, await readFile(texPath));
   await say(`paper ready: ${pdf}`);

@@ -273,6 +273,15 @@ respond(writer.writeSection, (d) => {
   }
 });
 
+respond(writer.reviseSection, (d) => {
+  if (d.section !== "conclusion") return { latex: d.latex };
+  // The offline writer answers a review by stating its concerns as limitations, where they belong.
+  const concerns = /Main concerns: (.*?)(?: Decision:|$)/s.exec(d.metaReview)?.[1]?.trim();
+  return {
+    latex: `${d.latex}\n\nIn revision, after review: the reviewers' main concerns were these. ${texEscape(concerns ?? d.metaReview.slice(0, 400))} We do not claim more than this study supports, and leave these points as limitations and future work.`,
+  };
+});
+
 respond(writer.chooseQuery, (d) => {
   if (d.round === 0) return { query: keywords(d.idea.Title, 6).join(" ") };
   if (d.round === 1) return { query: `${keywords(d.idea.Experiment, 3).join(" ")} neural network training` };
