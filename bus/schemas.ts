@@ -189,6 +189,8 @@ export const RunConfig = z.object({
   maxFixes: z.number().int().min(0),
   maxReflections: z.number().int().min(1),
   maxRevisions: z.number().int().min(0),
+  /** Worked example reviews each reviewer is shown (config/review_examples/). */
+  fewShot: z.number().int().min(0).default(1),
   /** Times a rejected paper goes back to the writer with the meta-review and is reviewed again. */
   revisionRounds: z.number().int().min(0).default(1),
   noveltyRounds: z.number().int().min(1),

@@ -31,6 +31,7 @@ const HELP = `npm run swarm -- [flags]
   --reviewers <k>     reviews per paper, each by its own reviewer actor (default: 3)
   --quorum <q>        reviews the area chair needs before deciding (default: k); later ones are still recorded
   --revisions <n>     times a rejected paper is revised from the meta-review and reviewed again (default: 1)
+  --few-shot <n>      worked example reviews shown to each reviewer, from config/review_examples/ (default: 1)
   --llm <provider[/model]>  the model for every agent: offline, openai[/model], anthropic[/model],
                       openai-compatible/<model> (default: config/defaults.json, $SWARM_LLM, else offline)
   --role-llm <role=provider/model,...>  a model per agent role, e.g. reviewer=openai/gpt-4o-mini
@@ -59,6 +60,7 @@ const Flags = z.object({
   reviewers: z.coerce.number().int().min(1).max(20).optional(),
   quorum: z.coerce.number().int().min(1).max(20).optional(),
   revisions: z.coerce.number().int().min(0).max(5).optional(),
+  "few-shot": z.coerce.number().int().min(0).max(10).optional(),
   llm: z.string().optional(),
   "role-llm": z.string().optional(),
   budget: z.coerce.number().positive().optional(),
@@ -111,6 +113,7 @@ async function main(): Promise<void> {
     reviewers: { type: "string" },
     quorum: { type: "string" },
     revisions: { type: "string" },
+    "few-shot": { type: "string" },
     llm: { type: "string" },
     "role-llm": { type: "string" },
     budget: { type: "string" },
@@ -215,6 +218,7 @@ async function main(): Promise<void> {
       maxReflections: 3,
       maxRevisions: 1,
       revisionRounds: flags.revisions ?? replayed?.revisionRounds ?? 1,
+      fewShot: flags["few-shot"] ?? replayed?.fewShot ?? 1,
       noveltyRounds: 3,
       experimentTimeoutMs: needs.experimentTimeoutS * 1000,
       llm,

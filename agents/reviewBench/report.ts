@@ -23,8 +23,7 @@ export function describePrediction(e: Pick<Evaluation, "prediction">): string {
 export function formatReport(e: Evaluation, title: string): string {
   const lines = [
     title,
-    `Prediction: ${describePrediction(e)}. AUC ranks papers by Overall; the AUC of the accept/reject`,
-    `prediction alone equals its balanced accuracy (the figure the AI Scientist paper reports as AUC).`,
+    `Prediction: ${describePrediction(e)}; AUC ranks papers by Overall.`,
     `n = ${e.n} papers (${e.positives} accepted, ${e.negatives} rejected) of ${e.rows} rows; ${e.skipped.length} rows skipped${e.skipped.length ? ":" : "."}`,
     ...skipReasons(e.skipped).map((s) => `  ${s.count} × ${s.reason}: ${s.paperIds.slice(0, 5).join(", ")}${s.count > 5 ? ", …" : ""}`),
     ...(e.absent ? [`${e.absent} rated papers have no row in the CSV (not counted).`] : []),
@@ -37,6 +36,8 @@ export function formatReport(e: Evaluation, title: string): string {
     }),
     "",
     `confusion: TP ${e.confusion.tp}  FP ${e.confusion.fp}  TN ${e.confusion.tn}  FN ${e.confusion.fn}`,
+    `(The AUC of the accept/reject prediction alone equals its balanced accuracy: that is the figure the`,
+    ` AI Scientist paper reports as AUC, 0.65 for GPT-4o.)`,
   ];
   if (e.positives === 0 || e.negatives === 0) {
     lines.push(`Only one class is present: metrics that need both (AUC, balanced accuracy, FPR or FNR) are n/a.`);

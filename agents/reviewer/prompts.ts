@@ -19,12 +19,17 @@ const SYSTEM = (persona: string) =>
 const SCALES =
   "Scores: Originality, Quality, Clarity, Significance, Soundness, Presentation, Contribution from 1 (poor) to 4 (excellent); Overall from 1 (very strong reject) to 10 (award quality), 6 meaning weak accept; Confidence from 1 to 5.";
 
+/** A paper and a review of it, shown to the reviewer as a worked example of the form. */
+export const ReviewExample = z.object({ paper: z.string(), review: Review });
+export type ReviewExample = z.infer<typeof ReviewExample>;
+
 export const writeReview = defineTask({
   name: "reviewer.review",
-  data: z.object({ text: z.string(), persona: z.number().int().min(0) }),
+  data: z.object({ text: z.string(), persona: z.number().int().min(0), examples: z.array(ReviewExample) }),
   answer: Review,
   system: (d) => SYSTEM(PERSONAS[d.persona % PERSONAS.length]!),
-  instructions: () => `Review the paper whose text (extracted from its PDF) is \`text\`, on the review form. ${SCALES}`,
+  instructions: (d) =>
+    `Review the paper whose text (extracted from its PDF) is \`text\`, on the review form. ${SCALES}${d.examples.length ? ` \`examples\` shows ${d.examples.length === 1 ? "a paper and its review" : "papers and their reviews"}: follow their form and calibration, not their content.` : ""}`,
   shape: FORM,
 });
 

@@ -1,4 +1,5 @@
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { fromPromise } from "xstate";
 import { reviewerMachine } from "../../machines/reviewer.js";
@@ -9,9 +10,21 @@ import { extractPdfText } from "../tools/pdfText.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
-import { reflectOnReview, writeReview } from "./prompts.js";
+import { ReviewExample, reflectOnReview, writeReview } from "./prompts.js";
 
 const MAX_REFLECTIONS = 3;
+
+const EXAMPLES_DIR = fileURLToPath(new URL("../../config/review_examples", import.meta.url));
+let examples: Promise<ReviewExample[]> | undefined;
+
+/** The worked examples shipped in config/review_examples/, in file-name order. */
+export function reviewExamples(): Promise<ReviewExample[]> {
+  examples ??= (async () =>
+    Promise.all(
+      (await readdir(EXAMPLES_DIR)).filter((f) => f.endsWith(".json")).sort().map(async (f) => ReviewExample.parse(JSON.parse(await readFile(join(EXAMPLES_DIR, f), "utf8")))),
+    ))();
+  return examples;
+}
 
 export async function review(job: Job<"review">, ctx: AgentContext): Promise<JobResult<"review">> {
   const persona = job.reviewer;
@@ -35,7 +48,9 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
         await ctx.progress(`reviewer ${job.reviewer} is reading the paper (${text.length} characters)`, job.ideaId);
         return text;
       }),
-      writeReview: fromPromise(async ({ input }: { input: { text: string } }) => ask(ctx.llm, writeReview, { text: input.text, persona }, opts)),
+      writeReview: fromPromise(async ({ input }: { input: { text: string } }) =>
+        ask(ctx.llm, writeReview, { text: input.text, persona, examples: (await reviewExamples()).slice(0, ctx.config.fewShot) }, opts),
+      ),
       reflect: fromPromise(async ({ input }: { input: { text: string; review: Review; round: number } }) =>
         ask(ctx.llm, reflectOnReview, { ...input, persona, maxRounds: MAX_REFLECTIONS }, opts),
       ),

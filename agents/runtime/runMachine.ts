@@ -28,15 +28,19 @@ export async function runMachine<M extends AnyStateMachine>(
     },
     error() {},
   });
-  const onAbort = () => actor.stop();
+  let rejectStopped: (err: Error) => void = () => {};
+  const stopped = new Promise<never>((_, reject) => (rejectStopped = reject));
+  stopped.catch(() => undefined);
+  // One listener per run, removed after it: a worker's signal outlives many jobs.
+  const onAbort = () => {
+    actor.stop();
+    rejectStopped(new Error("stopped"));
+  };
   opts.signal.addEventListener("abort", onAbort, { once: true });
   actor.start();
   try {
     if (opts.signal.aborted) throw new Error("stopped");
-    const output = await Promise.race([
-      toPromise(actor),
-      new Promise<never>((_, reject) => opts.signal.addEventListener("abort", () => reject(new Error("stopped")), { once: true })),
-    ]);
+    const output = await Promise.race([toPromise(actor), stopped]);
     return output as OutputFrom<M>;
   } finally {
     opts.signal.removeEventListener("abort", onAbort);
