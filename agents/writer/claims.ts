@@ -19,13 +19,20 @@ export interface Claim {
 /** Below this, an integer is a count or an index (3 datasets, 2 runs), not a result to trace. */
 const SMALL_INTEGER = 10;
 
+const NUMBER = /(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])/g;
+/** Numbers inside names (`step_val_acc_99`, `steps_to_99.png`): a caption may well repeat them. */
+const NAME_NUMBER = /(?<=[_-]|^)\d+(?:\.\d+)?(?=[_.-]|$)/g;
+
 function numbersIn(value: unknown, file: string, key: string, out: Fact[]): void {
   if (typeof value === "number" && Number.isFinite(value)) out.push({ file, key, value });
   else if (Array.isArray(value)) value.forEach((v, i) => numbersIn(v, file, `${key}[${i}]`, out));
-  else if (value && typeof value === "object") for (const [k, v] of Object.entries(value)) numbersIn(v, file, key ? `${key}.${k}` : k, out);
+  else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      for (const m of k.matchAll(NAME_NUMBER)) out.push({ file, key: `${key ? `${key}.` : ""}${k} (name)`, value: Number(m[0]) });
+      numbersIn(v, file, key ? `${key}.${k}` : k, out);
+    }
+  }
 }
-
-const NUMBER = /(?<![\w.])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w])/g;
 
 /** Every number in an idea's folder that a paper may quote: results, notes, and what each run changed. */
 export function collectFacts(ideaDir: string): Fact[] {
@@ -33,6 +40,9 @@ export function collectFacts(ideaDir: string): Fact[] {
   for (const run of readdirSync(ideaDir).filter((f) => /^run_\d+$/.test(f)).sort()) {
     const info = join(ideaDir, run, "final_info.json");
     if (existsSync(info)) numbersIn(JSON.parse(readFileSync(info, "utf8")), `${run}/final_info.json`, "", facts);
+  }
+  for (const figure of readdirSync(ideaDir).filter((f) => /\.(png|pdf|jpg)$/.test(f))) {
+    for (const m of figure.matchAll(NAME_NUMBER)) facts.push({ file: figure, key: "file name", value: Number(m[0]) });
   }
   const notes = join(ideaDir, "notes.txt");
   if (existsSync(notes)) {

@@ -336,7 +336,11 @@ respond(writer.fixClaims, (d) => {
     sections: Object.entries(d.sections)
       .map(([section, latex]) => ({
         section: section as writer.Section,
-        latex: numbers.reduce((text, n) => text.split(n).join("[value removed: not in the results]"), latex),
+        // Only the number standing alone: the same digits inside a name or a longer number are left as they are.
+        latex: numbers.reduce(
+          (text, n) => text.replace(new RegExp(`(?<![\\w.-])${n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}(?![\\w]|\\.\\d)`, "g"), "[value removed: not in the results]"),
+          latex,
+        ),
       }))
       .filter((s) => s.latex !== d.sections[s.section]),
   };
