@@ -187,9 +187,10 @@ describe("Semantic Scholar", () => {
     await source.search("attention", 1);
     await source.search("attention", 1);
     await source.search("attention", 1);
+    // Arrival times at the server carry connection set-up jitter; unpaced, the gaps would be about 1 ms.
     const [a, b, c] = server.requests.map((r) => r.at);
-    expect(b! - a!).toBeGreaterThanOrEqual(interval - 5);
-    expect(c! - b!).toBeGreaterThanOrEqual(interval - 5);
+    expect(b! - a!).toBeGreaterThanOrEqual(interval - 50);
+    expect(c! - b!).toBeGreaterThanOrEqual(interval - 50);
     expect(Date.now() - started).toBeGreaterThanOrEqual(2 * interval - 5);
   });
 
