@@ -51,10 +51,24 @@ async function unifiedDiff(a: string, b: string, label: string): Promise<string>
   return stdout;
 }
 
+/** Interpreters found per set of modules: a node's Pythons do not change while it runs, and each probe imports them all. */
+const pythons = new Map<string, ReturnType<typeof findPython>>();
+function pythonFor(modules: string[]): ReturnType<typeof findPython> {
+  const key = [...modules].sort().join(",");
+  let found = pythons.get(key);
+  if (!found) {
+    found = findPython(modules);
+    pythons.set(key, found);
+    // A node that gets its packages installed later finds them on the next job.
+    void found.then((p) => p ?? pythons.delete(key));
+  }
+  return found;
+}
+
 export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
   const template = loadTemplate(ctx.config.template);
   const needs = runNeeds(template, ctx.config.profile);
-  const python = await findPython(template.python);
+  const python = await pythonFor(template.python);
   if (!python) {
     throw new EnvironmentError(`no Python on node ${ctx.by.node} imports ${template.python.join(", ")}`, {
       hint: `install them (apt-get install -y ${template.python.map((m) => `python3-${m}`).join(" ")}) or set SWARM_PYTHON`,

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
 import type { Logger } from "../../bus/logger.js";
-import { DEFAULT_RETRY, backoffMs, isRetryable, retryAfterMs, type RetryPolicy } from "../llm/retry.js";
+import { DEFAULT_RETRY, withRetries, type RetryPolicy } from "../llm/retry.js";
 import { LiteratureError } from "./errors.js";
 
 /** Told of every wait on a service, with why, so the person watching a run knows why a search stalls. */
@@ -36,42 +36,42 @@ class HttpStatusError extends Error {
 }
 
 /**
- * GETs JSON and validates it. Rate limits, server errors, timeouts and dropped connections are retried with
- * backoff (the server's Retry-After when it gives one), each wait logged and reported; whatever still fails
- * becomes a LiteratureError. Cancellation is passed on as it is.
- *
- * The loop is `withRetries`' policy (`backoffMs`, `isRetryable`) with one thing added: `withRetries` cannot
- * tell its caller about each wait, and `onWait` must.
+ * GETs JSON and validates it. Rate limits, server errors, timeouts and dropped connections are retried by the
+ * project's `withRetries` (the server's Retry-After when it gives one), each wait logged and reported through
+ * `onWait`; whatever still fails becomes a LiteratureError. Cancellation is passed on as it is.
  */
 export async function getJson<T>(url: URL, schema: z.ZodType<T>, what: string, opts: JsonClientOptions, signal?: AbortSignal): Promise<T> {
   const policy = opts.retry ?? DEFAULT_RETRY;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await opts.pace?.(signal);
-      return await getOnce(url, schema, what, opts, timeoutMs, signal);
-    } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (err instanceof LiteratureError) throw err;
-      const status = err instanceof HttpStatusError ? err.status : undefined;
-      if (attempt >= policy.attempts || !isRetryable(err)) {
-        const tries = attempt > 1 ? ` (${attempt} attempts)` : "";
-        throw new LiteratureError(`${opts.service} ${what} failed${tries}: ${describe(err, timeoutMs)}`, opts.service, status, {
-          hint: opts.hint(status),
-          cause: err,
-        });
-      }
-      const ms = backoffMs(attempt, policy, err);
-      const retryAfter = retryAfterMs(err);
-      const why = `${opts.service} ${describe(err, timeoutMs, false)}; waiting ${(ms / 1000).toFixed(1)} s ${retryAfter !== undefined ? "as its Retry-After asks" : "before trying again"} (attempt ${attempt + 1} of ${policy.attempts})`;
-      opts.log.warn({ service: opts.service, status, attempt, waitMs: ms, retryAfter }, why);
-      opts.onWait?.(why, ms);
-      try {
-        await sleep(ms, undefined, signal ? { signal } : undefined);
-      } catch {
-        throw signal?.reason;
-      }
-    }
+  let attempts = 0;
+  try {
+    return await withRetries(
+      `${opts.service} ${what}`,
+      async (attempt) => {
+        attempts = attempt;
+        await opts.pace?.(signal);
+        return getOnce(url, schema, what, opts, timeoutMs, signal);
+      },
+      {
+        policy,
+        ...(signal ? { signal } : {}),
+        onRetry: ({ err, attempt, waitMs, retryAfterMs }) => {
+          const status = err instanceof HttpStatusError ? err.status : undefined;
+          const why = `${opts.service} ${describe(err, timeoutMs, false)}; waiting ${(waitMs / 1000).toFixed(1)} s ${retryAfterMs !== undefined ? "as its Retry-After asks" : "before trying again"} (attempt ${attempt + 1} of ${policy.attempts})`;
+          opts.log.warn({ service: opts.service, status, attempt, waitMs, retryAfter: retryAfterMs }, why);
+          opts.onWait?.(why, waitMs);
+        },
+      },
+    );
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    if (err instanceof LiteratureError) throw err;
+    const status = err instanceof HttpStatusError ? err.status : undefined;
+    const tries = attempts > 1 ? ` (${attempts} attempts)` : "";
+    throw new LiteratureError(`${opts.service} ${what} failed${tries}: ${describe(err, timeoutMs)}`, opts.service, status, {
+      hint: opts.hint(status),
+      cause: err,
+    });
   }
 }
 

@@ -2,7 +2,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import type { Logger } from "../../bus/logger.js";
 import type { ModelInfo } from "./models.js";
 import { Limiter, withRetries, type RetryPolicy } from "./retry.js";
-import { describeHttpError } from "./openaiProvider.js";
+import { providerErrorFrom } from "./errors.js";
 import type { LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
 
 export interface AnthropicOptions {
@@ -82,14 +82,14 @@ export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
           },
         };
       } catch (err) {
-        throw describeHttpError(err, `${who} ${req.task}`);
+        throw providerErrorFrom(err, `${who} ${req.task}`);
       }
     },
     async check(signal) {
       try {
         await client.models.retrieve(opts.model, {}, signal ? { signal } : {});
       } catch (err) {
-        throw describeHttpError(err, `${who}: checking the credentials and the model`);
+        throw providerErrorFrom(err, `${who}: checking the credentials and the model`);
       }
     },
   };

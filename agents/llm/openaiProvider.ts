@@ -1,6 +1,6 @@
 import OpenAI from "openai";
 import type { Logger } from "../../bus/logger.js";
-import { ProviderError } from "./errors.js";
+import { ProviderError, providerErrorFrom } from "./errors.js";
 import type { ModelInfo } from "./models.js";
 import { Limiter, withRetries, type RetryPolicy } from "./retry.js";
 import type { ChatMessage, LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
@@ -32,20 +32,6 @@ function toOpenAiMessages(messages: ChatMessage[], systemRole: boolean): OpenAI.
     } else out.push({ role: m.role, content: m.content });
   }
   return out;
-}
-
-export function describeHttpError(err: unknown, who: string): ProviderError {
-  const e = err as { status?: number; message?: string };
-  const status = typeof e.status === "number" ? e.status : undefined;
-  const hint =
-    status === 401 || status === 403
-      ? "check the API key in the environment"
-      : status === 404
-        ? "check the model name and the base URL"
-        : status === 429
-          ? "the provider keeps rate-limiting: lower the concurrency or wait"
-          : undefined;
-  return new ProviderError(`${who}: ${status ? `HTTP ${status}: ` : ""}${e.message ?? String(err)}`, status, { ...(hint ? { hint } : {}), cause: err });
 }
 
 /** Chat Completions, with native JSON-schema output where the model supports it. */
@@ -87,7 +73,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
         const choice = res.choices[0];
         const text = choice?.message?.content ?? "";
         return {
-          text: choice?.finish_reason === "length" ? `${text}` : text,
+          text,
           usage: {
             inputTokens: res.usage?.prompt_tokens ?? 0,
             outputTokens: res.usage?.completion_tokens ?? 0,
@@ -96,7 +82,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
           },
         };
       } catch (err) {
-        throw describeHttpError(err, `${who} ${req.task}`);
+        throw providerErrorFrom(err, `${who} ${req.task}`);
       }
     },
     async check(signal) {
@@ -114,7 +100,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
         }
       } catch (err) {
         if (err instanceof ProviderError) throw err;
-        throw describeHttpError(err, `${who}: checking the credentials and the model`);
+        throw providerErrorFrom(err, `${who}: checking the credentials and the model`);
       }
     },
   };

@@ -68,10 +68,19 @@ export function backoffMs(attempt: number, policy: RetryPolicy, err: unknown, ra
   return Math.floor(random() * Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1)));
 }
 
+/** What a caller learns before each wait: the failure, the try that failed, and how long until the next. */
+export interface RetryNotice {
+  err: unknown;
+  attempt: number;
+  waitMs: number;
+  /** What the server asked for, when it said. */
+  retryAfterMs: number | undefined;
+}
+
 export async function withRetries<T>(
   what: string,
   fn: (attempt: number) => Promise<T>,
-  opts: { policy?: RetryPolicy; signal?: AbortSignal; log?: Logger } = {},
+  opts: { policy?: RetryPolicy; signal?: AbortSignal; log?: Logger; /** Replaces the default log line for each wait. */ onRetry?: (n: RetryNotice) => void } = {},
 ): Promise<T> {
   const policy = opts.policy ?? DEFAULT_RETRY;
   for (let attempt = 1; ; attempt++) {
@@ -81,7 +90,8 @@ export async function withRetries<T>(
       if (attempt >= policy.attempts || !isRetryable(err) || opts.signal?.aborted) throw err;
       const wait = backoffMs(attempt, policy, err);
       const status = (err as HttpLikeError).status;
-      opts.log?.warn(
+      if (opts.onRetry) opts.onRetry({ err, attempt, waitMs: wait, retryAfterMs: retryAfterMs(err) });
+      else opts.log?.warn(
         { attempt, waitMs: wait, status, retryAfter: retryAfterMs(err) },
         `${what}: ${status ? `HTTP ${status}` : (err as Error).message}; retrying in ${(wait / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.attempts})${retryAfterMs(err) !== undefined ? ", as the server's Retry-After asks" : ""}`,
       );
