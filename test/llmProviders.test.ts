@@ -92,6 +92,23 @@ for (const name of ["openai", "anthropic"] as const) {
       expect(server.requests).toHaveLength(2);
     });
 
+    it("retries a 200 whose body is cut off or whose connection closes mid-body, and succeeds", async () => {
+      server.script = [{ cut: "truncated", json: good }, { cut: "dropped", json: good }, { json: good }];
+      const { llm } = llmFor(providers[name]!());
+      expect(await ask(llm)).toEqual(good);
+      expect(server.requests).toHaveLength(3);
+    });
+
+    it("retries a 200 whose JSON is not the API's answer at all", async () => {
+      server.script = [
+        { body: name === "openai" ? { error: { message: "upstream reset", code: 502 } } : { type: "error", error: { type: "overloaded_error", message: "Overloaded" } } },
+        { json: good },
+      ];
+      const { llm } = llmFor(providers[name]!());
+      expect(await ask(llm)).toEqual(good);
+      expect(server.requests).toHaveLength(2);
+    });
+
     it("times out a request that hangs, and retries it", async () => {
       server.script = [{ delayMs: 3000 }, { json: good }];
       const { llm } = llmFor(providers[name]!(400));

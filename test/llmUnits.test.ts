@@ -6,7 +6,7 @@ import { redact } from "../agents/llm/redact.js";
 import { parseLlm } from "../agents/llm/providers.js";
 import { costOf, modelInfo } from "../agents/llm/models.js";
 import { offlineTasks } from "../agents/llm/offline/responders.js";
-import { ProviderConfigError } from "../agents/llm/errors.js";
+import { ProviderConfigError, ProviderError, providerErrorFrom, unreadableAnswer } from "../agents/llm/errors.js";
 
 describe("labelled sections", () => {
   it("render and parse back to the same data, whatever the strings hold", () => {
@@ -58,6 +58,29 @@ describe("retries", () => {
     expect(isRetryable({ status: 400 })).toBe(false);
     expect(isRetryable({ status: 401 })).toBe(false);
     expect(isRetryable({ name: "APIUserAbortError", message: "Request was aborted." })).toBe(false);
+  });
+
+  it("take an error's own word on whether it is retryable, over its status", () => {
+    expect(isRetryable({ status: 400, retryable: true })).toBe(true);
+    expect(isRetryable({ status: 503, retryable: false })).toBe(false);
+  });
+
+  it("count a 200 body that is cut off or whose connection closed as retryable, not any SDK error", () => {
+    const socket = Object.assign(new TypeError("terminated"), { cause: { code: "UND_ERR_SOCKET" } });
+    for (const err of [new SyntaxError("Unterminated string in JSON at position 40"), socket]) {
+      const e = unreadableAnswer(err);
+      expect(e).toBeInstanceOf(ProviderError);
+      expect(isRetryable(e)).toBe(true);
+    }
+    expect(unreadableAnswer(new TypeError("Cannot read properties of undefined"))).toBeUndefined();
+    expect(unreadableAnswer({ status: 400, message: "bad request" })).toBeUndefined();
+  });
+
+  it("keep a deeper ProviderError's status, hint and retryability when they say who failed", () => {
+    const wrapped = providerErrorFrom(unreadableAnswer(new SyntaxError("Unexpected end of JSON input")), "vllm/qwen ideas.generate");
+    expect(wrapped.message).toMatch(/^vllm\/qwen ideas\.generate: the server's answer was cut off/);
+    expect(wrapped.retryable).toBe(true);
+    expect(providerErrorFrom({ status: 401, message: "401 Invalid API Key" }, "x").retryable).toBe(false);
   });
 
   it("back off exponentially with jitter, capped, unless the server names a wait", () => {

@@ -1,8 +1,9 @@
 import Anthropic from "@anthropic-ai/sdk";
+import { z } from "zod";
 import type { Logger } from "../../bus/logger.js";
 import type { ModelInfo } from "./models.js";
 import { Limiter, withRetries, type RetryPolicy } from "./retry.js";
-import { providerErrorFrom } from "./errors.js";
+import { malformedAnswer, providerErrorFrom, unreadableAnswer } from "./errors.js";
 import type { LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
 
 export interface AnthropicOptions {
@@ -18,6 +19,22 @@ export interface AnthropicOptions {
 }
 
 const limiters = new Map<string, Limiter>();
+
+/** The part of a Messages answer the swarm reads; anything else in a 200 is a broken answer. */
+const MessageBody = z.object({
+  content: z.array(z.looseObject({ type: z.string(), text: z.string().optional(), input: z.unknown() })),
+  // A proxy may leave usage out; then the count is an estimate, not a reason to fail.
+  usage: z
+    .object({
+      input_tokens: z.number(),
+      output_tokens: z.number(),
+      cache_read_input_tokens: z.number().nullish(),
+      cache_creation_input_tokens: z.number().nullish(),
+    })
+    .nullish()
+    .catch(undefined),
+});
+type MessageBody = z.infer<typeof MessageBody>;
 
 /** Anthropic refuses cache breakpoints on short blocks; below this a mark would only be noise. */
 const MIN_CACHE_CHARS = 4000;
@@ -61,24 +78,39 @@ export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
         tool_choice: { type: "tool", name: tool },
         ...(req.temperature !== undefined && (opts.info?.temperature ?? true) ? { temperature: req.temperature } : {}),
       };
+      // One request, its answer read and checked: an unreadable or malformed 200 is retried like a 5xx.
+      const once = async (): Promise<MessageBody> => {
+        let raw: unknown;
+        try {
+          raw = await client.messages.create(body, req.signal ? { signal: req.signal } : {});
+        } catch (err) {
+          throw unreadableAnswer(err) ?? err;
+        }
+        const parsed = MessageBody.safeParse(raw);
+        if (!parsed.success) {
+          const i = parsed.error.issues[0]!;
+          throw malformedAnswer("Messages", raw, `${i.path.join(".") || "(root)"}: ${i.message}`);
+        }
+        return parsed.data;
+      };
       try {
-        const res = await withRetries(
-          `${who} ${req.task}`,
-          () => limiter.run(() => client.messages.create(body, req.signal ? { signal: req.signal } : {})),
-          { ...(opts.retry ? { policy: opts.retry } : {}), ...(req.signal ? { signal: req.signal } : {}), log: opts.log },
-        );
-        const toolUse = res.content.find((b): b is Anthropic.ToolUseBlock => b.type === "tool_use");
-        const text = res.content.filter((b): b is Anthropic.TextBlock => b.type === "text").map((b) => b.text).join("\n");
-        const cacheRead = res.usage.cache_read_input_tokens ?? 0;
-        const cacheWrite = res.usage.cache_creation_input_tokens ?? 0;
+        const res = await withRetries(`${who} ${req.task}`, () => limiter.run(once), {
+          ...(opts.retry ? { policy: opts.retry } : {}),
+          ...(req.signal ? { signal: req.signal } : {}),
+          log: opts.log,
+        });
+        const toolUse = res.content.find((b) => b.type === "tool_use" && b.input !== undefined);
+        const text = res.content.flatMap((b) => (b.type === "text" && b.text !== undefined ? [b.text] : [])).join("\n");
+        const cacheRead = res.usage?.cache_read_input_tokens ?? 0;
+        const cacheWrite = res.usage?.cache_creation_input_tokens ?? 0;
         return {
           text: toolUse ? JSON.stringify(toolUse.input) : text,
           ...(toolUse ? { json: toolUse.input } : {}),
           usage: {
-            inputTokens: res.usage.input_tokens + cacheRead + cacheWrite,
-            outputTokens: res.usage.output_tokens,
+            inputTokens: (res.usage?.input_tokens ?? 0) + cacheRead + cacheWrite,
+            outputTokens: res.usage?.output_tokens ?? 0,
             cachedTokens: cacheRead,
-            estimated: false,
+            estimated: !res.usage,
           },
         };
       } catch (err) {

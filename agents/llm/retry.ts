@@ -11,6 +11,8 @@ export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseMs: 1000, maxMs: 60
 
 interface HttpLikeError {
   status?: number;
+  /** Set by errors that know whether a retry may help (a ProviderError for a cut-off answer). */
+  retryable?: boolean;
   headers?: Headers | Record<string, string | null | undefined>;
   name?: string;
   message?: string;
@@ -36,11 +38,13 @@ export function retryAfterMs(err: unknown, now = Date.now()): number | undefined
 }
 
 /**
- * Whether a failed request is worth another try: rate limits, server errors, timeouts and dropped
- * connections are; a bad request, bad credentials or a cancelled call are not.
+ * Whether a failed request is worth another try: rate limits, server errors, timeouts, dropped connections
+ * and answers that arrived unreadable are; a bad request, bad credentials or a cancelled call are not. An
+ * error that says itself whether it is retryable is taken at its word.
  */
 export function isRetryable(err: unknown): boolean {
   const e = err as HttpLikeError;
+  if (typeof e?.retryable === "boolean") return e.retryable;
   if (e?.name === "AbortError" || /UserAbort/.test(e?.name ?? "")) return false;
   if (typeof e?.status === "number") return e.status === 408 || e.status === 409 || e.status === 429 || e.status >= 500;
   return /Connection|Timeout|timed out|ECONNRESET|ECONNREFUSED|socket|network|fetch failed/i.test(`${e?.name} ${e?.message}`);

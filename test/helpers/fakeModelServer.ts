@@ -9,7 +9,11 @@ export type Step =
   | { status: number; headers?: Record<string, string>; error?: string }
   | { delayMs: number; text?: string; json?: unknown }
   | { text: string }
-  | { json: unknown };
+  | { json: unknown }
+  /** A 200 with this answer whose body stops halfway: the response ends early, or the connection closes mid-body. */
+  | { cut: "truncated" | "dropped"; json: unknown }
+  /** A 200 with this body as it is, whatever its shape. */
+  | { body: unknown };
 
 export interface FakeModelServer {
   url: string;
@@ -93,6 +97,7 @@ export async function startFakeModelServer(opts: { apiKey: string; /** Extra lat
         ? { type: "error", error: { type: step.status === 429 ? "rate_limit_error" : "api_error", message: step.error ?? `status ${step.status}` } }
         : { error: { message: step.error ?? `status ${step.status}`, type: "server_error" } }, step.headers);
     }
+    if (step && "body" in step) return send(res, 200, step.body);
     const messages = (body.messages ?? []) as { role: string; content: unknown }[];
     const prompt = JSON.stringify(body);
     let value: unknown;
@@ -104,9 +109,20 @@ export async function startFakeModelServer(opts: { apiKey: string; /** Extra lat
       return send(res, 500, { error: { message: (err as Error).message, type: "server_error" } });
     }
     const content = text ?? JSON.stringify(value);
+    const reply = (answer: unknown) => {
+      if (!step || !("cut" in step)) return send(res, 200, answer);
+      const full = JSON.stringify(answer);
+      const half = full.slice(0, Math.floor(full.length / 2));
+      if (step.cut === "truncated") {
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.end(half);
+      }
+      res.writeHead(200, { "content-type": "application/json", "content-length": String(Buffer.byteLength(full)) });
+      res.write(half, () => res.destroy());
+    };
     if (path.startsWith("/v1/messages")) {
       const tool = (body.tool_choice as { name?: string } | undefined)?.name ?? "answer";
-      return send(res, 200, {
+      return reply({
         id: `msg_${state.requests.length}`,
         type: "message",
         role: "assistant",
@@ -117,7 +133,7 @@ export async function startFakeModelServer(opts: { apiKey: string; /** Extra lat
         usage: { input_tokens: tokens(prompt), output_tokens: tokens(content), cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
       });
     }
-    return send(res, 200, {
+    return reply({
       id: `chatcmpl-${state.requests.length}`,
       object: "chat.completion",
       created: Math.floor(Date.now() / 1000),
