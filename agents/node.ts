@@ -1,4 +1,4 @@
-import { hostname } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
@@ -17,6 +17,7 @@ import { judgeNovelty } from "./critic/critic.js";
 import { chooseLiterature } from "./literature/fallback.js";
 import type { LiteratureSource } from "./literature/source.js";
 import { experiment } from "./coder/coder.js";
+import { baseline } from "./coder/baseline.js";
 import { writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
@@ -61,6 +62,8 @@ export interface NodeOptions {
   /** Names this process in every result it writes. */
   nodeId?: string;
   workRoot?: string;
+  /** Where the literature cache lives, shared by runs (SWARM_CACHE_DIR overrides it). */
+  cacheDir?: string;
   bibliography?: string;
   /** Read for SWARM_SIMULATE_GPUS; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
@@ -111,7 +114,8 @@ function handOffToWriter(bus: Bus, job: Job<"experiment">): Promise<void> {
  */
 export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
   const nodeId = opts.nodeId ?? defaultNodeId();
-  const workRoot = resolve(opts.workRoot ?? join(".swarm", "work", nodeId));
+  // Scratch space outside the repository: the swarm gives its run's output folder, a joined node its temp dir.
+  const workRoot = resolve(opts.workRoot ?? join(tmpdir(), "scientist-swarm", "work", nodeId));
   // One literature source per run (each run says which), shared by that run's critic and writer jobs here.
   const sources = new Map<string, Promise<LiteratureSource>>();
   const lit = (ctx: AgentContext) => {
@@ -119,9 +123,10 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     if (!source) {
       source = chooseLiterature(ctx.config.literature, {
         bibliography: ctx.config.bibliography ?? opts.bibliography ?? DEFAULT_BIBLIOGRAPHY,
-        cacheDir: process.env.SWARM_CACHE_DIR ? join(process.env.SWARM_CACHE_DIR, "literature") : resolve(".swarm", "cache", "literature"),
+        cacheDir: join(process.env.SWARM_CACHE_DIR ?? opts.cacheDir ?? join(tmpdir(), "scientist-swarm", "cache"), "literature"),
         log: opts.log.child({ runId: ctx.runId, node: nodeId }),
         onWait: (why) => void ctx.progress(why),
+        maxWaitMs: ctx.config.literatureWaitS * 1000,
       });
       sources.set(ctx.runId, source);
       source.catch(() => sources.delete(ctx.runId));
@@ -188,9 +193,22 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
       }),
     );
   }
+  if (opts.roles.coder) {
+    // The template's unchanged run, before any model call: one at a time, beside the experiments.
+    workers.push(
+      serveJobs(opts.bus, "baseline", async (job, jc) => baseline(job, await contextFor("coder", job, jc)), {
+        concurrency: 1, by: { agent: "coder", node: nodeId }, log: opts.log.child({ agent: "coder", node: nodeId }),
+      }),
+    );
+  }
   if (gpus.length) {
     // One job per GPU, each slot bound to its own device.
     const log = opts.log.child({ agent: "coder", node: nodeId });
+    workers.push(
+      serveJobs(opts.bus, "gpuBaseline", async (job, jc) => baseline(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index)), {
+        concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log,
+      }),
+    );
     workers.push(
       serveJobs(opts.bus, "gpuExperiment", async (job, jc) => {
         const result = await experiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index));

@@ -1,7 +1,10 @@
 import { access, constants, stat } from "node:fs/promises";
-import { delimiter, isAbsolute, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { delimiter, isAbsolute, join, relative } from "node:path";
 import { execa } from "execa";
+import { z } from "zod";
 import { EnvironmentError, UserError } from "../bus/errors.js";
+import { missingTexPackages, texPackagesFix } from "./texPackages.js";
 
 export interface PythonInfo {
   /** The interpreter itself (`sys.executable`), not a shim in front of it. */
@@ -29,6 +32,8 @@ export interface PreflightNeeds {
   natsUrl?: string;
   tex: boolean;
   pythonModules: string[];
+  /** A template's own files, checked before anything runs: the packages its paper loads, the syntax of its code. */
+  template?: { texFile: string; pythonFiles: string[] };
 }
 
 export interface PreflightOptions {
@@ -63,6 +68,10 @@ export async function runPreflight(needs: PreflightNeeds, opts: PreflightOptions
   }
   const python = await pythonCheck(needs.pythonModules, opts);
   checks.push(python.check);
+  if (needs.template) {
+    if (needs.tex) checks.push(await texPackagesCheck(needs.template.texFile, env));
+    checks.push(await syntaxCheck(needs.template.pythonFiles, python.info, opts));
+  }
   return { ok: checks.every((c) => c.ok), checks, ...(python.info ? { python: python.info } : {}) };
 }
 
@@ -191,21 +200,90 @@ async function pythonCheck(modules: string[], opts: PreflightOptions): Promise<{
     .join("; ");
   // apt installs into /usr/bin/python3, so the fix names what that interpreter lacks.
   const system = probes.find((p) => p.candidate.command === "/usr/bin/python3");
-  const packages = system?.info ? system.missing.map(debianPackage) : ["python3", ...modules.map(debianPackage)];
+  const lacking = system?.info ? system.missing : modules;
   return {
     check: {
       name: "python",
       ok: false,
       detail: `no Python imports ${wanted} (${tried})`,
-      fix:
-        `apt-get install -y ${[...new Set(packages)].join(" ")}, ` +
-        `or install ${modules.join(" ") || "Python 3"} into a virtualenv and set SWARM_PYTHON=/path/to/venv/bin/python`,
+      fix: system?.info
+        ? `${pythonModulesFix(lacking)}; or install them into a virtualenv and set SWARM_PYTHON=/path/to/venv/bin/python`
+        : `apt-get install -y python3${lacking.length ? `, then ${pythonModulesFix(lacking)}` : ""}`,
     },
   };
 }
 
-/** Debian names Python modules python3-<name>: python3-numpy, python3-matplotlib, python3-sklearn, ... */
-function debianPackage(module: string): string {
+async function texPackagesCheck(texFile: string, env: NodeJS.ProcessEnv): Promise<PreflightCheck> {
+  const missing = await missingTexPackages(texFile, env);
+  if (missing === undefined) return { name: "LaTeX packages", ok: false, detail: "kpsewhich is not on PATH, so no package can be found", fix: `apt-get install -y ${TEX_PACKAGES}` };
+  if (!missing.length) return { name: "LaTeX packages", ok: true, detail: `every package ${relativeName(texFile)} loads is installed` };
+  return {
+    name: "LaTeX packages",
+    ok: false,
+    detail: `${relativeName(texFile)} loads ${missing.map((m) => m.name).join(", ")}, which TeX does not have`,
+    fix: texPackagesFix(missing),
+  };
+}
+
+function relativeName(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel.startsWith("..") ? path : rel;
+}
+
+// Parses each file without running it, and says where the first error of each is.
+const SYNTAX_SCRIPT = `
+import ast, json, sys
+errors = []
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as f:
+            ast.parse(f.read(), filename=path)
+    except SyntaxError as e:
+        errors.append({"file": path, "line": e.lineno or 0, "message": e.msg, "text": (e.text or "").strip()})
+print(json.dumps(errors))
+`;
+
+const SyntaxErrors = z.array(z.object({ file: z.string(), line: z.number(), message: z.string(), text: z.string() }));
+
+async function syntaxCheck(files: string[], python: PythonInfo | undefined, opts: PreflightOptions): Promise<PreflightCheck> {
+  const interpreter = python?.path ?? (await findPython([], opts))?.path;
+  if (!interpreter) return { name: "template code", ok: false, detail: "no Python to parse the template's code with", fix: "apt-get install -y python3" };
+  const res = await execa(interpreter, ["-c", SYNTAX_SCRIPT, ...files], { reject: false, timeout: opts.timeoutMs ?? 60_000, stdin: "ignore" });
+  let answer: unknown;
+  try {
+    answer = JSON.parse(res.stdout.trim().split("\n").at(-1) ?? "");
+  } catch {
+    answer = undefined;
+  }
+  const parsed = SyntaxErrors.safeParse(answer);
+  if (!parsed.success) return { name: "template code", ok: false, detail: `could not parse the template's code: ${res.stderr.trim().split("\n").at(-1) ?? res.exitCode}` };
+  const errors = parsed.data;
+  if (!errors.length) return { name: "template code", ok: true, detail: `${files.length} Python file${files.length === 1 ? "" : "s"} parse` };
+  return {
+    name: "template code",
+    ok: false,
+    detail: errors.map((e) => `${relativeName(e.file)}:${e.line}: ${e.message}${e.text ? ` (${e.text.slice(0, 80)})` : ""}`).join("; "),
+    fix: "fix the syntax error in the template; nothing has run and nothing was spent",
+  };
+}
+
+const Packages = z.object({ python: z.record(z.string(), z.object({ debian: z.string().nullable(), pip: z.string() })) }).passthrough();
+let pythonPackages: z.infer<typeof Packages>["python"] | undefined;
+
+/** Where a Python module comes from: its Debian package, or its pip name where Debian has none. */
+export function pythonPackage(module: string): { debian: string | null; pip: string } {
+  pythonPackages ??= Packages.parse(JSON.parse(readFileSync(new URL("../config/packages.json", import.meta.url), "utf8"))).python;
   const top = module.split(".")[0]!;
-  return `python3-${top.toLowerCase().replace(/_/g, "-")}`;
+  return pythonPackages[top] ?? { debian: `python3-${top.toLowerCase().replace(/_/g, "-")}`, pip: top };
+}
+
+/** The command that installs these modules: Debian's packages where they exist, pip for the rest. */
+export function pythonModulesFix(modules: string[]): string {
+  const pkgs = modules.map(pythonPackage);
+  const debian = [...new Set(pkgs.map((p) => p.debian).filter((d): d is string => d !== null))];
+  const pip = [...new Set(pkgs.filter((p) => p.debian === null).map((p) => p.pip))];
+  return [
+    debian.length ? `apt-get install -y ${debian.join(" ")}` : "",
+    pip.length ? `pip install ${pip.join(" ")} (Debian has no package for ${pip.length === 1 ? "it" : "them"}: use a virtualenv and set SWARM_PYTHON=/path/to/venv/bin/python)` : "",
+  ].filter(Boolean).join("; ");
 }

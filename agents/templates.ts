@@ -73,22 +73,51 @@ export function runNeeds(template: Template, profile = "full"): RunNeeds {
 
 /** Standard-library modules a template may import, which no package provides. */
 const STDLIB = new Set(
-  ("__future__ abc argparse array ast asyncio base64 bisect builtins collections concurrent contextlib copy csv dataclasses datetime " +
+  ("__future__ abc argparse array ast asyncio base64 bz2 calendar cmath code codecs colorsys configparser contextvars ctypes difflib dis bisect builtins collections concurrent contextlib copy csv dataclasses datetime " +
     "decimal enum errno fractions functools gc glob gzip hashlib heapq importlib inspect io itertools json logging math multiprocessing " +
     "numbers operator os pathlib pickle platform pprint queue random re shutil signal socket statistics string struct subprocess sys " +
-    "tempfile textwrap threading time timeit traceback types typing unittest uuid warnings weakref zipfile").split(" "),
+    "tempfile textwrap threading time timeit traceback types typing unittest urllib uuid warnings weakref zipfile zlib lzma tarfile shlex select sqlite3 secrets getpass fnmatch filecmp fileinput html http email").split(" "),
 );
 
-/** Top-level modules imported by the template's scripts, less the standard library and its own files. */
-export function importedModules(dir: string, files = ["experiment.py", "plot.py"]): string[] {
-  const local = new Set(readdirSync(dir).filter((f) => f.endsWith(".py")).map((f) => f.slice(0, -3)));
+/** What a template's code is not: its paper, its prompts, earlier outputs, caches. */
+const NOT_CODE = new Set(["latex", "__pycache__", ".git", "manifest.json", "seed_ideas.json", "prompt.json", "ideas.json"]);
+
+/**
+ * The template's code and the data beside it, as paths relative to its folder: what a run's workspace gets
+ * and what its baseline depends on. Subfolders count (a package of modules, a datasets folder).
+ */
+export function codeFiles(dir: string, sub = ""): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(join(dir, sub), { withFileTypes: true })) {
+    if (NOT_CODE.has(e.name) || /^run_\d+$/.test(e.name)) continue;
+    const rel = sub ? `${sub}/${e.name}` : e.name;
+    if (e.isDirectory()) out.push(...codeFiles(dir, rel));
+    else if (e.isFile()) out.push(rel);
+  }
+  return out.sort();
+}
+
+/**
+ * Top-level modules the template's Python files import, less the standard library and its own modules and
+ * packages. An import inside a \`try:\` block is optional (the code copes without it) and is left out.
+ */
+export function importedModules(dir: string): string[] {
+  const files = codeFiles(dir).filter((f) => f.endsWith(".py"));
+  const local = new Set(readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? e.name : e.name.replace(/\.py$/, ""))));
   const found = new Set<string>();
   for (const file of files) {
-    const path = join(dir, file);
-    if (!existsSync(path)) continue;
-    for (const m of readFileSync(path, "utf8").matchAll(/^\s*(?:import|from)\s+([A-Za-z_][A-Za-z0-9_]*)/gm)) {
-      const name = m[1]!;
-      if (!STDLIB.has(name) && !local.has(name)) found.add(name);
+    let tryIndent: number | undefined;
+    for (const line of readFileSync(join(dir, file), "utf8").split("\n")) {
+      if (!line.trim() || line.trim().startsWith("#")) continue;
+      const indent = line.length - line.trimStart().length;
+      if (tryIndent !== undefined && indent <= tryIndent && !/^\s*(try|except|else|finally)\b/.test(line)) tryIndent = undefined;
+      if (/^\s*try\s*:/.test(line)) {
+        tryIndent = indent;
+        continue;
+      }
+      const m = /^\s*(?:import|from)\s+([A-Za-z_][A-Za-z0-9_]*)/.exec(line);
+      if (!m || tryIndent !== undefined) continue;
+      if (!STDLIB.has(m[1]!) && !local.has(m[1]!)) found.add(m[1]!);
     }
   }
   return [...found].sort();

@@ -28,7 +28,8 @@ export const Evidence = z.object({
 });
 export type Evidence = z.infer<typeof Evidence>;
 
-export const VerdictKind = z.enum(["novel", "not novel", "revise"]);
+/** "undecided" is the critic's own: no search reached the literature, so there is nothing to judge on. */
+export const VerdictKind = z.enum(["novel", "not novel", "revise", "undecided"]);
 export const Verdict = z.object({
   verdict: VerdictKind,
   reason: z.string(),
@@ -37,13 +38,17 @@ export const Verdict = z.object({
 });
 export type Verdict = z.infer<typeof Verdict>;
 
+/** final_info.json as the reference writes it: {dataset: {means: {metric: number}}}. */
+export const FinalInfo = z.record(z.string(), z.object({ means: z.record(z.string(), z.number()) }).passthrough());
+export type FinalInfo = z.infer<typeof FinalInfo>;
+
 export const RunRecord = z.object({
   run: z.string(),
   description: z.string(),
   ok: z.boolean(),
   attempts: z.number().int(),
   /** The run's final_info.json, when it succeeded. */
-  results: z.record(z.string(), z.object({ means: z.record(z.string(), z.number()) }).passthrough()).optional(),
+  results: FinalInfo.optional(),
   error: z.string().optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
@@ -79,6 +84,10 @@ const ExperimentResult = z.object({ runs: z.array(RunRecord), figures: z.array(z
 const jobBase = { jobId: z.string().min(1), runId: RunId };
 
 export const jobSchemas = {
+  /** The template's unchanged run, before the run's first model call: a template that cannot run stops the run there. */
+  baseline: z.object(jobBase),
+  /** The same, for a profile that needs a GPU. */
+  gpuBaseline: z.object(jobBase),
   ideate: z.object({ ...jobBase, count: z.number().int().min(1) }),
   novelty: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, turn: z.number().int().min(0) }),
   experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
@@ -90,10 +99,14 @@ export const jobSchemas = {
   review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0), round: z.number().int().min(0).default(0) }),
 } as const;
 
+const BaselineResult = z.object({ run: RunRecord, cached: z.boolean(), ms: z.number().min(0) });
+
 export const resultSchemas = {
+  baseline: BaselineResult,
+  gpuBaseline: BaselineResult,
   ideate: z.object({
     ideas: z.array(
-      z.object({ ideaId: IdeaId, idea: Idea, verdict: Verdict.optional(), status: z.enum(["accepted", "rejected", "failed"]), history: z.array(z.string()) }),
+      z.object({ ideaId: IdeaId, idea: Idea, verdict: Verdict.optional(), status: z.enum(["accepted", "rejected", "undecided", "failed"]), history: z.array(z.string()) }),
     ),
     /** Proposals that never became an idea, and why. */
     failures: z.array(z.string()).optional(),
@@ -202,6 +215,8 @@ export const RunConfig = z.object({
   budgetUsd: z.number().positive().optional(),
   /** Where the critic and the writer search: Semantic Scholar, OpenAlex, S2 falling back to OpenAlex, or a BibTeX file. */
   literature: z.enum(["s2", "openalex", "auto", "local"]).default("local"),
+  /** Longest the critic and the writer wait out one literature service's rate limits and outages, in all (s). */
+  literatureWaitS: z.number().positive().default(300),
   /** The BibTeX file for `local` (each node reads its own copy); the shipped one when absent. */
   bibliography: z.string().optional(),
   startedAt: z.string(),

@@ -5,8 +5,12 @@ import { UserError, describeError } from "../bus/errors.js";
 /** Parses flags with node:util and validates them with zod; a bad flag is a UserError that says which. */
 export function parseFlags<S extends z.ZodType>(argv: string[], options: NonNullable<ParseArgsConfig["options"]>, schema: S): z.infer<S> {
   let values: Record<string, unknown>;
+  // `--ideas -2` is a value, not a flag: joined to its option, it gets the range's message like any other.
+  const args = argv.flatMap((a, i) => (i > 0 && /^-\d/.test(a) && options[argv[i - 1]!.replace(/^--/, "")]?.type === "string" ? [] : [
+    /^--/.test(a) && /^-\d/.test(argv[i + 1] ?? "") && options[a.slice(2)]?.type === "string" ? `${a}=${argv[i + 1]}` : a,
+  ]));
   try {
-    values = parseArgs({ args: argv, options, allowPositionals: false, strict: true }).values;
+    values = parseArgs({ args, options, allowPositionals: false, strict: true }).values;
   } catch (err) {
     throw new UserError((err as Error).message, { hint: "run with --help for the flags" });
   }

@@ -20,17 +20,43 @@ export interface IdeaSummary {
   error?: string;
 }
 
-export type RunStatus = "completed" | "partly completed" | "budget reached" | "failed";
+/** `no novel idea`: every idea was judged, and none was novel (or the critic could not tell). */
+export type RunStatus = "completed" | "partly completed" | "no novel idea" | "budget reached" | "failed";
+
+/** How far the run's ideas got, stage by stage. */
+export interface RunCounts {
+  proposed: number;
+  novel: number;
+  undecided: number;
+  experimented: number;
+  written: number;
+  decided: number;
+}
 
 export interface RunSummary {
   runId: string;
   status: RunStatus;
-  /** Why ideation ended without ideas, when it did. */
-  error?: string;
+  /** Why the run is not `completed`: for every other status. */
+  reason?: string;
+  counts: RunCounts;
   proposed: number;
   ideas: IdeaSummary[];
   costUsd: number;
   tokens: number;
+}
+
+export const NO_COUNTS: RunCounts = { proposed: 0, novel: 0, undecided: 0, experimented: 0, written: 0, decided: 0 };
+
+/** status.json: the status, its reason, the counts and the spend. */
+export async function writeStatus(
+  outDir: string,
+  s: { runId: string; status: RunStatus; reason?: string | undefined; counts: RunCounts; costUsd: number; budgetUsd?: number | undefined },
+): Promise<void> {
+  const { runId, status, reason, counts, costUsd, budgetUsd } = s;
+  await writeFile(
+    join(outDir, "status.json"),
+    JSON.stringify({ runId, status, ...(reason ? { reason } : {}), counts, costUsd, ...(budgetUsd !== undefined ? { budgetUsd } : {}) }, null, 2),
+  );
 }
 
 type Totals = { calls: number; inputTokens: number; outputTokens: number; cachedTokens: number; costUsd: number };
@@ -152,19 +178,55 @@ export async function collectRun(
       ...(failure ? { error: failure } : {}),
     };
   });
+  const judged = ideation?.ok ? ideation.result.ideas : [];
+  const okFor = (kinds: JobKind[], ideaId: string) => kinds.some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && o.ok));
+  const counts: RunCounts = {
+    proposed: judged.length,
+    novel: ideas.length,
+    undecided: judged.filter((i) => i.status === "undecided").length,
+    experimented: ideas.filter((i) => okFor(["experiment", "gpuExperiment"], i.ideaId)).length,
+    written: ideas.filter((i) => okFor(["write"], i.ideaId)).length,
+    decided: ideas.filter((i) => i.decision).length,
+  };
   const budgetHit =
     budgetUsd !== undefined &&
     (total.costUsd >= budgetUsd || [...outcomes.values()].flat().some((o) => !o.ok && /budget reached/.test((o as { error: string }).error)));
-  const decided = ideas.filter((i) => i.decision).length;
-  const status: RunStatus = budgetHit ? "budget reached" : decided > 0 && decided === ideas.length ? "completed" : decided > 0 ? "partly completed" : "failed";
-  await writeFile(join(outDir, "status.json"), JSON.stringify({ runId, status, ideas: ideas.length, decided, costUsd: total.costUsd, ...(budgetUsd !== undefined ? { budgetUsd } : {}) }, null, 2));
+  const { status, reason } = judgeRun({ budgetHit, budgetUsd, spentUsd: total.costUsd, ideation, ideas, counts });
+  await writeStatus(outDir, { runId, status, reason, counts, costUsd: total.costUsd, budgetUsd });
   return {
     runId,
     status,
-    ...(ideation && !ideation.ok ? { error: ideation.error } : {}),
+    ...(reason ? { reason } : {}),
+    counts,
     proposed: ideation?.ok ? ideation.result.ideas.length : 0,
     ideas,
     costUsd: total.costUsd,
     tokens: total.inputTokens + total.outputTokens,
   };
+}
+
+type IdeationOutcome = Outcome<"ideate"> | undefined;
+
+/** The run's status and, for anything short of completed, why: the first thing a person reads. */
+function judgeRun(r: { budgetHit: boolean; budgetUsd: number | undefined; spentUsd: number; ideation: IdeationOutcome; ideas: IdeaSummary[]; counts: RunCounts }): { status: RunStatus; reason?: string } {
+  const { counts, ideas, ideation } = r;
+  const stopped = ideas.filter((i) => !i.decision).map((i) => `${i.ideaId} stopped (${i.error ?? "no decision arrived"})`);
+  if (r.budgetHit) {
+    return { status: "budget reached", reason: `the budget of $${r.budgetUsd!.toFixed(4)} was reached ($${r.spentUsd.toFixed(4)} spent); ${counts.decided} of ${counts.novel} novel ideas decided${stopped.length ? `; ${stopped.join("; ")}` : ""}` };
+  }
+  if (!ideation) return { status: "failed", reason: "ideation never reported back" };
+  if (!ideation.ok) return { status: "failed", reason: `ideation failed: ${ideation.error}` };
+  if (counts.novel === 0) {
+    const judged = ideation.result.ideas;
+    const why = judged.map((i) => `"${i.idea.Title}" ${i.status === "undecided" ? (i.verdict?.reason ?? "undecided: the critic could not decide") : i.status === "rejected" ? `not novel: ${i.verdict?.reason ?? "judged not novel"}` : `failed: ${i.history.at(-1) ?? "no verdict"}`}`);
+    const failures = ideation.result.failures ?? [];
+    return {
+      status: judged.length ? "no novel idea" : "failed",
+      reason: judged.length
+        ? `no idea was judged novel (${counts.proposed} proposed${counts.undecided ? `, ${counts.undecided} undecided` : ""}): ${why.join("; ")}`
+        : `no idea was proposed${failures.length ? `: ${failures.join("; ")}` : ""}`,
+    };
+  }
+  if (counts.decided === counts.novel) return { status: "completed" };
+  return { status: counts.decided > 0 ? "partly completed" : "failed", reason: `${counts.decided} of ${counts.novel} novel ideas decided: ${stopped.join("; ")}` };
 }

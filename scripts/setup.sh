@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 packages=(
   nats-server                      # the bus (JetStream)
   texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended
+  texlive-science texlive-plain-generic   # algorithm, algorithmicx, siunitx, ulem, soul: what the reference's paper templates load
   chktex                           # the writer's lint of the compiled paper
   poppler-utils                    # pdftotext, for the reviewers
   python3 python3-numpy python3-matplotlib   # the templates' experiments and plots

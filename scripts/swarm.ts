@@ -9,17 +9,18 @@ import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { publishJob } from "../bus/workQueue.js";
+import { awaitOutcome } from "../bus/events.js";
 import { putArtifact } from "../bus/artifacts.js";
-import { Idea, RunConfig } from "../bus/schemas.js";
+import { Idea, RunConfig, type FinalInfo } from "../bus/schemas.js";
 import { readArchive, writeArchive } from "../agents/ideator/ideator.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
-import { loadTemplate, runNeeds } from "../agents/templates.js";
+import { codeFiles, loadTemplate, runNeeds } from "../agents/templates.js";
 import { detectGpus } from "../agents/gpus.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
 import { createProvider, parseLlm, type LlmChoice } from "../agents/llm/providers.js";
 import { replayLogName } from "../agents/llm/replayProvider.js";
 import { ROLE_NAMES, listNodes, parseRoles, startNode, type RoleName, type SwarmNode } from "../agents/node.js";
-import { collectRun, type RunSummary } from "./collect.js";
+import { NO_COUNTS, collectRun, writeStatus, type RunSummary } from "./collect.js";
 import { fail, parseFlags } from "./cli.js";
 
 const HELP = `npm run swarm -- [flags]
@@ -43,6 +44,9 @@ const HELP = `npm run swarm -- [flags]
   --out <dir>         where results/<runId>/ goes (default: results)
   --max-runs <n>      experiment runs per idea besides the baseline (default: the template's, else 3)
   --review-deadline <s>  seconds the area chair waits for reviews (default: 600)
+  --run-timeout <s>   wall-clock limit of one experiment run, baseline included (default: the template's, else 600)
+  --literature-wait <s>  longest the critic and writer wait out a rate-limited or unreachable literature service
+                      before deciding without it (default: 300); an idea it could not check is "undecided", never novel
   --roles <list>      roles this process hosts, e.g. ideator,critic,coder,writer,areaChair
                       (default: every role, with reviewer=<k>); others come from joined nodes
   --listen <addr>     address the local nats-server listens on (default: 127.0.0.1, this machine only;
@@ -56,11 +60,11 @@ const Flags = z.object({
   help: z.boolean().optional(),
   template: z.string().optional(),
   profile: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
-  ideas: z.coerce.number().int().min(1).max(50).optional(),
-  reviewers: z.coerce.number().int().min(1).max(20).optional(),
-  quorum: z.coerce.number().int().min(1).max(20).optional(),
-  revisions: z.coerce.number().int().min(0).max(5).optional(),
-  "few-shot": z.coerce.number().int().min(0).max(10).optional(),
+  ideas: count(1, 50).optional(),
+  reviewers: count(1, 20).optional(),
+  quorum: count(1, 20).optional(),
+  revisions: count(0, 5).optional(),
+  "few-shot": count(0, 10).optional(),
   llm: z.string().optional(),
   "role-llm": z.string().optional(),
   budget: z.coerce.number().positive().optional(),
@@ -68,11 +72,18 @@ const Flags = z.object({
   bibliography: z.string().optional(),
   replay: z.string().regex(/^[A-Za-z0-9-]+$/, "a run id").optional(),
   out: z.string().default("results"),
-  "max-runs": z.coerce.number().int().min(1).max(20).optional(),
+  "max-runs": count(1, 20).optional(),
   "review-deadline": z.coerce.number().min(1).default(600),
+  "run-timeout": z.coerce.number().min(1, "must be at least 1 second").optional(),
+  "literature-wait": z.coerce.number().min(1, "must be at least 1 second").default(300),
   roles: z.string().optional(),
   listen: z.string().regex(/^[0-9A-Za-z.:-]+$/, "an IP address or host name").default("127.0.0.1"),
 });
+
+/** A whole number in [min, max]: one message for every value outside it, negative or too large alike. */
+function count(min: number, max: number) {
+  return z.coerce.number().int(`must be a whole number from ${min} to ${max}`).min(min, `must be a whole number from ${min} to ${max}`).max(max, `must be a whole number from ${min} to ${max}`);
+}
 
 const Defaults = z.object({
   llm: z.string().nullable().default(null),
@@ -123,6 +134,8 @@ async function main(): Promise<void> {
     out: { type: "string" },
     "max-runs": { type: "string" },
     "review-deadline": { type: "string" },
+    "run-timeout": { type: "string" },
+    "literature-wait": { type: "string" },
     roles: { type: "string" },
     listen: { type: "string" },
   }, Flags);
@@ -135,6 +148,9 @@ async function main(): Promise<void> {
   const replayed = flags.replay ? await readReplayed(resolve(flags.out, flags.replay)) : undefined;
   const template = loadTemplate(flags.template ?? replayed?.template ?? "nanofit");
   const reviewers = flags.reviewers ?? replayed?.reviewers ?? 3;
+  if (flags.quorum !== undefined && flags.quorum > reviewers) {
+    throw new UserError(`--quorum ${flags.quorum} is more than the ${reviewers} reviewers asked for`, { hint: `give --quorum at most ${reviewers}, or more --reviewers` });
+  }
   const ideas = flags.ideas ?? replayed?.ideas ?? 1;
   const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: 1, writer: 1, areaChair: 1, reviewer: reviewers };
   const llm: LlmChoice = replayed
@@ -162,7 +178,10 @@ async function main(): Promise<void> {
   const localGpus = roles.coder ? await detectGpus() : [];
   const codesHere = Boolean(roles.coder) && (!needs.gpu || localGpus.length > 0);
   const natsUrl = process.env.NATS_URL;
-  const report = await runPreflight({ nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: codesHere ? template.python : [] });
+  const report = await runPreflight({
+    nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: codesHere ? template.python : [],
+    template: { texFile: join(template.dir, "latex", "template.tex"), pythonFiles: codeFiles(template.dir).filter((f) => f.endsWith(".py")).map((f) => join(template.dir, f)) },
+  });
   line(formatPreflight(report));
   assertPreflight(report);
 
@@ -220,7 +239,8 @@ async function main(): Promise<void> {
       revisionRounds: flags.revisions ?? replayed?.revisionRounds ?? 1,
       fewShot: flags["few-shot"] ?? replayed?.fewShot ?? 1,
       noveltyRounds: 3,
-      experimentTimeoutMs: needs.experimentTimeoutS * 1000,
+      experimentTimeoutMs: flags["run-timeout"] !== undefined ? flags["run-timeout"] * 1000 : (replayed?.experimentTimeoutMs ?? needs.experimentTimeoutS * 1000),
+      literatureWaitS: flags["literature-wait"],
       llm,
       roleLlm,
       ...(budgetUsd !== undefined ? { budgetUsd } : {}),
@@ -231,7 +251,8 @@ async function main(): Promise<void> {
     await putRunConfig(bus, config);
     await writeFile(join(outDir, "config.json"), JSON.stringify(config, null, 2));
 
-    node = await startNode({ bus, roles, log: log.child({ runId }) });
+    // Scratch folders live with the run's output; the literature cache beside the runs it serves.
+    node = await startNode({ bus, roles, log: log.child({ runId }), workRoot: join(outDir, "work"), cacheDir: join(resolve(flags.out), "cache") });
     const absent = ROLE_NAMES.filter((r) => !roles[r]);
     if (absent.length) line(`This process does not serve ${absent.join(", ")}: the run waits for nodes that do.`);
     if (needs.gpu) {
@@ -250,6 +271,19 @@ async function main(): Promise<void> {
     const startArchive = archived?.success ? archived.data : [];
     if ((await readArchive(bus, template.name)).length === 0) await writeArchive(bus, template.name, startArchive);
     await writeFile(join(outDir, "archive.json"), JSON.stringify(startArchive, null, 2));
+    // The baseline needs no model: a template that cannot run here stops the run before anything is spent.
+    const baselineKind = needs.gpu ? "gpuBaseline" : "baseline";
+    line(`Computing the baseline run_0 of ${template.name} before any model call…`);
+    await publishJob(bus, baselineKind, { jobId: `${runId}.baseline`, runId });
+    const base = await awaitOutcome(bus, runId, baselineKind, `${runId}.baseline`, { log });
+    if (!base.ok) {
+      const reason = `the baseline failed before any model call: ${base.error}`;
+      await writeStatus(outDir, { runId, status: "failed", reason, counts: NO_COUNTS, costUsd: 0, budgetUsd });
+      line(`\nRun ${runId} failed: the unchanged template does not run on node ${base.by.node}, so nothing was spent.\n  ${base.error.replace(/\n/g, "\n  ")}`);
+      line(`  status:   ${relative(process.cwd(), join(outDir, "status.json"))}`);
+      return void (await shutdown(1));
+    }
+    line(`✓ baseline run_0 ${base.result.cached ? "from the cache" : `in ${(base.result.ms / 1000).toFixed(1)} s`} on ${base.by.node}: ${describeResults(base.result.run.results)}`);
     await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: ideas });
 
     const summary = await collectRun(bus, runId, outDir, { budgetUsd, reviewers, lateReviewGraceMs: Math.min(60_000, flags["review-deadline"] * 1000) }, (p, spent) => {
@@ -279,13 +313,22 @@ async function readReplayed(dir: string): Promise<RunConfig> {
   return RunConfig.parse(JSON.parse(await readFile(join(dir, "config.json"), "utf8")));
 }
 
+/** `moons: acc 0.912, loss 0.3`: the first metrics of each dataset, for one line. */
+function describeResults(results: FinalInfo | undefined): string {
+  return Object.entries(results ?? {})
+    .slice(0, 3)
+    .map(([ds, v]) => `${ds}: ${Object.entries(v.means).slice(0, 3).map(([k, x]) => `${k} ${Number.isInteger(x) ? x : x.toPrecision(4)}`).join(", ")}`)
+    .join("; ");
+}
+
 function printSummary(s: RunSummary, outDir: string, offline: boolean, seconds: number): void {
   const rel = (p: string) => relative(process.cwd(), join(outDir, p)) || ".";
   line("");
   line(`Run ${s.runId} ${s.status} in ${seconds.toFixed(0)} s${offline ? " — OFFLINE: no language model wrote any of it" : ""}.`);
   line(`  results:  ${rel("")}`);
-  if (s.error) line(`  stopped:  ${s.error}`);
-  line(`  ideas:    ${rel("ideas.json")} (${s.ideas.length} novel of ${s.proposed} proposed)`);
+  if (s.reason) line(`  why:      ${s.reason}`);
+  const c = s.counts;
+  line(`  ideas:    ${rel("ideas.json")} (${c.novel} novel of ${c.proposed} proposed${c.undecided ? `, ${c.undecided} undecided` : ""}; ${c.experimented} experimented, ${c.written} written, ${c.decided} decided)`);
   for (const idea of s.ideas) {
     line(`  ${idea.ideaId}:`);
     if (idea.error) line(`    stopped: ${idea.error}`);

@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { importedModules, listTemplates, loadTemplate, runNeeds } from "../agents/templates.js";
-import { FinalInfo } from "../agents/coder/coder.js";
+import { FinalInfo } from "../bus/schemas.js";
 import { UserError } from "../bus/errors.js";
 
 const root = mkdtempSync(join(tmpdir(), "templates-"));

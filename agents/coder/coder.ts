@@ -1,90 +1,39 @@
-import { createHash } from "node:crypto";
-import { cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
-import { existsSync } from "node:fs";
+import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { fromPromise } from "xstate";
-import { z } from "zod";
 import { coderMachine, type PlannedRun, type RunAttempt } from "../../machines/coder.js";
 import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
-import { getDirectory, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
-import { EnvironmentError } from "../../bus/errors.js";
-import { loadTemplate, runNeeds, type Template } from "../templates.js";
-import { findPython } from "../preflight.js";
+import { putArtifact, putDirectory } from "../../bus/artifacts.js";
+import { loadTemplate, runNeeds } from "../templates.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
 import { applyEdits } from "./searchReplace.js";
 import { runSandboxed } from "./sandbox.js";
+import { ensureBaseline, prepareWorkspace, readFinalInfo, requirePython } from "./baseline.js";
 import { editCode, editPlot, fixCode, planRuns, writeNotes } from "./prompts.js";
-
-/** final_info.json as the reference writes it: {dataset: {means: {metric: number}}}. */
-export const FinalInfo = z.record(z.string(), z.object({ means: z.record(z.string(), z.number()) }).passthrough());
-
-const SKIP = new Set(["latex", "__pycache__", "manifest.json", "seed_ideas.json", "prompt.json"]);
-
-/** The template's code (not its paper or prompts), which is what a baseline depends on. */
-async function codeFiles(template: Template): Promise<string[]> {
-  return (await readdir(template.dir, { withFileTypes: true }))
-    .filter((e) => e.isFile() && !SKIP.has(e.name) && !/^run_\d+$/.test(e.name))
-    .map((e) => e.name)
-    .sort();
-}
-
-async function baselineHash(template: Template, python: string, env: Record<string, string>): Promise<string> {
-  const h = createHash("sha256").update(python).update(JSON.stringify(env));
-  for (const file of await codeFiles(template)) h.update(file).update(await readFile(join(template.dir, file)));
-  return h.digest("hex").slice(0, 16);
-}
-
-async function readFinalInfo(dir: string): Promise<RunRecord["results"]> {
-  const path = join(dir, "final_info.json");
-  if (!existsSync(path)) throw new Error(`the run wrote no ${path.split("/").slice(-2).join("/")}`);
-  const parsed = FinalInfo.safeParse(JSON.parse(await readFile(path, "utf8")));
-  if (!parsed.success) throw new Error(`final_info.json is malformed: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
-  return parsed.data;
-}
 
 async function unifiedDiff(a: string, b: string, label: string): Promise<string> {
   const { stdout } = await execa("diff", ["-u", "--label", `a/${label}`, "--label", `b/${label}`, a, b], { reject: false });
   return stdout;
 }
 
-/** Interpreters found per set of modules: a node's Pythons do not change while it runs, and each probe imports them all. */
-const pythons = new Map<string, ReturnType<typeof findPython>>();
-function pythonFor(modules: string[]): ReturnType<typeof findPython> {
-  const key = [...modules].sort().join(",");
-  let found = pythons.get(key);
-  if (!found) {
-    found = findPython(modules);
-    pythons.set(key, found);
-    // A node that gets its packages installed later finds them on the next job.
-    void found.then((p) => p ?? pythons.delete(key));
-  }
-  return found;
-}
-
 export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
   const template = loadTemplate(ctx.config.template);
   const needs = runNeeds(template, ctx.config.profile);
-  const python = await pythonFor(template.python);
-  if (!python) {
-    throw new EnvironmentError(`no Python on node ${ctx.by.node} imports ${template.python.join(", ")}`, {
-      hint: `install them (apt-get install -y ${template.python.map((m) => `python3-${m}`).join(" ")}) or set SWARM_PYTHON`,
-    });
-  }
+  const python = await requirePython(template, ctx.by.node);
   // A GPU slot sees its own GPU only; the profile may set variables of its own (e.g. SWARM_PROFILE=reduced).
   const runEnv = { ...needs.env, ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}) };
   const ws = join(ctx.workRoot, job.runId, job.ideaId);
-  await rm(ws, { recursive: true, force: true });
-  await mkdir(ws, { recursive: true });
-  for (const file of await codeFiles(template)) await cp(join(template.dir, file), join(ws, file));
+  await prepareWorkspace(template, ws);
   const baselineCode = await readFile(join(ws, "experiment.py"), "utf8");
   let lastGood = baselineCode;
   const prefix = `${job.runId}/${job.ideaId}`;
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
-  const limitMs = Math.min(ctx.config.experimentTimeoutMs, needs.experimentTimeoutS * 1000);
+  // The run's config already weighs --run-timeout against the template's own limit.
+  const limitMs = ctx.config.experimentTimeoutMs;
   const say = (text: string) => ctx.progress(text, job.ideaId);
   const current = () => readFile(join(ws, "experiment.py"), "utf8");
   const edit = async (edits: { search: string; replace: string }[]) => {
@@ -99,19 +48,9 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   const machine = coderMachine.provide({
     actors: {
       ensureBaseline: fromPromise(async (): Promise<RunRecord> => {
-        const key = `baselines/${template.name.replace(/[^A-Za-z0-9_.-]/g, "_")}/${await baselineHash(template, python.path, needs.env)}`;
-        if (await hasArtifact(ctx.bus, `${key}/final_info.json`)) {
-          await getDirectory(ctx.bus, key, join(ws, "run_0"));
-          await say("baseline run_0 taken from the cache");
-        } else {
-          await say("computing the baseline run_0");
-          const res = await run(["experiment.py", "--out_dir=run_0"], limitMs);
-          if (!res.ok) throw new Error(`the unchanged template fails:\n${res.stderr.slice(-2000)}`);
-          await putDirectory(ctx.bus, join(ws, "run_0"), key);
-          await say(`baseline run_0 done in ${(res.ms / 1000).toFixed(1)} s`);
-        }
+        const { record } = await ensureBaseline(ctx, template, needs, python, ws, limitMs, say);
         await putDirectory(ctx.bus, join(ws, "run_0"), `${prefix}/run_0`);
-        return { run: "run_0", description: "Baseline: the template unchanged", ok: true, attempts: 1, results: await readFinalInfo(join(ws, "run_0")) };
+        return record;
       }),
       planRuns: fromPromise(async ({ input }) => {
         const plan = await ask(ctx.llm, planRuns, { idea: input.idea, code: baselineCode, maxRuns: input.maxRuns, baseline: input.baseline }, opts);
