@@ -2,9 +2,31 @@ import { assign, setup } from "xstate";
 import type { Evidence, Idea, Verdict } from "../bus/schemas.js";
 import { declared } from "./declare.js";
 
+/** The verdicts the model may give. "undecided" is the critic's own: it is never asked to judge without evidence. */
+export type Judgement = Exclude<Verdict["verdict"], "undecided">;
+
+export interface Decision {
+  verdict: Judgement;
+  reason: string;
+}
+
 export interface CriticStep {
   query?: string;
-  decision?: { verdict: Verdict["verdict"]; reason: string };
+  decision?: Decision;
+}
+
+/**
+ * A failure as its error told it, kept as data so a snapshot can hold it: the message, the kind (a
+ * LiteratureError's `kind`, else the error's class name) and what the person can do.
+ */
+export interface Failure {
+  message: string;
+  kind: string;
+  hint?: string;
+}
+
+export interface SearchFailure extends Failure {
+  query: string;
 }
 
 interface Context {
@@ -13,32 +35,59 @@ interface Context {
   round: number;
   queries: string[];
   found: Evidence[];
+  /** Searches that returned (with hits or none). */
+  answered: number;
+  failures: SearchFailure[];
   pendingQuery: string;
   verdict: Verdict | undefined;
-  error: string | undefined;
+  error: Failure | undefined;
 }
 
 const dedupe = (items: Evidence[]) => items.filter((e, i) => items.findIndex((o) => o.title === e.title) === i);
 
+/** The error an actor failed with, as data. */
+export function failureOf(error: unknown): Failure {
+  if (!(error instanceof Error)) return { message: String(error), kind: "Error" };
+  const { kind, hint } = error as { kind?: unknown; hint?: unknown };
+  return { message: error.message, kind: typeof kind === "string" ? kind : error.name, ...(typeof hint === "string" ? { hint } : {}) };
+}
+
 /**
  * The novelty critic: rounds of thinking and searching the literature, then a verdict with its evidence.
+ * It searches before it may decide (with the idea's title when the model offers no query), and decides only
+ * on a search that returned: when every search failed it is undecided, with the last failure as its reason.
  * When the rounds run out it must decide on what it found.
  */
 export const criticMachine = setup({
   types: {
     input: {} as { idea: Idea; maxRounds: number },
     context: {} as Context,
-    output: {} as { verdict?: Verdict; error?: string },
+    output: {} as { verdict?: Verdict; error?: Failure },
   },
   actors: {
     think: declared<CriticStep, { idea: Idea; round: number; maxRounds: number; queries: string[]; found: Evidence[] }>("think"),
     searchLiterature: declared<Evidence[], { query: string }>("searchLiterature"),
-    decide: declared<{ verdict: Verdict["verdict"]; reason: string }, { idea: Idea; queries: string[]; found: Evidence[] }>("decide"),
+    decide: declared<Decision, { idea: Idea; queries: string[]; found: Evidence[] }>("decide"),
   },
   guards: {
-    hasDecision: ({ event }) => (event as unknown as { output: CriticStep }).output.decision !== undefined,
-    wantsSearch: ({ context, event }) =>
-      (event as unknown as { output: CriticStep }).output.query !== undefined && context.round < context.maxRounds,
+    decidesOnEvidence: ({ context }, { step }: { step: CriticStep }) => step.decision !== undefined && context.answered > 0,
+    wantsSearch: ({ context }, { step }: { step: CriticStep }) => step.query !== undefined && context.round < context.maxRounds,
+    notSearchedYet: ({ context }) => context.queries.length === 0,
+    noSearchAnswered: ({ context }) => context.answered === 0,
+  },
+  actions: {
+    searchTitle: assign({ pendingQuery: ({ context }) => context.idea.Title }),
+    beUndecided: assign({
+      verdict: ({ context }) => {
+        const last = context.failures.at(-1);
+        return {
+          verdict: "undecided" as const,
+          reason: `undecided: literature unreachable (${last ? last.message : "no search returned"})`,
+          evidence: [],
+          queries: context.queries,
+        };
+      },
+    }),
   },
 }).createMachine({
   id: "critic",
@@ -47,6 +96,8 @@ export const criticMachine = setup({
     round: 0,
     queries: [],
     found: [],
+    answered: 0,
+    failures: [],
     pendingQuery: "",
     verdict: undefined,
     error: undefined,
@@ -65,16 +116,23 @@ export const criticMachine = setup({
         }),
         onDone: [
           {
-            guard: "hasDecision",
+            guard: { type: "decidesOnEvidence", params: ({ event }) => ({ step: event.output }) },
             target: "decided",
             actions: assign(({ context, event }) => ({
               verdict: { ...event.output.decision!, evidence: context.found, queries: context.queries },
             })),
           },
-          { guard: "wantsSearch", target: "searching", actions: assign({ pendingQuery: ({ event }) => event.output.query! }) },
+          {
+            guard: { type: "wantsSearch", params: ({ event }) => ({ step: event.output }) },
+            target: "searching",
+            actions: assign({ pendingQuery: ({ event }) => event.output.query! }),
+          },
+          // A decision before any search is an impression: the critic looks the idea's title up first.
+          { guard: "notSearchedYet", target: "searching", actions: "searchTitle" },
+          { guard: "noSearchAnswered", target: "undecided", actions: "beUndecided" },
           { target: "deciding" },
         ],
-        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error) }) },
       },
     },
     searching: {
@@ -87,11 +145,16 @@ export const criticMachine = setup({
             round: context.round + 1,
             queries: [...context.queries, context.pendingQuery],
             found: dedupe([...context.found, ...event.output]),
+            answered: context.answered + 1,
           })),
         },
         onError: {
           target: "thinking",
-          actions: assign(({ context }) => ({ round: context.round + 1, queries: [...context.queries, `${context.pendingQuery} (failed)`] })),
+          actions: assign(({ context, event }) => ({
+            round: context.round + 1,
+            queries: [...context.queries, `${context.pendingQuery} (failed)`],
+            failures: [...context.failures, { query: context.pendingQuery, ...failureOf(event.error) }],
+          })),
         },
       },
     },
@@ -103,11 +166,13 @@ export const criticMachine = setup({
           target: "decided",
           actions: assign(({ context, event }) => ({ verdict: { ...event.output, evidence: context.found, queries: context.queries } })),
         },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error) }) },
       },
     },
     decided: { type: "final" },
+    // Every search failed: no verdict the literature could back, and no model asked to make one up.
+    undecided: { type: "final" },
     failed: { type: "final" },
   },
-  output: ({ context }) => (context.verdict ? { verdict: context.verdict } : { error: context.error ?? "no verdict" }),
+  output: ({ context }) => (context.verdict ? { verdict: context.verdict } : { error: context.error ?? { message: "no verdict", kind: "Error" } }),
 });

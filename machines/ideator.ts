@@ -6,7 +6,8 @@ export interface IdeaRecord {
   ideaId: string;
   idea: Idea;
   verdict?: Verdict;
-  status: "accepted" | "rejected" | "failed";
+  /** "undecided": the critic could not reach the literature, so the idea was neither judged nor experimented on. */
+  status: "accepted" | "rejected" | "undecided" | "failed";
   history: string[];
 }
 
@@ -47,7 +48,7 @@ function recordOf(ctx: Context, status: IdeaRecord["status"], note: string): Ide
 /**
  * The PhD student: drafts an idea, reflects on it until satisfied (at least once), drops it if it nearly
  * repeats an idea already had, puts it to the novelty critic, revises it when the critic asks, hands novel
- * ideas to the coder, and goes on to the next.
+ * ideas to the coder, keeps those the critic could not judge aside, and goes on to the next.
  */
 export const ideatorMachine = setup({
   types: {
@@ -64,14 +65,11 @@ export const ideatorMachine = setup({
     handOff: declared<void, { ideaId: string; idea: Idea }>("handOff"),
   },
   guards: {
-    keepReflecting: ({ context, event }) => {
-      const out = (event as unknown as { output: { done: boolean } }).output;
-      return !out.done && context.reflections + 1 < context.maxReflections;
-    },
-    isDuplicate: ({ event }) => (event as unknown as { output: { duplicateOf?: string } }).output.duplicateOf !== undefined,
-    isNovel: ({ event }) => (event as unknown as { output: Verdict }).output.verdict === "novel",
-    canRevise: ({ context, event }) =>
-      (event as unknown as { output: Verdict }).output.verdict === "revise" && context.revisions < context.maxRevisions,
+    keepReflecting: ({ context }, { done }: { done: boolean }) => !done && context.reflections + 1 < context.maxReflections,
+    isDuplicate: (_, { duplicateOf }: { duplicateOf?: string | undefined }) => duplicateOf !== undefined,
+    isNovel: (_, { verdict }: { verdict: Verdict }) => verdict.verdict === "novel",
+    isUndecided: (_, { verdict }: { verdict: Verdict }) => verdict.verdict === "undecided",
+    canRevise: ({ context }, { verdict }: { verdict: Verdict }) => verdict.verdict === "revise" && context.revisions < context.maxRevisions,
     moreToPropose: ({ context }) => context.proposed < context.target,
   },
 }).createMachine({
@@ -121,7 +119,7 @@ export const ideatorMachine = setup({
         input: ({ context }) => ({ idea: context.idea!, round: context.reflections + 1 }),
         onDone: [
           {
-            guard: "keepReflecting",
+            guard: { type: "keepReflecting", params: ({ event }) => ({ done: event.output.done }) },
             target: "reflecting",
             reenter: true,
             actions: assign(({ context, event }) => ({
@@ -149,7 +147,7 @@ export const ideatorMachine = setup({
         input: ({ context }) => ({ idea: context.idea!, earlier: context.records }),
         onDone: [
           {
-            guard: "isDuplicate",
+            guard: { type: "isDuplicate", params: ({ event }) => ({ duplicateOf: event.output.duplicateOf }) },
             target: "nextIdea",
             actions: assign(({ context, event }) => ({
               records: [...context.records, recordOf(context, "rejected", `near-duplicate of ${event.output.duplicateOf}: not sent to the critic`)],
@@ -166,15 +164,24 @@ export const ideatorMachine = setup({
         input: ({ context }) => ({ ideaId: context.ideaId, idea: context.idea!, turn: context.revisions }),
         onDone: [
           {
-            guard: "isNovel",
+            guard: { type: "isNovel", params: ({ event }) => ({ verdict: event.output }) },
             target: "handingOff",
             actions: assign(({ context, event }) => ({
               verdict: event.output,
               history: [...context.history, `critic: novel (${event.output.reason})`],
             })),
           },
+          // Not judged is not novel: no experiment is spent on it, and the record keeps the critic's reason.
           {
-            guard: "canRevise",
+            guard: { type: "isUndecided", params: ({ event }) => ({ verdict: event.output }) },
+            target: "nextIdea",
+            actions: assign(({ context, event }) => {
+              const next = { ...context, verdict: event.output };
+              return { records: [...context.records, recordOf(next, "undecided", `critic: ${event.output.reason}`)] };
+            }),
+          },
+          {
+            guard: { type: "canRevise", params: ({ event }) => ({ verdict: event.output }) },
             target: "revising",
             actions: assign(({ context, event }) => ({
               verdict: event.output,

@@ -57,7 +57,8 @@ beforeEach(async () => {
 });
 
 const oa = () => openAlex({ baseUrl: oaServer.url, log, retry, keys: new KeyRegistry() });
-const s2 = () => semanticScholar({ baseUrl: `${s2Server.url}/graph/v1`, log, retry, minIntervalMs: 0, keys: new KeyRegistry() });
+const s2 = (maxWaitMs?: number) =>
+  semanticScholar({ baseUrl: `${s2Server.url}/graph/v1`, log, retry, minIntervalMs: 0, keys: new KeyRegistry(), ...(maxWaitMs ? { maxWaitMs } : {}) });
 
 describe("cachedSource", () => {
   it("answers a query it has seen from disk, with no request, in this run and the next", async () => {
@@ -122,23 +123,25 @@ describe("cachedSource", () => {
 
 describe("withFallback", () => {
   it("answers from OpenAlex when Semantic Scholar keeps failing, says why, and leaves S2 alone for a while", async () => {
-    s2Server.script = Array.from({ length: 3 }, () => ({ status: 429 }));
+    // Retry-After: 1 asks for more than S2's half-second bound: it gives up at its first answer.
+    s2Server.script = [{ status: 429, headers: { "retry-after": "1" } }];
     const { log: warnLog, lines } = capturingLogger();
     const waits: string[] = [];
-    const source = withFallback(s2(), oa(), warnLog, (why) => waits.push(why));
+    const source = withFallback(s2(500), oa(), warnLog, (why) => waits.push(why));
     expect(source.name).toBe("Semantic Scholar");
 
     const hits = await source.search("grokking", 5);
     expect(hits.map((h) => h.url)).toEqual(["https://doi.org/10.48550/arXiv.2201.02177", expect.stringMatching(/^https:\/\/openalex\.org\/W/)]);
-    expect(s2Server.requests).toHaveLength(3);
+    expect(s2Server.requests).toHaveLength(1);
     expect(oaServer.requests).toHaveLength(1);
     expect(source.name).toBe("OpenAlex (instead of Semantic Scholar)");
-    const why = 'Semantic Scholar search for "grokking" failed (3 attempts): answered 429 (rate limit): Too Many Requests. Please wait and try again or apply for a key for higher rate limits. https://www.semanticscholar.org/product/api#api-key-form; searching OpenAlex instead for the next 10 min';
-    expect(waits).toEqual([why]);
-    expect(lines.map((l) => l.msg)).toContain(why);
+    const why =
+      /^Semantic Scholar search for "grokking" gave up without waiting \(it answered 429 \(rate limit\): Too Many Requests\. Please wait and try again or apply for a key for higher rate limits\. https:\/\/www\.semanticscholar\.org\/product\/api#api-key-form\): waiting 1\.\d s more would pass the --literature-wait bound of 0\.5 s; searching OpenAlex instead for the next 10 min$/;
+    expect(waits).toEqual([expect.stringMatching(why)]);
+    expect(lines.map((l) => l.msg)).toContainEqual(expect.stringMatching(why));
 
     await source.search("omnigrok", 5);
-    expect(s2Server.requests).toHaveLength(3);
+    expect(s2Server.requests).toHaveLength(1);
     expect(oaServer.requests).toHaveLength(2);
   });
 
@@ -194,5 +197,22 @@ describe("chooseLiterature", () => {
     expect((await readdir(dir)).length).toBe(2);
 
     await expect(chooseLiterature("scholar" as LiteratureKind, opts)).rejects.toBeInstanceOf(UserError);
+  });
+
+  it("gives each source the run's wait bound: S2 alone gives up at it, auto then searches OpenAlex", async () => {
+    vi.stubEnv("S2_API_URL", `${s2Server.url}/graph/v1`);
+    vi.stubEnv("S2_API_KEY", "k");
+    vi.stubEnv("OPENALEX_API_URL", oaServer.url);
+    const opts = { bibliography: join(import.meta.dirname, "..", "config", "bibliography.bib"), cacheDir: dir, log, maxWaitMs: 500 };
+    s2Server.script = [{ status: 429, headers: { "retry-after": "1" } }];
+    const err = (await (await chooseLiterature("s2", opts)).search("grokking", 2).catch((e: unknown) => e)) as LiteratureError;
+    expect(err).toBeInstanceOf(LiteratureError);
+    expect(err.message).toMatch(/gave up without waiting .*the --literature-wait bound of 0\.5 s$/);
+
+    s2Server.script = [{ status: 429, headers: { "retry-after": "1" } }];
+    const auto = await chooseLiterature("auto", opts);
+    expect(await auto.search("grokking", 2)).toHaveLength(2);
+    expect(auto.name).toBe("OpenAlex (instead of Semantic Scholar)");
+    expect(s2Server.requests).toHaveLength(2);
   });
 });

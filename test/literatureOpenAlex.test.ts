@@ -120,10 +120,14 @@ describe("OpenAlex", () => {
   it("sends the API key, and fails with a LiteratureError that says how to get one", async () => {
     await oa({ apiKey: "oa-key" }).search("dropout", 1);
     expect(server.requests[0]!.params.get("api_key")).toBe("oa-key");
-    server.script = Array.from({ length: 4 }, () => ({ status: 429 }));
-    const err = (await oa().search("dropout", 1).catch((e: unknown) => e)) as LiteratureError;
+    // Rate limits are waited out until the bound, however many tries that takes.
+    server.script = Array.from({ length: 100 }, () => ({ status: 429 }));
+    const err = (await oa({ maxWaitMs: 100 }).search("dropout", 1).catch((e: unknown) => e)) as LiteratureError;
     expect(err).toBeInstanceOf(LiteratureError);
-    expect(err.message).toMatch(/^OpenAlex search for "dropout" failed \(4 attempts\): answered 429 \(rate limit\)/);
+    expect(err.kind).toBe("rate-limited");
+    expect(err.message).toMatch(/^OpenAlex search for "dropout" gave up (after \d\.\d s of rate limiting|without waiting) \(it answered 429 \(rate limit\)/);
+    expect(err.message).toMatch(/the --literature-wait bound of 0\.1 s$/);
+    expect(err.hint).toMatch(/--literature-wait/);
     expect(err.hint).toMatch(/OPENALEX_API_KEY/);
   });
 

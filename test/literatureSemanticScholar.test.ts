@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vites
 import { pino } from "pino";
 import { parseBibliography } from "../agents/tools/bibliography.js";
 import { semanticScholar, type SemanticScholarOptions } from "../agents/literature/semanticScholar.js";
+import { WaitBudget } from "../agents/literature/http.js";
 import { BIBTEX_KEY, KeyRegistry } from "../agents/literature/bibtexKey.js";
 import { LiteratureError } from "../agents/literature/errors.js";
 import { startFakeSemanticScholar, type FakeLiteratureServer, type FakePaper } from "./helpers/fakeLiterature.js";
@@ -125,7 +126,7 @@ describe("Semantic Scholar", () => {
     const hits = await s2({ onWait: (why) => waits.push(why) }).search("attention", 3);
     expect(hits[0]!.title).toBe(ATTENTION.title);
     expect(server.requests).toHaveLength(2);
-    expect(waits).toEqual([expect.stringMatching(/^Semantic Scholar answered 500 \(server error\); waiting \d\.\d s before trying again \(attempt 2 of 4\)$/)]);
+    expect(waits).toEqual([expect.stringMatching(/^Semantic Scholar answered 500 \(server error\); waiting \d\.\d s before trying again \(attempt 2 of 4; waited 0\.0 s of at most 300 s\)$/)]);
   });
 
   it("waits out a storm of 429s as Retry-After asks, says so, and then succeeds", async () => {
@@ -139,23 +140,24 @@ describe("Semantic Scholar", () => {
     expect(hits[0]!.key).toBe("vaswani2017attention");
     expect(server.requests).toHaveLength(4);
     expect(waits.map((w) => w.why)).toEqual([
-      expect.stringMatching(/^Semantic Scholar answered 429 \(rate limit\); waiting 1\.\d s as its Retry-After asks \(attempt 2 of 4\)$/),
-      expect.stringMatching(/^Semantic Scholar answered 429 \(rate limit\); waiting 0\.\d s as its Retry-After asks \(attempt 3 of 4\)$/),
-      expect.stringMatching(/^Semantic Scholar answered 429 \(rate limit\); waiting 0\.\d s before trying again \(attempt 4 of 4\)$/),
+      expect.stringMatching(/^Semantic Scholar answered 429 \(rate limit\); waiting 1\.\d s as its Retry-After asks \(attempt 2; waited 0\.0 s of at most 300 s\)$/),
+      expect.stringMatching(/^Semantic Scholar answered 429 \(rate limit\); waiting 0\.\d s as its Retry-After asks \(attempt 3; waited 1\.\d s of at most 300 s\)$/),
+      expect.stringMatching(/^Semantic Scholar answered 429 \(rate limit\); waiting 0\.\d s before trying again \(attempt 4; waited 1\.\d s of at most 300 s\)$/),
     ]);
     expect(waits[0]!.ms).toBeGreaterThanOrEqual(1000);
     const [first, second] = server.requests;
     expect(second!.at - first!.at).toBeGreaterThanOrEqual(1000);
   });
 
-  it("throws a LiteratureError saying what to do when 429s outlast the attempts", async () => {
-    server.script = Array.from({ length: 4 }, () => ({ status: 429 }));
+  it("gives up on 500s after the policy's attempts, saying what kind of failure it was", async () => {
+    server.script = Array.from({ length: 4 }, () => ({ status: 500 }));
     const err = await s2().search("attention", 3).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LiteratureError);
     const e = err as LiteratureError;
-    expect(e.status).toBe(429);
+    expect(e.status).toBe(500);
+    expect(e.kind).toBe("server-error");
     expect(e.service).toBe("Semantic Scholar");
-    expect(e.message).toMatch(/^Semantic Scholar search for "attention" failed \(4 attempts\): answered 429 \(rate limit\): Too Many Requests/);
+    expect(e.message).toMatch(/^Semantic Scholar search for "attention" failed \(4 attempts\): answered 500 \(server error\)/);
     expect(e.hint).toMatch(/S2_API_KEY/);
     expect(e.hint).toMatch(/--literature openalex/);
     expect(server.requests).toHaveLength(4);
@@ -212,5 +214,86 @@ describe("Semantic Scholar", () => {
     expect(err).toBeInstanceOf(LiteratureError);
     expect(err.status).toBe(403);
     expect(err.hint).toMatch(/check S2_API_KEY/);
+  });
+});
+
+describe("the wait bound", () => {
+  it("adds up waits, allows one that reaches the bound exactly, and is cleared by an answer", () => {
+    const budget = new WaitBudget(1000);
+    expect(budget.allows(1000)).toBe(true);
+    expect(budget.allows(1001)).toBe(false);
+    budget.spend(600);
+    expect(budget.waitedMs).toBe(600);
+    expect(budget.allows(400)).toBe(true);
+    expect(budget.allows(401)).toBe(false);
+    budget.spend(400);
+    expect(budget.allows(0)).toBe(true);
+    expect(budget.allows(1)).toBe(false);
+    budget.clear();
+    expect(budget.waitedMs).toBe(0);
+    expect(budget.allows(1000)).toBe(true);
+  });
+
+  it("waits out 429s past the retry count while the bound lasts, says how much of it is used, then gives up saying how to raise it", async () => {
+    // Retry-After: 0 asks for no wait; the jitter makes each one under 250 ms, so 600 ms take at least two.
+    server.script = Array.from({ length: 100 }, () => ({ status: 429, headers: { "retry-after": "0" } }));
+    const waits: { why: string; ms: number }[] = [];
+    const source = s2({ retry: { attempts: 2, baseMs: 10, maxMs: 2000 }, maxWaitMs: 600, onWait: (why, ms) => waits.push({ why, ms }) });
+    const err = (await source.search("attention", 3).catch((e: unknown) => e)) as LiteratureError;
+    expect(err).toBeInstanceOf(LiteratureError);
+    expect(err.kind).toBe("rate-limited");
+    expect(err.status).toBe(429);
+    expect(err.message).toMatch(
+      /^Semantic Scholar search for "attention" gave up after \d\.\d s of rate limiting \(it answered 429 \(rate limit\): Too Many Requests.*\): waiting \d\.\d s more would pass the --literature-wait bound of 0\.6 s$/,
+    );
+    expect(err.hint).toMatch(/^Wait longer with --literature-wait <seconds> \(now 0\.6\), or: Set S2_API_KEY/);
+    // More tries than the policy's two: the bound, not the count, governs rate limits.
+    expect(server.requests.length).toBeGreaterThan(2);
+    expect(server.requests).toHaveLength(waits.length + 1);
+    const waited = waits.reduce((sum, w) => sum + w.ms, 0);
+    expect(waited).toBeLessThanOrEqual(600);
+    expect(waited).toBeGreaterThan(350);
+    expect(waits.at(-1)!.why).toMatch(/\(attempt \d+; waited \d\.\d s of at most 0\.6 s\)$/);
+  });
+
+  it("is per outage: once spent, each search asks once and gives up; an answer refills it", async () => {
+    // Each wait is 400 ms and up to 250 of jitter: one fits in 700 ms, two never do.
+    const tooMany = { status: 429, headers: { "retry-after-ms": "400" } };
+    server.script = Array.from({ length: 100 }, () => tooMany);
+    const waits: string[] = [];
+    const source = s2({ maxWaitMs: 700, onWait: (why) => waits.push(why) });
+    await expect(source.search("attention", 3)).rejects.toBeInstanceOf(LiteratureError);
+    expect(server.requests).toHaveLength(2);
+    const asked = server.requests.length;
+    const again = (await source.search("attention", 3).catch((e: unknown) => e)) as LiteratureError;
+    expect(again.message).toMatch(/gave up after \d\.\d s of rate limiting/);
+    expect(server.requests).toHaveLength(asked + 1);
+
+    server.script = [];
+    expect((await source.search("attention", 3))[0]!.title).toBe(ATTENTION.title);
+    // Had the answer not cleared the 400 ms and more waited before, this wait would not fit.
+    server.script = [tooMany];
+    expect((await source.search("attention", 3))[0]!.title).toBe(ATTENTION.title);
+    expect(server.requests).toHaveLength(asked + 4);
+    expect(waits.at(-1)).toMatch(/\(attempt 2; waited 0\.0 s of at most 0\.7 s\)$/);
+  });
+
+  it("counts the policy's attempts on other failures only: rate limits between them use none up", async () => {
+    const tooMany = { status: 429, headers: { "retry-after-ms": "0" } };
+    server.script = [{ status: 500 }, tooMany, tooMany, { status: 500 }, { status: 500 }];
+    const waits: string[] = [];
+    const hits = await s2({ onWait: (why) => waits.push(why) }).search("attention", 3);
+    expect(hits[0]!.title).toBe(ATTENTION.title);
+    expect(server.requests).toHaveLength(6);
+    expect(waits.at(-1)).toMatch(/^Semantic Scholar answered 500 \(server error\); waiting \d\.\d s before trying again \(attempt 6 of 6; /);
+  });
+
+  it("gives up at once, without sleeping, when the server asks for a wait longer than the bound", async () => {
+    server.script = [{ status: 429, headers: { "retry-after": "30" } }];
+    const started = Date.now();
+    const err = (await s2({ retry: { attempts: 4, baseMs: 10, maxMs: 60_000 }, maxWaitMs: 4000 }).search("attention", 3).catch((e: unknown) => e)) as LiteratureError;
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(err.message).toMatch(/gave up without waiting \(it answered 429 .*\): waiting 30\.\d s more would pass the --literature-wait bound of 4 s$/);
+    expect(server.requests).toHaveLength(1);
   });
 });

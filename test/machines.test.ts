@@ -19,6 +19,8 @@ import { machines, type Role } from "../machines/index.js";
 import type { ChairEvent, ReceivedReview } from "../machines/areaChair.js";
 import type { PlannedRun, RunAttempt } from "../machines/coder.js";
 import { toMermaid } from "../machines/mermaid.js";
+import type { CriticStep, Decision } from "../machines/critic.js";
+import { LiteratureError } from "../agents/literature/errors.js";
 
 const idea = (name: string): Idea => ({ Name: name, Title: `On ${name}`, Experiment: "fit it", Interestingness: 6, Feasibility: 7, Novelty: 5 });
 const verdict = (v: Verdict["verdict"], reason = "because"): Verdict => ({ verdict: v, reason, evidence: [], queries: [] });
@@ -76,7 +78,7 @@ const traversals: Record<Role, Traversal> = {
         { idea: idea("alpha"), done: true, thought: "fine" },
       ]),
       ...outcomes(m, "screening", [{}, { duplicateOf: "beta" }]),
-      ...outcomes(m, "awaitingVerdict", [verdict("novel"), verdict("revise"), verdict("not novel")]),
+      ...outcomes(m, "awaitingVerdict", [verdict("novel"), verdict("revise"), verdict("not novel"), verdict("undecided")]),
       ...outcomes(m, "revising", [idea("alpha")]),
       ...outcomes(m, "handingOff", [undefined]),
     ],
@@ -85,7 +87,7 @@ const traversals: Record<Role, Traversal> = {
     input: { idea: idea("alpha"), maxRounds: 1 },
     events: (m) => [
       ...outcomes(m, "thinking", [{ decision: { verdict: "novel", reason: "nothing close" } }, { query: "alpha fitting" }, {}]),
-      ...outcomes(m, "searching", [[{ title: "Prior work", authors: ["A. Author"] }]]),
+      ...outcomes(m, "searching", [[{ title: "Prior work", authors: ["A. Author"] }], []]),
       ...outcomes(m, "deciding", [{ verdict: "not novel", reason: "Prior work" }]),
     ],
   },
@@ -226,6 +228,11 @@ describe("mermaid", () => {
     expect(chair).toContain("judgingWhatCame --> deciding : always [hasReviews]");
     expect(chair).toContain("done --> [*]");
     expect(toMermaid(machines.ideator)).toContain("reflecting --> reflecting : done(reflectOnIdea) [keepReflecting]");
+    // Guards given params from the event still draw by name.
+    const critic = toMermaid(machines.critic);
+    expect(critic).toContain("thinking --> decided : done(think) [decidesOnEvidence]");
+    expect(critic).toContain("thinking --> searching : done(think) [notSearchedYet]");
+    expect(critic).toContain("thinking --> undecided : done(think) [noSearchAnswered]");
   });
   it("draws nested and parallel states with ids Mermaid cannot misread", () => {
     const nested = createMachine({
@@ -305,6 +312,111 @@ describe("the loops that matter", () => {
     ]);
     expect(records[0]!.idea.Title).toBe("On alpha, revised");
     expect(records[0]!.history.some((h) => h.startsWith("critic: revise"))).toBe(true);
+  });
+
+  it("ideator: an idea the critic is undecided on is kept with its verdict and never handed to the coder", async () => {
+    const handed: string[] = [];
+    const machine = machines.ideator.provide({
+      actors: {
+        proposeIdea: fromPromise(async () => idea("alpha")),
+        reflectOnIdea: fromPromise(async ({ input }) => ({ idea: input.idea, done: true, thought: "fine" })),
+        screenIdea: fromPromise(async () => ({})),
+        askCritic: fromPromise(async () => verdict("undecided", "undecided: literature unreachable (Semantic Scholar answered 429)")),
+        reviseIdea: fromPromise(async ({ input }) => input.idea),
+        handOff: fromPromise(async ({ input }) => {
+          handed.push(input.ideaId);
+        }),
+      },
+    });
+    const { records } = await toPromise(createActor(machine, { input: { target: 1, maxReflections: 1, maxRevisions: 1 } }).start());
+    expect(handed).toEqual([]);
+    expect(records).toHaveLength(1);
+    expect(records[0]!.status).toBe("undecided");
+    expect(records[0]!.verdict?.verdict).toBe("undecided");
+    expect(records[0]!.history.at(-1)).toBe("critic: undecided: literature unreachable (Semantic Scholar answered 429)");
+  });
+
+  /** The critic with scripted thoughts and searches; records what it was asked. */
+  function critic(steps: (input: { round: number; queries: string[] }) => CriticStep, search: (query: string) => Promise<{ title: string; authors: string[] }[]>) {
+    const calls: string[] = [];
+    const machine = machines.critic.provide({
+      actors: {
+        think: fromPromise(async ({ input }) => {
+          calls.push(`think ${input.round}`);
+          return steps(input);
+        }),
+        searchLiterature: fromPromise(async ({ input }) => {
+          calls.push(`search ${input.query}`);
+          return search(input.query);
+        }),
+        decide: fromPromise(async (): Promise<Decision> => {
+          calls.push("decide");
+          return { verdict: "novel", reason: "decided" };
+        }),
+      },
+    });
+    return { machine, calls };
+  }
+
+  it("critic: a decision offered before any search is ignored; it searches the idea's title, then decides", async () => {
+    const { machine, calls } = critic(
+      () => ({ decision: { verdict: "novel", reason: "sounds new" } }),
+      async () => [{ title: "Prior work", authors: ["A. Author"] }],
+    );
+    const actor = createActor(machine, { input: { idea: idea("alpha"), maxRounds: 3 } }).start();
+    const out = await toPromise(actor);
+    expect(calls).toEqual(["think 0", "search On alpha", "think 1"]);
+    expect(actor.getSnapshot().value).toBe("decided");
+    expect(out.verdict).toEqual({ verdict: "novel", reason: "sounds new", evidence: [{ title: "Prior work", authors: ["A. Author"] }], queries: ["On alpha"] });
+  });
+
+  it("critic: a search that returned nothing is still evidence for 'novel'", async () => {
+    const { machine, calls } = critic(
+      ({ queries }) => (queries.length ? { decision: { verdict: "novel", reason: "nothing found" } } : { query: "alpha fitting" }),
+      async () => [],
+    );
+    const out = await toPromise(createActor(machine, { input: { idea: idea("alpha"), maxRounds: 2 } }).start());
+    expect(calls).toEqual(["think 0", "search alpha fitting", "think 1"]);
+    expect(out.verdict).toMatchObject({ verdict: "novel", evidence: [], queries: ["alpha fitting"] });
+  });
+
+  it("critic: when no search returns, it is undecided on the last failure, keeps each failure typed, and never asks the model to decide", async () => {
+    let n = 0;
+    const { machine, calls } = critic(
+      // The model would call it novel, and asks for more searches while it may.
+      ({ round }) => ({ query: `query ${round}`, decision: { verdict: "novel", reason: "nothing found" } }),
+      async (query) => {
+        throw new LiteratureError(`Semantic Scholar search for "${query}" failed (try ${++n})`, "Semantic Scholar", n === 1 ? 503 : 429, { hint: "set S2_API_KEY" });
+      },
+    );
+    const actor = createActor(machine, { input: { idea: idea("alpha"), maxRounds: 2 } }).start();
+    const out = await toPromise(actor);
+    expect(calls).toEqual(["think 0", "search query 0", "think 1", "search query 1", "think 2"]);
+    expect(actor.getSnapshot().value).toBe("undecided");
+    expect(out.verdict).toEqual({
+      verdict: "undecided",
+      reason: 'undecided: literature unreachable (Semantic Scholar search for "query 1" failed (try 2))',
+      evidence: [],
+      queries: ["query 0 (failed)", "query 1 (failed)"],
+    });
+    expect(actor.getSnapshot().context.failures).toEqual([
+      { query: "query 0", message: 'Semantic Scholar search for "query 0" failed (try 1)', kind: "server-error", hint: "set S2_API_KEY" },
+      { query: "query 1", message: 'Semantic Scholar search for "query 1" failed (try 2)', kind: "rate-limited", hint: "set S2_API_KEY" },
+    ]);
+  });
+
+  it("critic: with its rounds spent and one search answered, the model decides on what was found", async () => {
+    let n = 0;
+    const { machine, calls } = critic(
+      ({ round }) => ({ query: `query ${round}` }),
+      async () => {
+        if (++n === 1) throw new LiteratureError("Semantic Scholar could not be reached", "Semantic Scholar", undefined);
+        return [{ title: "Prior work", authors: [] }];
+      },
+    );
+    const out = await toPromise(createActor(machine, { input: { idea: idea("alpha"), maxRounds: 2 } }).start());
+    expect(calls).toEqual(["think 0", "search query 0", "think 1", "search query 1", "think 2", "decide"]);
+    expect(out.verdict).toMatchObject({ verdict: "novel", reason: "decided", queries: ["query 0 (failed)", "query 1"] });
   });
 
   it("coder: keeps run_1 and run_2 when run_3 fails every fix, then plots", async () => {

@@ -5,6 +5,7 @@ import { JobFailedError } from "../../bus/workQueue.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
+import { LiteratureError } from "../literature/errors.js";
 import type { LiteratureSource } from "../literature/source.js";
 import { decide, think } from "./prompts.js";
 
@@ -20,7 +21,10 @@ export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, liter
         };
       }),
       searchLiterature: fromPromise(async ({ input }: { input: { query: string } }) => {
-        const hits = await literature.search(input.query, 8, ctx.signal);
+        const hits = await literature.search(input.query, 8, ctx.signal).catch(async (err: unknown) => {
+          if (err instanceof LiteratureError) await ctx.progress(`could not search ${literature.name} for "${input.query}": ${err.message}`, job.ideaId);
+          throw err;
+        });
         await ctx.progress(`searched ${literature.name} for "${input.query}": ${hits.length} papers`, job.ideaId);
         return hits.map(({ bibtex: _bibtex, abstract: _abstract, ...evidence }) => evidence);
       }),
@@ -33,6 +37,6 @@ export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, liter
     log: ctx.log,
     signal: ctx.signal,
   });
-  if (!out.verdict) throw new JobFailedError(`the critic reached no verdict on ${job.ideaId}: ${out.error}`);
+  if (!out.verdict) throw new JobFailedError(`the critic reached no verdict on ${job.ideaId}: ${out.error?.message ?? "no verdict"}`);
   return out.verdict;
 }

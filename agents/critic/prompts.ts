@@ -2,7 +2,8 @@ import { z } from "zod";
 import { Evidence, Idea, VerdictKind } from "../../bus/schemas.js";
 import { defineTask } from "../llm/task.js";
 
-const Decision = z.object({ verdict: VerdictKind, reason: z.string().min(1) });
+/** The model judges on evidence; "undecided" is the critic's own verdict when no search returned. */
+const Decision = z.object({ verdict: VerdictKind.exclude(["undecided"]), reason: z.string().min(1) });
 const SYSTEM = "You are a demanding reviewer judging whether a research idea is novel. You search the literature before you judge, and you judge on evidence, not on impressions.";
 const DECISION_SHAPE = `{"verdict": "novel" | "not novel" | "revise", "reason": "..."}`;
 
@@ -12,7 +13,9 @@ export const think = defineTask({
   answer: z.object({ thought: z.string(), query: z.string().min(1).nullable(), decision: Decision.nullable() }),
   system: SYSTEM,
   instructions: (d) =>
-    `Search round ${d.round + 1} of at most ${d.maxRounds} on \`idea\`; \`queries\` are your searches so far and \`found\` the papers they returned. Either give one more search query (decision null), or decide (query null): "novel" if no paper found does this, "not novel" if one does, "revise" if the idea is close to a paper but could be reframed to ask something new — then say how in the reason.`,
+    d.queries.length === 0
+      ? `Search round 1 of at most ${d.maxRounds} on \`idea\`. Give your first search query (decision null): you decide only on what the literature says.`
+      : `Search round ${d.round + 1} of at most ${d.maxRounds} on \`idea\`; \`queries\` are your searches so far (those marked "(failed)" reached no literature) and \`found\` the papers they returned. Either give one more search query (decision null), or decide (query null): "novel" if no paper found does this, "not novel" if one does, "revise" if the idea is close to a paper but could be reframed to ask something new — then say how in the reason.`,
   shape: `{"thought": "...", "query": "search terms" | null, "decision": ${DECISION_SHAPE} | null}`,
 });
 

@@ -58,7 +58,13 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
         await publishJob(ctx.bus, "novelty", { jobId, runId: job.runId, ideaId: input.ideaId, idea: input.idea, turn: input.turn });
         const outcome = await awaitOutcome(ctx.bus, job.runId, "novelty", jobId, { signal: ctx.signal, log: ctx.log });
         if (!outcome.ok) throw new Error(outcome.error);
-        await ctx.progress(`critic says ${outcome.result.verdict}: ${outcome.result.reason}`, input.ideaId);
+        const { verdict, reason } = outcome.result;
+        await ctx.progress(
+          verdict === "undecided"
+            ? `critic is undecided on "${input.idea.Title}": ${reason.replace(/^undecided: /, "")}`
+            : `critic says ${verdict}: ${reason}`,
+          input.ideaId,
+        );
         return outcome.result;
       }),
       reviseIdea: fromPromise(async ({ input }) => {
@@ -83,9 +89,13 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
     { target: job.count, maxReflections: ctx.config.maxReflections, maxRevisions: ctx.config.maxRevisions },
     { bus: ctx.bus, snapshotKey: `${job.runId}.snap.ideator`, log: ctx.log, signal: ctx.signal },
   );
-  await writeArchive(ctx.bus, template.name, [...earlierRuns, ...records.map((r) => r.idea)]);
+  // An idea the critic could not judge stays open: a later run, with the literature back, may propose it again.
+  await writeArchive(ctx.bus, template.name, [...earlierRuns, ...records.filter((r) => r.status !== "undecided").map((r) => r.idea)]);
   for (const failure of failures) await ctx.progress(failure);
-  await ctx.progress(`done: ${records.filter((r) => r.status === "accepted").length} of ${records.length} ideas judged novel`);
+  const undecided = records.filter((r) => r.status === "undecided").length;
+  await ctx.progress(
+    `done: ${records.filter((r) => r.status === "accepted").length} of ${records.length} ideas judged novel${undecided ? `; ${undecided} undecided, the literature unreachable` : ""}`,
+  );
   if (!records.length && failures.length) throw new JobFailedError(`no idea could be proposed: ${failures[0]}`);
   return { ideas: records, ...(failures.length ? { failures } : {}) };
 }

@@ -5,7 +5,7 @@ import type { Logger } from "../../bus/logger.js";
 import type { RetryPolicy } from "../llm/retry.js";
 import { cachedSource } from "./cache.js";
 import { LiteratureError } from "./errors.js";
-import type { OnWait } from "./http.js";
+import { DEFAULT_MAX_WAIT_MS, type OnWait } from "./http.js";
 import { localBibliography } from "./localBibliography.js";
 import { OPENALEX_DEFAULT_URL, openAlex } from "./openAlex.js";
 import { S2_DEFAULT_URL, semanticScholar } from "./semanticScholar.js";
@@ -58,6 +58,7 @@ export function withFallback(
         throw new LiteratureError(`${err.message}${before}`, err.service, err.status, {
           hint: `Neither ${primary.name} nor ${secondary.name} can be searched now. ${err.hint ?? ""} Or search a BibTeX file with --literature local.`.trim(),
           cause: err,
+          kind: err.kind,
         });
       }
     },
@@ -71,10 +72,13 @@ export interface ChooseLiteratureOptions {
   cacheDir: string;
   log: Logger;
   onWait?: OnWait;
+  /** Longest a source waits out rate limits and outages, in all, before a search gives up (default five minutes). */
+  maxWaitMs?: number;
 }
 
-/** With OpenAlex behind it, Semantic Scholar is given up on sooner than when it is the only source. */
+/** With OpenAlex behind it, Semantic Scholar is given up on sooner (fewer tries, a shorter wait) than when it is the only source. */
 const PRIMARY_RETRY: RetryPolicy = { attempts: 3, baseMs: 1000, maxMs: 10_000 };
+const PRIMARY_MAX_WAIT_MS = 20_000;
 
 /**
  * The literature a run asked for: Semantic Scholar, OpenAlex, Semantic Scholar falling back to OpenAlex
@@ -86,7 +90,8 @@ export async function chooseLiterature(kind: LiteratureKind, opts: ChooseLiterat
     throw new UserError(`Unknown literature source ${JSON.stringify(kind)}`, { hint: `Use one of ${LiteratureKind.options.join(", ")}.` });
   }
   const { log, onWait } = opts;
-  const common = { log, ...(onWait ? { onWait } : {}) };
+  const maxWaitMs = opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+  const common = { log, maxWaitMs, ...(onWait ? { onWait } : {}) };
   // One cache per service address: answers from one server (a mirror, a test double) never stand in for another's.
   const cacheFor = (url: string) => join(opts.cacheDir, url.replace(/^https?:\/\//, "").replace(/[^A-Za-z0-9.-]+/g, "_"));
   const s2Url = process.env.S2_API_URL || S2_DEFAULT_URL;
@@ -100,7 +105,7 @@ export async function chooseLiterature(kind: LiteratureKind, opts: ChooseLiterat
       return cachedSource(openAlex({ ...common, baseUrl: openAlexUrl }), cacheFor(openAlexUrl), { log });
     case "auto":
       return withFallback(
-        cachedSource(semanticScholar({ ...common, baseUrl: s2Url, retry: PRIMARY_RETRY }), cacheFor(s2Url), { log }),
+        cachedSource(semanticScholar({ ...common, baseUrl: s2Url, retry: PRIMARY_RETRY, maxWaitMs: Math.min(maxWaitMs, PRIMARY_MAX_WAIT_MS) }), cacheFor(s2Url), { log }),
         cachedSource(openAlex({ ...common, baseUrl: openAlexUrl }), cacheFor(openAlexUrl), { log }),
         log,
         onWait,

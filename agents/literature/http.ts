@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { z } from "zod";
 import type { Logger } from "../../bus/logger.js";
 import { DEFAULT_RETRY, withRetries, type RetryPolicy } from "../llm/retry.js";
-import { LiteratureError } from "./errors.js";
+import { kindOfStatus, LiteratureError, type LiteratureErrorKind } from "./errors.js";
 
 /** Told of every wait on a service, with why, so the person watching a run knows why a search stalls. */
 export type OnWait = (why: string, ms: number) => void;
@@ -20,9 +20,42 @@ export interface JsonClientOptions {
   pace?: ((signal?: AbortSignal) => Promise<void>) | undefined;
   /** What the person can do when the service keeps failing, given its last status. */
   hint: (status: number | undefined) => string;
+  /** The service's wait bound, shared by all its requests; without one, each request gets its own of DEFAULT_MAX_WAIT_MS. */
+  budget?: WaitBudget | undefined;
 }
 
 export const DEFAULT_TIMEOUT_MS = 30_000;
+/** How long a run waits out one service's rate limits and outages before it gives up on it: five minutes. */
+export const DEFAULT_MAX_WAIT_MS = 300_000;
+
+/**
+ * How long a service may hold a run up. The waits between its retries add up here; once the next one would
+ * take the sum past `maxMs`, the request gives up. An answer clears the sum: the bound is per outage, so a
+ * service that stays down costs each later search one request, not another full wait.
+ */
+export class WaitBudget {
+  private spentMs = 0;
+
+  constructor(readonly maxMs: number) {}
+
+  /** Milliseconds waited since the service last answered. */
+  get waitedMs(): number {
+    return this.spentMs;
+  }
+
+  /** Whether waiting `ms` more stays within the bound. */
+  allows(ms: number): boolean {
+    return this.spentMs + ms <= this.maxMs;
+  }
+
+  spend(ms: number): void {
+    this.spentMs += ms;
+  }
+
+  clear(): void {
+    this.spentMs = 0;
+  }
+}
 
 /** A non-2xx answer, shaped as `isRetryable` and `retryAfterMs` read errors. */
 class HttpStatusError extends Error {
@@ -38,14 +71,19 @@ class HttpStatusError extends Error {
 /**
  * GETs JSON and validates it. Rate limits, server errors, timeouts and dropped connections are retried by the
  * project's `withRetries` (the server's Retry-After when it gives one), each wait logged and reported through
- * `onWait`; whatever still fails becomes a LiteratureError. Cancellation is passed on as it is.
+ * `onWait` with how much of the wait bound it has used. A 429 is retried for as long as the bound lasts,
+ * however many tries that takes; other failures get the policy's attempts, within the bound too. Whatever
+ * still fails becomes a LiteratureError. Cancellation is passed on as it is.
  */
 export async function getJson<T>(url: URL, schema: z.ZodType<T>, what: string, opts: JsonClientOptions, signal?: AbortSignal): Promise<T> {
   const policy = opts.retry ?? DEFAULT_RETRY;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const budget = opts.budget ?? new WaitBudget(DEFAULT_MAX_WAIT_MS);
   let attempts = 0;
+  // Failures other than a 429: the policy's attempts bound these, whatever rate limits came between.
+  let errors = 0;
   try {
-    return await withRetries(
+    const value = await withRetries(
       `${opts.service} ${what}`,
       async (attempt) => {
         attempts = attempt;
@@ -53,16 +91,24 @@ export async function getJson<T>(url: URL, schema: z.ZodType<T>, what: string, o
         return getOnce(url, schema, what, opts, timeoutMs, signal);
       },
       {
-        policy,
+        // The count is kept here, not by withRetries: it does not apply to rate limits. Throwing from onRetry ends the retries.
+        policy: { ...policy, attempts: Number.POSITIVE_INFINITY },
         ...(signal ? { signal } : {}),
         onRetry: ({ err, attempt, waitMs, retryAfterMs }) => {
           const status = err instanceof HttpStatusError ? err.status : undefined;
-          const why = `${opts.service} ${describe(err, timeoutMs, false)}; waiting ${(waitMs / 1000).toFixed(1)} s ${retryAfterMs !== undefined ? "as its Retry-After asks" : "before trying again"} (attempt ${attempt + 1} of ${policy.attempts})`;
-          opts.log.warn({ service: opts.service, status, attempt, waitMs, retryAfter: retryAfterMs }, why);
+          if (status !== 429 && ++errors >= policy.attempts) throw err;
+          if (!budget.allows(waitMs)) throw gaveUp(err, waitMs, budget, what, opts, timeoutMs);
+          const waited = `waited ${seconds(budget.waitedMs)} s of at most ${boundSeconds(budget.maxMs)} s`;
+          const tries = status === 429 ? `attempt ${attempt + 1}; ${waited}` : `attempt ${attempt + 1} of ${attempt - errors + policy.attempts}; ${waited}`;
+          budget.spend(waitMs);
+          const why = `${opts.service} ${describe(err, timeoutMs, false)}; waiting ${seconds(waitMs)} s ${retryAfterMs !== undefined ? "as its Retry-After asks" : "before trying again"} (${tries})`;
+          opts.log.warn({ service: opts.service, status, attempt, waitMs, retryAfter: retryAfterMs, waitedMs: budget.waitedMs, maxWaitMs: budget.maxMs }, why);
           opts.onWait?.(why, waitMs);
         },
       },
     );
+    budget.clear();
+    return value;
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
     if (err instanceof LiteratureError) throw err;
@@ -71,8 +117,37 @@ export async function getJson<T>(url: URL, schema: z.ZodType<T>, what: string, o
     throw new LiteratureError(`${opts.service} ${what} failed${tries}: ${describe(err, timeoutMs)}`, opts.service, status, {
       hint: opts.hint(status),
       cause: err,
+      kind: kindOf(err),
     });
   }
+}
+
+/** The error for a service that would hold the run up past its wait bound. */
+function gaveUp(err: unknown, nextWaitMs: number, budget: WaitBudget, what: string, opts: JsonClientOptions, timeoutMs: number): LiteratureError {
+  const status = err instanceof HttpStatusError ? err.status : undefined;
+  const waiting = status === 429 ? "rate limiting" : "retrying";
+  const bound = boundSeconds(budget.maxMs);
+  const after = budget.waitedMs > 0 ? `after ${seconds(budget.waitedMs)} s of ${waiting}` : "without waiting";
+  return new LiteratureError(
+    `${opts.service} ${what} gave up ${after} (it ${describe(err, timeoutMs)}): waiting ${seconds(nextWaitMs)} s more would pass the --literature-wait bound of ${bound} s`,
+    opts.service,
+    status,
+    { hint: `Wait longer with --literature-wait <seconds> (now ${bound}), or: ${opts.hint(status)}`, cause: err, kind: kindOf(err) },
+  );
+}
+
+function kindOf(err: unknown): LiteratureErrorKind {
+  if (err instanceof HttpStatusError) return kindOfStatus(err.status);
+  return (err as Error)?.name === "TimeoutError" ? "timeout" : "unreachable";
+}
+
+function seconds(ms: number, digits = 1): string {
+  return (ms / 1000).toFixed(digits);
+}
+
+/** A bound as the person set it: "300", "4", "0.5". */
+function boundSeconds(ms: number): string {
+  return String(Number((ms / 1000).toFixed(1)));
 }
 
 async function getOnce<T>(url: URL, schema: z.ZodType<T>, what: string, opts: JsonClientOptions, timeoutMs: number, signal?: AbortSignal): Promise<T> {
@@ -100,6 +175,7 @@ async function getOnce<T>(url: URL, schema: z.ZodType<T>, what: string, opts: Js
 function badBody(opts: JsonClientOptions, what: string, problem: string): LiteratureError {
   return new LiteratureError(`${opts.service} ${what} answered with an unexpected body (${problem})`, opts.service, undefined, {
     hint: `The ${opts.service} API may have changed; ${opts.hint(undefined)}`,
+    kind: "bad-answer",
   });
 }
 
@@ -110,7 +186,7 @@ function describe(err: unknown, timeoutMs: number, detail = true): string {
     return `answered ${err.status}${kind}${message ? `: ${message}` : ""}`;
   }
   const e = err as Error;
-  if (e?.name === "TimeoutError") return `did not answer within ${(timeoutMs / 1000).toFixed(0)} s`;
+  if (e?.name === "TimeoutError") return `did not answer within ${seconds(timeoutMs, 0)} s`;
   const cause = (e?.cause as Error | undefined)?.message;
   return `could not be reached (${cause ?? e?.message ?? String(err)})`;
 }

@@ -3,7 +3,7 @@ import type { Logger } from "../../bus/logger.js";
 import type { RetryPolicy } from "../llm/retry.js";
 import { bareDoi, buildBibtex } from "./bibtex.js";
 import { sharedKeys, type KeyRegistry } from "./bibtexKey.js";
-import { getJson, type JsonClientOptions, type OnWait } from "./http.js";
+import { DEFAULT_MAX_WAIT_MS, getJson, WaitBudget, type JsonClientOptions, type OnWait } from "./http.js";
 import type { LiteratureHit, LiteratureSource } from "./source.js";
 
 export const OPENALEX_DEFAULT_URL = "https://api.openalex.org";
@@ -24,6 +24,8 @@ export interface OpenAlexOptions {
   log: Logger;
   onWait?: OnWait;
   retry?: RetryPolicy;
+  /** Longest this source waits out rate limits and outages, in all, before a search gives up (default five minutes). */
+  maxWaitMs?: number;
   /** Limit for one request. */
   timeoutMs?: number;
   /** Where keys are claimed (default: the process's). */
@@ -64,6 +66,7 @@ export function openAlex(opts: OpenAlexOptions): LiteratureSource {
     log,
     onWait: opts.onWait,
     retry: opts.retry,
+    budget: new WaitBudget(opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS),
     timeoutMs: opts.timeoutMs,
     hint: (status) =>
       status === 401 || status === 403

@@ -3,7 +3,7 @@ import type { Logger } from "../../bus/logger.js";
 import type { RetryPolicy } from "../llm/retry.js";
 import { buildBibtex, rewriteBibtex } from "./bibtex.js";
 import { sharedKeys, type KeyRegistry } from "./bibtexKey.js";
-import { getJson, pacerFor, type JsonClientOptions, type OnWait } from "./http.js";
+import { DEFAULT_MAX_WAIT_MS, getJson, pacerFor, WaitBudget, type JsonClientOptions, type OnWait } from "./http.js";
 import type { LiteratureHit, LiteratureSource } from "./source.js";
 
 export const S2_DEFAULT_URL = "https://api.semanticscholar.org/graph/v1";
@@ -22,6 +22,8 @@ export interface SemanticScholarOptions {
   log: Logger;
   onWait?: OnWait;
   retry?: RetryPolicy;
+  /** Longest this source waits out rate limits and outages, in all, before a search gives up (default five minutes). */
+  maxWaitMs?: number;
   /** Least time between request starts without a key (default one second); with a key there is no pacing. */
   minIntervalMs?: number;
   /** Limit for one request. */
@@ -69,6 +71,7 @@ export function semanticScholar(opts: SemanticScholarOptions): LiteratureSource 
     log,
     onWait: opts.onWait,
     retry: opts.retry,
+    budget: new WaitBudget(opts.maxWaitMs ?? DEFAULT_MAX_WAIT_MS),
     timeoutMs: opts.timeoutMs,
     headers: apiKey ? { "x-api-key": apiKey } : {},
     pace: apiKey

@@ -84,7 +84,7 @@ export interface RetryNotice {
 export async function withRetries<T>(
   what: string,
   fn: (attempt: number) => Promise<T>,
-  opts: { policy?: RetryPolicy; signal?: AbortSignal; log?: Logger; /** Replaces the default log line for each wait. */ onRetry?: (n: RetryNotice) => void } = {},
+  opts: { policy?: RetryPolicy; signal?: AbortSignal; log?: Logger; /** Replaces the default log line for each wait; an error it throws ends the retries and is what the caller gets. */ onRetry?: (n: RetryNotice) => void } = {},
 ): Promise<T> {
   const policy = opts.policy ?? DEFAULT_RETRY;
   for (let attempt = 1; ; attempt++) {

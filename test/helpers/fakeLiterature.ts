@@ -61,10 +61,14 @@ const S2_TOO_MANY = {
  */
 export function startFakeSemanticScholar(
   papers: FakePaper[],
-  opts: { apiKey?: string; /** Answer 429 (Retry-After: 1) to everything until this time (Date.now() ms). */ rateLimitedUntil?: number } = {},
+  opts: {
+    apiKey?: string;
+    /** Answer 429 (Retry-After: 1) to everything for this long from the first request (ms): an outage that a slow start cannot miss. */
+    rateLimitedForMs?: number;
+  } = {},
 ): Promise<FakeLiteratureServer> {
   return startServer(papers, (state, path, params, headers, res) => {
-    if (opts.rateLimitedUntil !== undefined && Date.now() < opts.rateLimitedUntil) {
+    if (opts.rateLimitedForMs !== undefined && Date.now() < state.requests[0]!.at + opts.rateLimitedForMs) {
       return send(res, 429, S2_TOO_MANY, { "retry-after": "1" });
     }
     if (opts.apiKey !== undefined && headers["x-api-key"] !== undefined && headers["x-api-key"] !== opts.apiKey) {
