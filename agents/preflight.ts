@@ -207,7 +207,7 @@ async function pythonCheck(modules: string[], opts: PreflightOptions): Promise<{
       ok: false,
       detail: `no Python imports ${wanted} (${tried})`,
       fix: system?.info
-        ? `${pythonModulesFix(lacking)}; or install them into a virtualenv and set SWARM_PYTHON=/path/to/venv/bin/python`
+        ? pythonModulesFix(lacking) + (lacking.every((m) => pythonPackage(m).debian !== null) ? "; or install them into a virtualenv and set SWARM_PYTHON=/path/to/venv/bin/python" : "")
         : `apt-get install -y python3${lacking.length ? `, then ${pythonModulesFix(lacking)}` : ""}`,
     },
   };

@@ -115,9 +115,11 @@ export function importedModules(dir: string): string[] {
         tryIndent = indent;
         continue;
       }
-      const m = /^\s*(?:import|from)\s+([A-Za-z_][A-Za-z0-9_]*)/.exec(line);
-      if (!m || tryIndent !== undefined) continue;
-      if (!STDLIB.has(m[1]!) && !local.has(m[1]!)) found.add(m[1]!);
+      // `from world coordinates ...` in a docstring is no import: the statement's own shape is required.
+      const m = /^\s*(?:import\s+([A-Za-z_]\w*)(?=\s*$|[\s.,;#])|from\s+([A-Za-z_]\w*)(?:\.[\w.]+)?\s+import\b)/.exec(line);
+      const name = m?.[1] ?? m?.[2];
+      if (!name || tryIndent !== undefined) continue;
+      if (!STDLIB.has(name) && !local.has(name)) found.add(name);
     }
   }
   return [...found].sort();

@@ -218,7 +218,7 @@ function judgeRun(r: { budgetHit: boolean; budgetUsd: number | undefined; spentU
   if (!ideation.ok) return { status: "failed", reason: `ideation failed: ${ideation.error}` };
   if (counts.novel === 0) {
     const judged = ideation.result.ideas;
-    const why = judged.map((i) => `"${i.idea.Title}" ${i.status === "undecided" ? (i.verdict?.reason ?? "undecided: the critic could not decide") : i.status === "rejected" ? `not novel: ${i.verdict?.reason ?? "judged not novel"}` : `failed: ${i.history.at(-1) ?? "no verdict"}`}`);
+    const why = judged.map((i) => `"${i.idea.Title}" ${i.status === "undecided" ? (i.verdict?.reason ?? "undecided: the critic could not decide") : i.status === "rejected" ? (i.verdict ? `not novel: ${i.verdict.reason}` : (i.history.at(-1) ?? "rejected")) : `failed: ${i.history.at(-1) ?? "no verdict"}`}`);
     const failures = ideation.result.failures ?? [];
     return {
       status: judged.length ? "no novel idea" : "failed",

@@ -70,7 +70,7 @@ export async function readFinalInfo(dir: string): Promise<RunRecord["results"]> 
 }
 
 const GPU_NEEDED =
-  /Torch not compiled with CUDA enabled|Found no NVIDIA driver|no CUDA GPUs are available|CUDA driver version is insufficient|CUDA is not available|cudaGetDeviceCount|libcuda\.so|NVIDIA-SMI has failed|No CUDA runtime is found/i;
+  /Torch not compiled with CUDA enabled|Found no NVIDIA driver|no CUDA GPUs are available|CUDA driver version is insufficient|CUDA is not available|cudaGetDeviceCount|libcuda\.so|NVIDIA-SMI has failed|No CUDA runtime is found|cuda (?:is )?unavailable|assert\s+torch\.cuda\.is_available\(\)/i;
 
 /** `prepare*.py` scripts in the folder of a missing file or above it, up to the template's parent's parent. */
 function prepareSteps(missing: string, templateDir: string): string[] {
@@ -82,6 +82,12 @@ function prepareSteps(missing: string, templateDir: string): string[] {
     if (steps.length) break;
   }
   return steps;
+}
+
+/** Where the template's own instructions are, when it has them. */
+function readme(template: Template): string {
+  const file = readdirSync(template.dir).find((f) => /^readme(\.md|\.txt)?$/i.test(f));
+  return file ? ` (its ${file} may say how to get it: ${relative(process.cwd(), join(template.dir, file))})` : "";
 }
 
 /**
@@ -112,9 +118,12 @@ export function explainBaselineFailure(res: Pick<SandboxResult, "stderr" | "time
     const steps = prepareSteps(absolute, template.dir);
     message = `the baseline of ${where} opens ${file}, which is absent`;
     hint = [
-      steps.length ? `prepare the data first: ${steps.map((s) => `python3 ${relative(process.cwd(), s)}`).join(" or ")}` : "put the data file where the code looks for it",
+      steps.length ? `prepare the data first: ${steps.map((s) => `python3 ${relative(process.cwd(), s)}`).join(" or ")}` : `put the data file where the code looks for it${readme(template)}`,
       inside ? "" : `a run sees only its own folder (a copy of the template's), so the data must lie inside ${relative(process.cwd(), template.dir) || "."}, not at ${relative(process.cwd(), absolute)}`,
     ].filter(Boolean).join("; ");
+  } else if (/name resolution|Name or service not known|Network is unreachable|urlopen error|ConnectionError|Failed to establish a new connection/i.test(res.stderr)) {
+    message = `the baseline of ${where} tries to download something, and a run has no network`;
+    hint = `fetch its data beforehand into ${relative(process.cwd(), template.dir) || "."} (for a dataset that downloads itself, run its download once outside the swarm with the data path inside the template's folder)${readme(template)}`;
   } else if (/MemoryError|Cannot allocate memory|out of memory/i.test(res.stderr)) {
     message = `the baseline of ${where} ran out of memory${needs.memoryMb ? ` (limit ${needs.memoryMb} MiB)` : ""}`;
     hint = 'raise "memoryMb" in its manifest.json, or use a smaller profile';
