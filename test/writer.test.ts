@@ -6,7 +6,7 @@ import { pino } from "pino";
 import { natsForSuite } from "./helpers/nats.js";
 import { runScript } from "./helpers/cli.js";
 import { checkPaper, checkSection } from "../agents/writer/checklist.js";
-import { checkClaims, matches, unmatched, type Fact } from "../agents/writer/claims.js";
+import { checkClaims, collectFacts, matches, unmatched, type Fact } from "../agents/writer/claims.js";
 import { experiment } from "../agents/coder/coder.js";
 import { writePaper } from "../agents/writer/writer.js";
 import { createLlm } from "../agents/llm/client.js";
@@ -57,6 +57,23 @@ describe("the claim check", () => {
     expect(matches("0.9124", 0.912345, false)).toBe(false);
     expect(matches("91.2", 0.912345, true)).toBe(true);
     expect(unmatched(checkClaims(tex("Accuracy 0.9123, or 91.23\\% of points, over 3 datasets."), facts))).toEqual([]);
+  });
+
+  it("matches integers printed as integers, and counts of datasets and runs, but not an integer that is off by one", () => {
+    const ideaDir = mkdtempSync(join(tmpdir(), "claims-int-"));
+    try {
+      const datasets = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`molecule_${i}`, { means: { md_steps: 420 + i, rmsf: 0.25 } }]));
+      mkdirSync(join(ideaDir, "run_0"));
+      writeFileSync(join(ideaDir, "run_0", "final_info.json"), JSON.stringify(datasets));
+      writeFileSync(join(ideaDir, "runs.json"), JSON.stringify(Array.from({ length: 11 }, (_, i) => ({ run: `run_${i}`, description: i ? `Set R_MAX = ${i}.5` : "Baseline", ok: true }))));
+      const facts = collectFacts(ideaDir);
+      const claims = checkClaims(tex("Over 12 datasets and 11 runs, molecule 3 takes 423 steps against 420 for molecule 0."), facts);
+      expect(claims.map((c) => c.number)).toEqual(["12", "11", "423", "420"]);
+      expect(unmatched(claims)).toEqual([]);
+      expect(unmatched(checkClaims(tex("It takes 419 steps."), facts)).map((c) => c.number)).toEqual(["419"]);
+    } finally {
+      rmSync(ideaDir, { recursive: true, force: true });
+    }
   });
 
   it("catches an invented number, naming it and where it stands", () => {

@@ -34,12 +34,18 @@ function numbersIn(value: unknown, file: string, key: string, out: Fact[]): void
   }
 }
 
-/** Every number in an idea's folder that a paper may quote: results, notes, and what each run changed. */
+/**
+ * Every number in an idea's folder that a paper may quote: results, notes, what each run changed, and the
+ * counts of datasets and runs (a template may well have ten datasets).
+ */
 export function collectFacts(ideaDir: string): Fact[] {
   const facts: Fact[] = [];
   for (const run of readdirSync(ideaDir).filter((f) => /^run_\d+$/.test(f)).sort()) {
     const info = join(ideaDir, run, "final_info.json");
-    if (existsSync(info)) numbersIn(JSON.parse(readFileSync(info, "utf8")), `${run}/final_info.json`, "", facts);
+    if (!existsSync(info)) continue;
+    const parsed: unknown = JSON.parse(readFileSync(info, "utf8"));
+    numbersIn(parsed, `${run}/final_info.json`, "", facts);
+    if (parsed && typeof parsed === "object") facts.push({ file: `${run}/final_info.json`, key: "number of datasets", value: Object.keys(parsed).length });
   }
   for (const figure of readdirSync(ideaDir).filter((f) => /\.(png|pdf|jpg)$/.test(f))) {
     for (const m of figure.matchAll(NAME_NUMBER)) facts.push({ file: figure, key: "file name", value: Number(m[0]) });
@@ -52,9 +58,16 @@ export function collectFacts(ideaDir: string): Fact[] {
   }
   const runs = join(ideaDir, "runs.json");
   if (existsSync(runs)) {
-    for (const r of JSON.parse(readFileSync(runs, "utf8")) as { run: string; description: string }[]) {
+    const records = JSON.parse(readFileSync(runs, "utf8")) as { run: string; description: string; ok?: boolean }[];
+    for (const r of records) {
       for (const m of r.description.matchAll(NUMBER)) facts.push({ file: "runs.json", key: `${r.run}.description`, value: Number(m[0]) });
     }
+    const variants = records.filter((r) => r.run !== "run_0");
+    facts.push(
+      { file: "runs.json", key: "number of runs", value: records.length },
+      { file: "runs.json", key: "number of planned variants", value: variants.length },
+      { file: "runs.json", key: "number of completed variants", value: variants.filter((r) => r.ok !== false).length },
+    );
   }
   return facts;
 }

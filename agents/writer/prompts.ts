@@ -32,6 +32,8 @@ const GUIDANCE: Record<Section, string> = {
 };
 
 const SourceMaterial = z.object({
+  /** The template's task description (its prompt.json): what the program studies, its data and its metrics. */
+  task: z.string(),
   idea: Idea,
   runs: z.array(RunRecord),
   notes: z.string(),
@@ -48,6 +50,7 @@ export const writeSection = defineTask({
   instructions: (d) =>
     [
       `Write the ${d.section} section of the paper on \`idea\`. ${GUIDANCE[d.section]}`,
+      "`task` describes the program the experiments ran, its data and its metrics: say what it is in the paper's own words, without its instructions to you.",
       "Use only the results in `runs` (each run's final_info.json) and `notes`; put figures from `figures` in figure environments with \\includegraphics{<file>}; cite only keys from `citations`; `written` holds the sections so far.",
       d.section === "abstract" ? "End the abstract with `disclosure`, verbatim." : "",
       "Give only the section's body (no \\section command). Escape LaTeX special characters in text.",

@@ -24,6 +24,38 @@ function templateKeys(tex: string): string[] {
   return [...tex.matchAll(/@\w+\s*[{(]\s*([^,\s]+)\s*,/g)].map((m) => m[1]!);
 }
 
+/** The end of the brace group that opens at `open` (the index of its `{`), or -1 when it never closes. */
+function closingBrace(tex: string, open: number): number {
+  let depth = 0;
+  for (let i = open; i < tex.length; i++) {
+    if (tex[i] === "\\") i++;
+    else if (tex[i] === "{") depth++;
+    else if (tex[i] === "}" && --depth === 0) return i;
+  }
+  return -1;
+}
+
+/**
+ * The template's own scaffolding made safe for this paper: an example figure (a figure environment whose
+ * images this idea did not make), with the comment line that introduces it, is removed; the placeholder
+ * author block names who wrote the paper instead.
+ */
+export function stripScaffolding(template: string, opts: { figures: string[]; author: string }): string {
+  let tex = template.replace(/(^[ \t]*%[^\n]*\n)?[ \t]*\\begin\{figure\*?\}[\s\S]*?\\end\{figure\*?\}[ \t]*\n?/gm, (block, comment: string | undefined) => {
+    const images = [...block.matchAll(/\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}/g)].map((m) => m[1]!);
+    const example = /EXAMPLE|FILL IN|PLACEHOLDER/i.test(block);
+    if (!example && images.every((f) => opts.figures.includes(f))) return block;
+    return comment && !/EXAMPLE|FIGURE/i.test(comment) ? comment : "";
+  });
+  const at = tex.search(/\\author\s*\{/);
+  if (at !== -1) {
+    const open = tex.indexOf("{", at);
+    const close = closingBrace(tex, open);
+    if (close !== -1) tex = `${tex.slice(0, open)}{${opts.author}}${tex.slice(close + 1)}`;
+  }
+  return tex;
+}
+
 /** Fills the template's placeholders and adds the chosen BibTeX entries to its filecontents block. */
 export function assemblePaper(template: string, sections: Partial<Record<Section, string>>, bibtex: string[]): string {
   let tex = template;
@@ -75,7 +107,10 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const runs: RunRecord[] = z.array(RunRecordSchema).parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/runs.json`))));
   const notes = await readFile(join(ws, "notes.txt"), "utf8");
   const figures = readdir(ws).then((f) => f.filter((x) => x.endsWith(".png")).sort());
-  const texTemplate = await readFile(join(ws, "latex", "template.tex"), "utf8");
+  const texTemplate = stripScaffolding(await readFile(join(ws, "latex", "template.tex"), "utf8"), {
+    figures: await figures,
+    author: `scientist-swarm\\thanks{${ctx.llm.disclosure.replace(/([#$%&_{}])/g, "\\$1")}}`,
+  });
   const known = new Set(templateKeys(texTemplate));
   const chosen = new Map<string, LiteratureHit>();
   const written: Partial<Record<Section, string>> = {};
@@ -87,6 +122,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   const say = (text: string) => ctx.progress(text, job.ideaId);
   const material = async (citations: Citation[]) => ({
+    task: template.taskDescription,
     idea: job.idea,
     runs,
     notes,

@@ -7,7 +7,8 @@ import * as coder from "../../coder/prompts.js";
 import * as writer from "../../writer/prompts.js";
 import * as reviewer from "../../reviewer/prompts.js";
 import * as chair from "../../areaChair/prompts.js";
-import { innerValues, parseKnobs, sweepValues, texEscape, withValue, type Knob } from "./knobs.js";
+import { dictAssignment, findKnob, innerValues, knobEdits, parseKnobs, sweepValues, texEscape, type Knob } from "./knobs.js";
+import { applyEdits } from "../../coder/searchReplace.js";
 import { jaccard, keywords } from "../../text.js";
 
 export const OFFLINE_NOTE = "written by the offline stand-in: no language model wrote this";
@@ -27,15 +28,29 @@ export function responderFor(taskName: string): Responder | undefined {
 
 const SWEEP = /Set ([A-Z][A-Z0-9_]*) to each of \[([^\]]+)\] \(baseline: ([^)]+)\)(?: with ([A-Z][A-Z0-9_]*) = (\S+?) in every run)?/;
 
+const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** Whether `text` names the knob: LR is not named by LR_ADAMW. */
+function names(text: string, knob: Knob): boolean {
+  return new RegExp(`(?<![A-Za-z0-9_])${escape(knob.name)}(?![A-Za-z0-9_])`).test(text);
+}
+
 function mentioned(knob: Knob, ideas: Idea[]): boolean {
-  return ideas.some((i) => `${i.Name} ${i.Title} ${i.Experiment}`.includes(knob.name) || i.Name.includes(knob.name.toLowerCase()));
+  const name = new RegExp(`(^|_with_)${escape(knob.name.toLowerCase())}(_sweep|_with_|_revised|$)`);
+  return ideas.some((i) => names(`${i.Title} ${i.Experiment}`, knob) || name.test(i.Name));
+}
+
+/** The template's numeric knobs that have values to try. */
+function tunable(code: string): Knob[] {
+  return parseKnobs(code).filter((k) => typeof k.value === "number" && sweepValues(k).length > 0);
 }
 
 function sweepIdea(knob: Knob, values: string[], suffix = ""): Idea {
   const what = knob.comment || knob.name.toLowerCase().replace(/_/g, " ");
   return {
     Name: `${knob.name.toLowerCase()}_sweep${suffix}`,
-    Title: `How much does the ${what} matter? A controlled sweep of ${knob.name}${suffix ? " at finer resolution" : ""}`,
+    // The values belong in the title: two sweeps of settings with similar descriptions must not read as near-duplicates.
+    Title: `How much does the ${what} matter? ${knob.name} at ${values.join(", ")} against ${knob.literal}${suffix ? ", a finer sweep" : ""}`,
     Experiment: `Set ${knob.name} to each of [${values.join(", ")}] (baseline: ${knob.literal}), one run per value, every other setting unchanged. Compare each metric in final_info.json with the baseline run_0 on every dataset.`,
     Interestingness: 4 + (knob.name.length % 3),
     Feasibility: 9,
@@ -46,7 +61,7 @@ function sweepIdea(knob: Knob, values: string[], suffix = ""): Idea {
 /** Once every knob has been swept alone: does one knob's effect depend on another's setting? */
 function interactionIdea(a: Knob, b: Knob): Idea {
   const values = sweepValues(a);
-  const other = sweepValues(b)[1]!;
+  const other = sweepValues(b).at(-1)!;
   return {
     Name: `${a.name.toLowerCase()}_with_${b.name.toLowerCase()}`,
     Title: `Does the effect of ${a.name} depend on ${b.name}? ${a.name} swept with ${b.name} = ${other}`,
@@ -58,8 +73,10 @@ function interactionIdea(a: Knob, b: Knob): Idea {
 }
 
 respond(ideator.proposeIdea, (d) => {
-  const knobs = parseKnobs(d.code).filter((k) => typeof k.value === "number");
-  if (!knobs.length) throw new Error("the offline ideator found no numeric knob (NAME = number) in experiment.py");
+  const knobs = tunable(d.code);
+  if (!knobs.length) {
+    throw new Error("the offline ideator found no numeric setting in experiment.py (a constant, a flag's default, a keyword argument or an assignment of a number) to vary");
+  }
   const fresh = knobs.find((k) => !mentioned(k, d.archive));
   if (fresh) return sweepIdea(fresh, sweepValues(fresh));
   const taken = new Set(d.archive.map((i) => i.Name));
@@ -69,9 +86,11 @@ respond(ideator.proposeIdea, (d) => {
     }
   }
   const knob = knobs[d.archive.length % knobs.length]!;
+  const inner = innerValues(knob, sweepValues(knob));
+  const values = inner.length ? inner : sweepValues(knob);
   let suffix = "_2";
-  for (let n = 3; taken.has(sweepIdea(knob, innerValues(knob, sweepValues(knob)), suffix).Name); n++) suffix = `_${n}`;
-  return sweepIdea(knob, innerValues(knob, sweepValues(knob)), suffix);
+  for (let n = 3; taken.has(sweepIdea(knob, values, suffix).Name); n++) suffix = `_${n}`;
+  return sweepIdea(knob, values, suffix);
 });
 
 respond(ideator.reflectOnIdea, (d) => {
@@ -83,7 +102,7 @@ respond(ideator.reflectOnIdea, (d) => {
     idea,
     done: true,
     thought: found
-      ? `checked that ${found.name} is set on one line of experiment.py (currently ${found.literal}) and that each value is valid; stated the reporting protocol (${OFFLINE_NOTE})`
+      ? `checked that experiment.py sets ${found.name} (currently ${found.literal}, in ${found.sites.length === 1 ? "one place" : `${found.sites.length} places`}) and that each value is valid; stated the reporting protocol (${OFFLINE_NOTE})`
       : `the experiment names no knob found in experiment.py; kept it as written (${OFFLINE_NOTE})`,
   };
 });
@@ -113,61 +132,77 @@ function judge(idea: Idea, found: Evidence[]): { verdict: "novel" | "not novel" 
   };
 }
 
-respond(critic.think, (d) =>
-  d.queries.length === 0
-    ? { thought: "search first", query: keywords(d.idea.Title, 6).join(" "), decision: null }
-    : { thought: "decide on what was found", query: null, decision: judge(d.idea, d.found) },
-);
+respond(critic.think, (d) => {
+  if (d.queries.length === 0) return { thought: "search first", query: keywords(d.idea.Title, 6).join(" ") || d.idea.Title, decision: null };
+  // Searches marked "(failed)" reached no literature: with rounds left, try other terms before deciding.
+  if (d.queries.every((q) => q.endsWith("(failed)")) && d.round < d.maxRounds) {
+    const tried = new Set(d.queries.flatMap((q) => q.replace(/ \(failed\)$/, "").split(" ")));
+    const fresh = keywords(`${d.idea.Title} ${d.idea.Experiment}`, 40).filter((w) => !tried.has(w));
+    return { thought: "no search has returned yet: try other terms", query: fresh.slice(0, 6).join(" ") || d.idea.Title, decision: null };
+  }
+  return { thought: "decide on what was found", query: null, decision: judge(d.idea, d.found) };
+});
 respond(critic.decide, (d) => judge(d.idea, d.found));
 
-// ---------- code: the planned knob value, applied to its own line ----------
+// ---------- code: the planned knob value, set wherever the code sets it ----------
 
 respond(coder.planRuns, (d) => {
   const knobs = parseKnobs(d.code);
   const m = SWEEP.exec(d.idea.Experiment);
-  const knob = knobs.find((k) => k.name === m?.[1]) ?? knobs.find((k) => d.idea.Experiment.includes(k.name) && typeof k.value === "number") ?? knobs.find((k) => typeof k.value === "number");
+  const knob = knobs.find((k) => k.name === m?.[1]) ?? knobs.find((k) => names(d.idea.Experiment, k) && typeof k.value === "number") ?? tunable(d.code)[0];
   if (!knob) throw new Error("the offline coder found no numeric knob in experiment.py to plan runs on");
   const values = m && knob.name === m[1] ? m[2]!.split(",").map((s) => s.trim()) : sweepValues(knob);
   const also = m?.[4] ? ` and ${m[4]} = ${m[5]}` : "";
   return { runs: values.slice(0, d.maxRuns).map((v) => ({ description: `Set ${knob.name} = ${v}${also} (baseline: ${knob.literal})` })) };
 });
 
-/** One edit per `NAME = value` the planned run names, each on the knob's own line. */
-function knobEdits(planned: string, code: string): { search: string; replace: string }[] {
+/** The edits that make every `NAME = value` change the planned run names, at every place the knob is set. */
+function plannedEdits(planned: string, code: string, baselineCode = code): { search: string; replace: string }[] {
   const changes = [...planned.replace(/\(baseline:.*$/, "").matchAll(/([A-Z][A-Z0-9_]*) = (\S+)/g)];
   if (!changes.length) throw new Error(`the offline coder cannot read the planned change "${planned}"`);
-  const knobs = parseKnobs(code);
-  return changes.map(([, name, value]) => {
-    const knob = knobs.find((k) => k.name === name);
-    if (!knob) throw new Error(`${name} is not set on a line of its own in experiment.py`);
-    return { search: knob.line, replace: withValue(knob, value!) };
-  });
+  const wanted = new Map(changes.map(([, name, value]) => [name!, value!]));
+  return knobEdits(
+    code,
+    [...wanted].map(([name, value]) => {
+      const knob = findKnob(name, code, baselineCode);
+      if (!knob) throw new Error(`experiment.py sets no knob named ${name} (it has ${parseKnobs(code).map((k) => k.name).join(", ") || "none"})`);
+      return { knob, value };
+    }),
+  );
 }
 
-respond(coder.editCode, (d) => ({ explanation: `${d.planned} (${OFFLINE_NOTE})`, edits: knobEdits(d.planned, d.code) }));
+respond(coder.editCode, (d) => ({ explanation: `${d.planned} (${OFFLINE_NOTE})`, edits: plannedEdits(d.planned, d.code, d.baselineCode) }));
 
 respond(coder.fixCode, (d) => {
   // Without a model to read the traceback, go back to the baseline code and make only the planned change.
-  const fixed = knobEdits(d.planned, d.baselineCode).reduce((code, e) => code.replace(e.search, e.replace), d.baselineCode);
+  const fixed = applyEdits(d.baselineCode, plannedEdits(d.planned, d.baselineCode));
   return { explanation: `restored the baseline and reapplied: ${d.planned} (${OFFLINE_NOTE})`, edits: [{ search: d.code, replace: fixed }] };
 });
 
 respond(coder.editPlot, (d) => {
   const lines = d.plotCode.split("\n");
-  const start = lines.findIndex((l) => /^labels\s*=\s*\{/.test(l));
-  const end = lines.findIndex((l, i) => i > start && /^\}/.test(l));
-  if (start === -1 || end === -1) throw new Error("plot.py has no top-level `labels = {` … `}` block for the offline coder to edit");
+  // The block as written: over several lines or on one, at the top level or indented, comments and all.
+  const block = dictAssignment(d.plotCode, "labels");
+  if (!block) throw new Error("plot.py assigns no `labels = {…}` dict for the offline coder to edit");
+  const indent = " ".repeat(block.indent);
   const entries = d.runs
     .filter((r) => r.ok)
-    .map((r) => `    ${JSON.stringify(r.run)}: ${JSON.stringify(r.run === "run_0" ? "Baseline" : r.description.replace(/^Set /, "").replace(/ \(baseline: [^)]*\)/, ""))},`);
+    .map((r) => `${indent}    ${JSON.stringify(r.run)}: ${JSON.stringify(r.run === "run_0" ? "Baseline" : r.description.replace(/^Set /, "").replace(/ \(baseline: [^)]*\)/, ""))},`);
+  const search = lines.slice(block.first, block.last + 1).join("\n");
+  const head = lines[block.first]!.slice(0, block.indent);
   return {
     explanation: `label the baseline and the ${entries.length - 1} successful runs (${OFFLINE_NOTE})`,
-    edits: [{ search: lines.slice(start, end + 1).join("\n"), replace: ["labels = {", ...entries, "}"].join("\n") }],
+    edits: [{ search, replace: [`${head}labels = {`, ...entries, `${indent}}${lines[block.last]!.slice(block.after)}`].join("\n") }],
   };
 });
 
+/** A result as the paper prints it: integers (a count, a step) as integers, small values to three digits. */
 function fmt(x: number): string {
-  return Math.abs(x) >= 100 ? x.toFixed(1) : Math.abs(x) >= 1 ? x.toFixed(3) : x.toFixed(4);
+  if (!Number.isFinite(x)) return "--";
+  if (Number.isInteger(x)) return String(x);
+  const a = Math.abs(x);
+  if (a < 0.001) return x.toFixed(Math.min(20, 2 - Math.floor(Math.log10(a))));
+  return a >= 100 ? x.toFixed(1) : a >= 1 ? x.toFixed(3) : x.toFixed(4);
 }
 
 respond(coder.writeNotes, (d) => {
@@ -187,15 +222,63 @@ respond(coder.writeNotes, (d) => {
 
 interface Table {
   datasets: string[];
+  /** The metric the table reports: the first held-out one, else the first that is not a cost. */
   metric: string;
+  /** Every metric final_info.json reports, in its order. */
+  metrics: string[];
   rows: { run: RunRecord; values: Record<string, number> }[];
 }
+
+const COST_METRIC = /time|(^|_)s$|seconds|duration|memory|params|flops/i;
 
 function tableOf(runs: RunRecord[]): Table {
   const ok = runs.filter((r) => r.ok && r.results);
   const datasets = Object.keys(ok[0]?.results ?? {});
-  const metric = Object.keys(ok[0]?.results?.[datasets[0] ?? ""]?.means ?? {})[0] ?? "metric";
-  return { datasets, metric, rows: ok.map((run) => ({ run, values: Object.fromEntries(datasets.map((ds) => [ds, run.results![ds]?.means[metric] ?? NaN])) })) };
+  const metrics = [...new Set(datasets.flatMap((ds) => Object.keys(ok[0]?.results?.[ds]?.means ?? {})))];
+  const metric = metrics.find((m) => /val|test|eval/i.test(m) && !COST_METRIC.test(m)) ?? metrics.find((m) => !COST_METRIC.test(m)) ?? metrics[0] ?? "metric";
+  return { datasets, metric, metrics, rows: ok.map((run) => ({ run, values: Object.fromEntries(datasets.map((ds) => [ds, run.results![ds]?.means[metric] ?? NaN])) })) };
+}
+
+/** Names in prose: "a", "a and b", "a, b and c". */
+function list(items: string[]): string {
+  return items.length <= 1 ? (items[0] ?? "") : `${items.slice(0, -1).join(", ")} and ${items.at(-1)}`;
+}
+
+/** The description's sentences, with abbreviations such as "et al." kept inside their sentence. */
+function sentences(text: string): string[] {
+  const out: string[] = [];
+  for (const piece of text.replace(/\s+/g, " ").trim().split(/(?<=[.!?])\s+(?=["'(A-Z])/)) {
+    if (out.length && /\b(al|e\.g|i\.e|etc|vs|cf|Fig|Eq|approx)\.$/.test(out[out.length - 1]!)) out[out.length - 1] += ` ${piece}`;
+    else out.push(piece);
+  }
+  return out.filter(Boolean);
+}
+
+/**
+ * What the template's program does, in the paper's voice, from the task description of its prompt.json
+ * ("You are given the following file to work with, which trains …"): its first sentence (the lead), or, as
+ * the detail, the next one when that goes on describing the program ("It trains …"). Instructions to the
+ * model are left out.
+ */
+function taskSummary(task: string, part: "lead" | "detail"): string {
+  const [first, second] = sentences(task);
+  if (!first) return "The program studied here is the template's experiment.py.";
+  const given = /^You are given (?:the following (?:file|code|script)(?: to work with)?|(?:the (?:file|script) )?experiment\.py)\s*,?\s*/i;
+  let lead = first;
+  if (given.test(first)) {
+    const rest = first.replace(given, "");
+    lead = /^(?:that|which)\s/i.test(rest)
+      ? `The program studied here ${rest.replace(/^(?:that|which)\s+/i, "")}`
+      : /^in which\s/i.test(rest)
+        ? `In the program studied here, ${rest.replace(/^in which\s+/i, "")}`
+        : /^(?:a|an|the)\s/i.test(rest)
+          ? `The program studied here, experiment.py, is ${rest}`
+          : `The program studied here: ${rest}`;
+  } else if (/^(?:you|your|please)\b/i.test(first)) {
+    lead = `The template's task: ${first}`;
+  }
+  // The detail is the sentence after the lead, when it goes on about the program; else the lead again.
+  return part === "detail" && second && /^(?:It|The (?:script|program|file|model))\s/.test(second) ? second.replace(/^It\s/, "The program ") : lead;
 }
 
 const label = (r: RunRecord) => (r.run === "run_0" ? "baseline" : r.description.replace(/^Set /, "").replace(/ \(baseline: [^)]*\)/, ""));
@@ -214,6 +297,20 @@ function bestChange(t: Table): { ds: string; row: Table["rows"][number]; base: n
   return best;
 }
 
+/** The metrics final_info.json reports besides the main one, for each dataset and completed run (by name). */
+function metricsTable(t: Table): string {
+  const others = t.metrics.filter((m) => m !== t.metric);
+  const header = `Dataset & Run & ${others.map(texEscape).join(" & ")} \\\\`;
+  const blocks = t.datasets.map((ds) =>
+    t.rows.map((r, i) => `${i === 0 ? texEscape(ds) : ""} & ${texEscape(r.run.run)} & ${others.map((m) => fmt(r.run.results?.[ds]?.means[m] ?? NaN)).join(" & ")} \\\\`).join("\n"),
+  );
+  // A table wider than the text is scaled down to fit.
+  const width = Math.max(...t.datasets.map((ds) => ds.length)) + 6 + others.reduce((n, m) => n + Math.max(m.length, 7) + 2, 0);
+  const tabular = `\\begin{tabular}{ll${"r".repeat(others.length)}}\n\\toprule\n${header}\n\\midrule\n${blocks.join("\n\\midrule\n")}\n\\bottomrule\n\\end{tabular}`;
+  const caption = `The other metrics in final\\_info.json (mean over seeds), per dataset and run (as listed in the method).`;
+  return `\\begin{table}[t]\n\\centering\n\\caption{${caption}}\n\\label{tab:metrics}\n${width > 75 ? `\\resizebox{\\linewidth}{!}{${tabular}}` : tabular}\n\\end{table}`;
+}
+
 function figureBlock(file: string, caption: string): string {
   const id = file.replace(/\.[a-z]+$/i, "").replace(/[^A-Za-z0-9]+/g, "-");
   return `\\begin{figure}[t]\n\\centering\n\\includegraphics[width=0.85\\linewidth]{${file}}\n\\caption{${caption}}\n\\label{fig:${id}}\n\\end{figure}`;
@@ -222,6 +319,7 @@ function figureBlock(file: string, caption: string): string {
 respond(writer.writeSection, (d) => {
   const t = tableOf(d.runs);
   const metric = texEscape(t.metric);
+  const metrics = list(t.metrics.map(texEscape));
   const knobRuns = d.runs.filter((r) => r.run !== "run_0");
   const best = bestChange(t);
   const cites = d.citations.map((c) => c.key);
@@ -233,15 +331,15 @@ respond(writer.writeSection, (d) => {
       return { latex: texEscape(d.idea.Title) };
     case "abstract":
       return {
-        latex: `We ask: ${texEscape(d.idea.Title.replace(/\?.*$/, "?"))} Starting from the template's baseline, we run ${knobRuns.length} controlled variants (${knobRuns.filter((r) => r.ok).length} completed) and measure ${metric} on ${t.datasets.length} datasets (${texEscape(t.datasets.join(", "))}). ${headline} ${texEscape(d.disclosure)}`,
+        latex: `We ask: ${texEscape(d.idea.Title.replace(/\?.*$/, "?"))} Starting from the template's baseline, we run ${knobRuns.length} controlled variants (${knobRuns.filter((r) => r.ok).length} completed) and measure ${metrics} on ${t.datasets.length} datasets (${texEscape(t.datasets.join(", "))}). ${headline} ${texEscape(d.disclosure)}`,
       };
     case "introduction":
       return {
-        latex: `Small design choices in training can change what a network learns. This paper isolates one of them. ${texEscape(d.idea.Experiment)}\n\nOur contributions are:\n\\begin{itemize}\n\\item a controlled comparison of ${knobRuns.length} settings against a fixed baseline on ${t.datasets.length} datasets;\n\\item the full results, reported in Section~\\ref{sec:results}, with every number taken from the runs' output files.\n\\end{itemize}`,
+        latex: `${texEscape(taskSummary(d.task, "lead"))} This paper isolates one of its settings. ${texEscape(d.idea.Experiment)}\n\nOur contributions are:\n\\begin{itemize}\n\\item a controlled comparison of ${knobRuns.length} settings against a fixed baseline on ${t.datasets.length} datasets;\n\\item the full results, reported in Section~\\ref{sec:results}, with every number taken from the runs' output files.\n\\end{itemize}`,
       };
     case "background":
       return {
-        latex: `We train a classifier with gradient-based optimisation${cites[0] ? ` \\citep{${cites[0]}}` : ""}. A training run is determined by its settings; changing one while holding the others fixed measures its effect on the reported metrics.`,
+        latex: `${texEscape(taskSummary(d.task, "detail")).replace(/\.$/, "")}${cites[0] ? ` \\citep{${cites[0]}}` : ""}. A run is determined by its settings; changing one while holding the others fixed measures its effect on ${metrics}.`,
       };
     case "method":
       return {
@@ -249,7 +347,7 @@ respond(writer.writeSection, (d) => {
       };
     case "experimental":
       return {
-        latex: `We use the datasets ${texEscape(t.datasets.join(", "))} exactly as generated by the template's \\texttt{experiment.py}, and report ${texEscape(Object.keys(t.rows[0]?.run.results?.[t.datasets[0] ?? ""]?.means ?? {}).join(", "))} as written to \\texttt{final\\_info.json}. The baseline (run\\_0) is the unchanged template.`,
+        latex: `We use the datasets ${texEscape(t.datasets.join(", "))} exactly as the template's \\texttt{experiment.py} prepares them, and report ${metrics} as written to \\texttt{final\\_info.json}, with ${metric} as the main measure. The baseline (run\\_0) is the unchanged template.`,
       };
     case "results": {
       const header = `Run & ${t.datasets.map(texEscape).join(" & ")} \\\\`;
@@ -258,12 +356,13 @@ respond(writer.writeSection, (d) => {
       const figs = d.figures.map((f) => figureBlock(f, `${texEscape(f.replace(/\.png$/, "").replace(/_/g, " "))} for the baseline and each completed run, from \\texttt{plot.py}.`));
       const refs = d.figures.map((f) => `Figure~\\ref{fig:${f.replace(/\.[a-z]+$/i, "").replace(/[^A-Za-z0-9]+/g, "-")}}`).join(" and ");
       const failed = d.runs.filter((r) => !r.ok);
+      const all = t.metrics.length > 1 ? metricsTable(t) : "";
       return {
-        latex: `Table~\\ref{tab:results} lists ${metric} for every completed run. ${headline}${refs ? ` ${refs} show${d.figures.length === 1 ? "s" : ""} the same runs.` : ""}${failed.length ? ` ${failed.length} planned run(s) failed and are not reported.` : ""} These are single-template results on small synthetic data; they do not establish the effect beyond this setting.\n\n${table}\n\n${figs.join("\n\n")}`,
+        latex: `Table~\\ref{tab:results} lists ${metric} for every completed run${all ? `, and Table~\\ref{tab:metrics} the other metrics` : ""}. ${headline}${refs ? ` ${refs} show${d.figures.length === 1 ? "s" : ""} the same runs.` : ""}${failed.length ? ` ${failed.length} planned run(s) failed and are not reported.` : ""} These are results of one template at one scale; they do not establish the effect beyond this setting.\n\n${table}${all ? `\n\n${all}` : ""}\n\n${figs.join("\n\n")}`,
       };
     }
     case "conclusion":
-      return { latex: `${headline} The experiment covers one program and ${t.datasets.length} datasets; the next step is to test whether the effect holds on larger models and real data.` };
+      return { latex: `${headline} The experiment covers one program and ${t.datasets.length} datasets; the next step is to test whether the effect holds at other scales of the same task.` };
     case "related":
       return {
         latex: d.citations.length
