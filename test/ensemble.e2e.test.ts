@@ -20,7 +20,7 @@ afterAll(async () => {
 describe("a K=5 review ensemble across two reviewer processes", () => {
   it("completes with reviews from both, and meets its quorum when one is killed mid-review", async () => {
     const env = { OPENAI_BASE_URL: `${model.url}/v1`, OPENAI_API_KEY: KEY, SWARM_ACK_WAIT_MS: "3000" };
-    const swarm = runScript("swarm", ["--out", out, "--llm", "openai/gpt-4o-mini", "--reviewers", "5", "--roles", "ideator,critic,coder,writer,areaChair"], { env });
+    const swarm = runScript("swarm", ["--out", out, "--llm", "openai/gpt-4o-mini", "--literature", "local", "--reviewers", "5", "--roles", "ideator,critic,coder,writer,areaChair"], { env });
     const url = (await waitForLine(swarm, /^NATS: /)).split(/\s+/)[1]!;
     const a = runScript("node", ["--roles", "reviewer=1", "--name", "node-a"], { env: { ...env, NATS_URL: url } });
     const b = runScript("node", ["--roles", "reviewer=2", "--name", "node-b"], { env: { ...env, NATS_URL: url } });

@@ -30,7 +30,7 @@ describe("a whole swarm run against a model server on loopback", () => {
   let openaiRun = "";
 
   it("completes with --llm openai, base URL and key from the environment, as for Ollama", async () => {
-    const res = await runScript("swarm", ["--out", out, "--llm", "openai/gpt-4o-mini"], { env: openaiEnv() });
+    const res = await runScript("swarm", ["--out", out, "--llm", "openai/gpt-4o-mini", "--literature", "local"], { env: openaiEnv() });
     expect(res.exitCode, res.all).toBe(0);
     openaiRun = runIdOf(res.all ?? "");
     expect(readJson(openaiRun, "status.json").status).toBe("completed");
@@ -66,7 +66,7 @@ describe("a whole swarm run against a model server on loopback", () => {
   }, 120_000);
 
   it("completes with --llm anthropic", async () => {
-    const res = await runScript("swarm", ["--out", out, "--llm", "anthropic"], { env: { ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: KEY } });
+    const res = await runScript("swarm", ["--out", out, "--llm", "anthropic", "--literature", "local"], { env: { ANTHROPIC_BASE_URL: server.url, ANTHROPIC_API_KEY: KEY } });
     expect(res.exitCode, res.all).toBe(0);
     const run = runIdOf(res.all ?? "");
     expect(readJson(run, "status.json").status).toBe("completed");
@@ -74,7 +74,7 @@ describe("a whole swarm run against a model server on loopback", () => {
   }, 120_000);
 
   it("stops cleanly at a small --budget, keeping what it made", async () => {
-    const res = await runScript("swarm", ["--out", out, "--llm", "openai/gpt-4o-mini", "--budget", "0.001"], { env: openaiEnv() });
+    const res = await runScript("swarm", ["--out", out, "--llm", "openai/gpt-4o-mini", "--literature", "local", "--budget", "0.001"], { env: openaiEnv() });
     expect(res.exitCode, res.all).toBe(0);
     const run = runIdOf(res.all ?? "");
     const status = readJson(run, "status.json");
