@@ -23,7 +23,7 @@ describe("ideas in conversation with the critic", () => {
     writeFileSync(
       bib,
       `@inproceedings{close2024,
-  title = {How Much Does the {SGD} Step Size Matter? A Controlled Sweep of the Learning Rate in Small Networks},
+  title = {How Much Does the {SGD} Step Size Matter? Each Learning Rate Run against the Baseline},
   author = {Doe, Jane and Roe, Richard},
   booktitle = {Workshop on Small Models},
   year = {2024},
@@ -41,7 +41,7 @@ describe("ideas in conversation with the critic", () => {
     expect(turns[2]).toMatch(/^critic: novel/);
     expect(idea!.status).toBe("accepted");
     expect(idea!.idea.Name).toMatch(/_revised$/);
-    expect(idea!.verdict?.evidence.map((e) => e.title)).toContain("How Much Does the SGD Step Size Matter? A Controlled Sweep of the Learning Rate in Small Networks");
+    expect(idea!.verdict?.evidence.map((e) => e.title)).toContain("How Much Does the SGD Step Size Matter? Each Learning Rate Run against the Baseline");
     expect(res.all).toMatch(/critic says revise/);
   }, 120_000);
 
