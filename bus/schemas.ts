@@ -81,7 +81,10 @@ export type Actor = z.infer<typeof Actor>;
 
 const ExperimentResult = z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string() });
 
-const jobBase = { jobId: z.string().min(1), runId: RunId };
+/** Job ids are subject tokens too (each job's outcome has a subject of its own): dot-separated, no wildcards. */
+export const JobId = z.string().max(200).regex(/^[A-Za-z0-9_=-]+(\.[A-Za-z0-9_=-]+)*$/, "a job id is dot-separated tokens of letters, digits, '_', '=' and '-'");
+
+const jobBase = { jobId: JobId, runId: RunId };
 
 export const jobSchemas = {
   /** The template's unchanged run, before the run's first model call: a template that cannot run stops the run there. */
@@ -136,7 +139,7 @@ export type JobResult<K extends JobKind> = z.infer<(typeof resultSchemas)[K]>;
 
 /** What a worker reports on `sci.<runId>.conv.<kind>` when a job ends, either way. */
 export function outcomeSchema<K extends JobKind>(kind: K) {
-  const base = { jobId: z.string(), runId: RunId, ideaId: IdeaId.optional(), by: Actor, at: z.string() };
+  const base = { jobId: JobId, runId: RunId, ideaId: IdeaId.optional(), by: Actor, at: z.string() };
   return z.discriminatedUnion("ok", [
     z.object({ ...base, ok: z.literal(true), result: resultSchemas[kind] as (typeof resultSchemas)[K] }),
     z.object({ ...base, ok: z.literal(false), error: z.string() }),

@@ -5,7 +5,10 @@ export const subjects = {
   job: (runId: string, kind: JobKind) => `sci.${runId}.jobs.${kind}`,
   /** Any run's jobs of one kind: what a worker's durable consumer filters on. */
   anyJob: (kind: JobKind) => `sci.*.jobs.${kind}`,
-  outcome: (runId: string, kind: JobKind) => `sci.${runId}.conv.${kind}`,
+  /** One job's outcome, on a subject of its own: waiting for it reads that subject, not the whole run. */
+  outcome: (runId: string, kind: JobKind, jobId: string) => `sci.${runId}.conv.${kind}.${jobId}`,
+  /** The outcomes of one kind in a run, or only of the jobs whose ids begin with the tokens of `prefix`. */
+  outcomes: (runId: string, kind: JobKind, prefix?: string) => `sci.${runId}.conv.${kind}.${prefix ? `${prefix}.` : ""}>`,
   progress: (runId: string) => `sci.${runId}.conv.progress`,
   llm: (runId: string) => `sci.${runId}.conv.llm`,
   /** Everything said in one run. */

@@ -105,7 +105,8 @@ export async function collectRun(
   let grace: NodeJS.Timeout | undefined;
 
   for await (const { subject, value } of stream) {
-    const topic = subject.split(".").slice(3).join(".");
+    // sci.<runId>.conv.<topic>[.<jobId>]
+    const topic = subject.split(".")[3] ?? "";
     if (topic === "progress") {
       const p = Progress.safeParse(value);
       if (p.success) onProgress(p.data, spent);

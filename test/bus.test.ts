@@ -81,6 +81,25 @@ describe("bus against a real nats-server", () => {
     expect(handled).toBe(1);
   });
 
+  it("addresses each outcome to its job's own subject, and refuses a job id that is not subject tokens", async () => {
+    const worker = serveJobs(env.bus, "review", async () => ({ review, reflections: 0 }), { concurrency: 1, by, log });
+    for (const id of ["run-e.review.idea_e.0", "run-e.review.idea_e.1", "run-e.review.idea_e.r1.0"]) {
+      await publishJob(env.bus, "review", { jobId: id, runId: "run-e", ideaId: "idea_e", pdf: "p", reviewer: 0 });
+    }
+    const last = await awaitOutcome(env.bus, "run-e", "review", "run-e.review.idea_e.r1.0");
+    await worker.stop();
+    expect(last.jobId).toBe("run-e.review.idea_e.r1.0");
+    const info = await env.bus.jsm.streams.info("SCI_CONV", { subjects_filter: subjects.outcomes("run-e", "review") });
+    expect(info.state.subjects).toEqual({
+      "sci.run-e.conv.review.run-e.review.idea_e.0": 1,
+      "sci.run-e.conv.review.run-e.review.idea_e.1": 1,
+      "sci.run-e.conv.review.run-e.review.idea_e.r1.0": 1,
+    });
+    for (const jobId of ["a b", "a.*", "a.>", "a..b", ""]) {
+      await expect(publishJob(env.bus, "review", { jobId, runId: "run-e", ideaId: "idea_e", pdf: "p", reviewer: 0 }), jobId).rejects.toThrow();
+    }
+  });
+
   it("does not store a job twice under the same id", async () => {
     const job = { jobId: "dup", runId: "run-c", ideaId: "idea_c", pdf: "p", reviewer: 0 };
     await publishJob(env.bus, "review", job);

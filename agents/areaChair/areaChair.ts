@@ -37,7 +37,7 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
         let closed = false;
         let close = async () => {};
         void (async () => {
-          const stream = await watchEvents(ctx.bus, subjects.outcome(job.runId, "review"), outcomeSchema("review"), ctx.log);
+          const stream = await watchEvents(ctx.bus, subjects.outcomes(job.runId, "review", `${job.runId}.review.${job.ideaId}`), outcomeSchema("review"), ctx.log);
           close = () => stream.close();
           if (closed) return void stream.close();
           for await (const { value } of stream) {

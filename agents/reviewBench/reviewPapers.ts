@@ -115,7 +115,7 @@ export async function reviewPapers(opts: ReviewPapersOptions): Promise<ReviewPap
     for (const [index, paper] of opts.papers.entries()) {
       await putArtifact(bus, objects[index]!, await readPaperText(opts.dataDir, paper.paperId));
     }
-    stream = await watchEvents(bus, subjects.outcome(runId, "review"), outcomeSchema("review"), log);
+    stream = await watchEvents(bus, subjects.outcomes(runId, "review"), outcomeSchema("review"), log);
     opts.signal?.throwIfAborted();
     node = await startNode({ bus, roles: { reviewer: opts.concurrency }, log, workRoot: join(scratch, "work") });
     for (const [index, paper] of opts.papers.entries()) {
