@@ -1,7 +1,7 @@
 import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Bus } from "./connection.js";
 import { STREAMS, subjects } from "./subjects.js";
-import { LlmExchange, Progress, outcomeSchema, type JobKind, type Outcome } from "./schemas.js";
+import { LlmExchange, Progress, StateBatch, outcomeSchema, type JobKind, type Outcome, type StateEvent } from "./schemas.js";
 import type { z } from "zod";
 import type { Logger } from "./logger.js";
 import { BusError } from "./errors.js";
@@ -32,6 +32,10 @@ export async function publishOutcome<K extends JobKind>(
     ...outcome,
     at: new Date().toISOString(),
   } as never);
+}
+
+export async function publishStates(bus: Bus, runId: string, events: StateEvent[]): Promise<void> {
+  await publishValidated(bus, subjects.state(runId), StateBatch, { events });
 }
 
 export async function publishProgress(bus: Bus, progress: Omit<Progress, "at">): Promise<void> {

@@ -155,6 +155,28 @@ export type Outcome<K extends JobKind> = {
 
 // ---- conversation events that are not job outcomes ----
 
+/** One transition of one actor: which actor, on which node, the state it entered and the event that caused it. */
+export const StateEvent = z.object({
+  runId: RunId,
+  ideaId: IdeaId.optional(),
+  by: Actor,
+  /** The actor instance, unique in its run: `critic.<ideaId>.<turn>`, `coder.<ideaId>`, ... */
+  actor: z.string().min(1),
+  machine: z.string().min(1),
+  /** Transitions of this actor instance, counted from 0. */
+  seq: z.number().int().min(0),
+  state: z.unknown(),
+  /** The type of the event that caused the transition (`xstate.init`, `xstate.done.actor.…`, `REVIEW`, …). */
+  event: z.string(),
+  /** The actor reached a final state. */
+  done: z.boolean(),
+  at: z.string(),
+});
+export type StateEvent = z.infer<typeof StateEvent>;
+
+/** State events go out in batches, a few per second at most for a busy actor. */
+export const StateBatch = z.object({ events: z.array(StateEvent).min(1) });
+
 export const Progress = z.object({
   runId: RunId,
   by: Actor,

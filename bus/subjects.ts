@@ -11,6 +11,8 @@ export const subjects = {
   outcomes: (runId: string, kind: JobKind, prefix?: string) => `sci.${runId}.conv.${kind}.${prefix ? `${prefix}.` : ""}>`,
   progress: (runId: string) => `sci.${runId}.conv.progress`,
   llm: (runId: string) => `sci.${runId}.conv.llm`,
+  /** Every actor's transitions, batched. */
+  state: (runId: string) => `sci.${runId}.conv.state`,
   /** Everything said in one run. */
   conversation: (runId: string) => `sci.${runId}.conv.>`,
 } as const;

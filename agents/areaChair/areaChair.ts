@@ -66,12 +66,7 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
       }),
     },
   });
-  const out = await runMachine(machine, { reviewers: k, quorum: Math.min(ctx.config.quorum, k), deadlineMs: ctx.config.reviewDeadlineMs }, {
-    bus: ctx.bus,
-    snapshotKey: `${job.runId}.snap.areaChair.${job.ideaId}`,
-    log: ctx.log,
-    signal: ctx.signal,
-  });
+  const out = await runMachine(machine, { reviewers: k, quorum: Math.min(ctx.config.quorum, k), deadlineMs: ctx.config.reviewDeadlineMs }, ctx, { actorId: `areaChair.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, ideaId: job.ideaId });
   if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error}`);
   // A rejected paper goes back to the writer with the meta-review while revision rounds are left.
   const revisionRequested = out.decision.decision === "Reject" && job.round < ctx.config.revisionRounds;

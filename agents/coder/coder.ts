@@ -132,12 +132,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   });
 
   // The run's config already weighs the flag against the manifest.
-  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, {
-    bus: ctx.bus,
-    snapshotKey: `${job.runId}.snap.coder.${job.ideaId}`,
-    log: ctx.log,
-    signal: ctx.signal,
-  });
+  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, ctx, { actorId: `coder.${job.ideaId}`, ideaId: job.ideaId });
   await putArtifact(ctx.bus, `${prefix}/runs.json`, JSON.stringify(out.runs, null, 2));
   if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error}`);
   return { runs: out.runs, figures: out.figures, notes: out.notes };

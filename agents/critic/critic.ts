@@ -31,12 +31,7 @@ export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, liter
       decide: fromPromise(async ({ input }) => ask(ctx.llm, decide, input, opts)),
     },
   });
-  const out = await runMachine(machine, { idea: job.idea, maxRounds: ctx.config.noveltyRounds }, {
-    bus: ctx.bus,
-    snapshotKey: `${job.runId}.snap.critic.${job.ideaId}.${job.turn}`,
-    log: ctx.log,
-    signal: ctx.signal,
-  });
+  const out = await runMachine(machine, { idea: job.idea, maxRounds: ctx.config.noveltyRounds }, ctx, { actorId: `critic.${job.ideaId}.${job.turn}`, ideaId: job.ideaId });
   if (!out.verdict) throw new JobFailedError(`the critic reached no verdict on ${job.ideaId}: ${out.error?.message ?? "no verdict"}`);
   return out.verdict;
 }

@@ -87,7 +87,8 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
   const { records, failures } = await runMachine(
     machine,
     { target: job.count, maxReflections: ctx.config.maxReflections, maxRevisions: ctx.config.maxRevisions },
-    { bus: ctx.bus, snapshotKey: `${job.runId}.snap.ideator`, log: ctx.log, signal: ctx.signal },
+    ctx,
+    { actorId: "ideator" },
   );
   // An idea the critic could not judge stays open: a later run, with the literature back, may propose it again.
   await writeArchive(ctx.bus, template.name, [...earlierRuns, ...records.filter((r) => r.status !== "undecided").map((r) => r.idea)]);

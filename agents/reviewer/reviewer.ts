@@ -56,12 +56,7 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
       ),
     },
   });
-  const out = await runMachine(machine, { maxReflections: MAX_REFLECTIONS }, {
-    bus: ctx.bus,
-    snapshotKey: `${job.runId}.snap.reviewer.${job.ideaId}.${job.reviewer}`,
-    log: ctx.log,
-    signal: ctx.signal,
-  });
+  const out = await runMachine(machine, { maxReflections: MAX_REFLECTIONS }, ctx, { actorId: `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}.${job.reviewer}`, ideaId: job.ideaId });
   if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error}`);
   // The reviewer keeps its own review, so one that arrives after the area chair decided is still recorded.
   await putArtifact(

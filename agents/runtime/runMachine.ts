@@ -1,33 +1,62 @@
-import { createActor, toPromise, type AnyStateMachine, type InputFrom, type OutputFrom } from "xstate";
-import type { Bus } from "../../bus/connection.js";
-import type { Logger } from "../../bus/logger.js";
+import { createActor, toPromise, type AnyMachineSnapshot, type AnyStateMachine, type InputFrom, type OutputFrom } from "xstate";
+import { publishStates } from "../../bus/events.js";
+import type { StateEvent } from "../../bus/schemas.js";
+import type { AgentContext } from "./agentContext.js";
+
+/** Where an actor's persisted snapshot lives in KV: one key per actor instance of a run. */
+export const snapshotKey = (runId: string, actorId: string) => `${runId}.snap.${actorId}`;
+
+/** State events wait this long to go out together, so that a burst of transitions is one message. */
+const FLUSH_MS = 100;
 
 /**
- * Runs an agent's machine (already given its implementations) to its final state. Every new state is
- * logged and the actor's persisted snapshot is written to KV, so a run can be inspected live and resumed.
+ * Runs an agent's machine (already given its implementations) to its final state. Every transition is
+ * published as a state event on the bus (batched), with the event that caused it; every new state is logged
+ * and the actor's persisted snapshot is written to KV, so a run can be watched live and resumed.
  */
 export async function runMachine<M extends AnyStateMachine>(
   machine: M,
   input: InputFrom<M>,
-  opts: { bus: Bus; snapshotKey: string; log: Logger; signal: AbortSignal },
+  ctx: Pick<AgentContext, "bus" | "runId" | "by" | "log" | "signal">,
+  who: { actorId: string; ideaId?: string | undefined },
 ): Promise<OutputFrom<M>> {
-  const actor = createActor(machine, { input });
+  const key = snapshotKey(ctx.runId, who.actorId);
+  const pending: StateEvent[] = [];
+  let flushTimer: NodeJS.Timeout | undefined;
+  let publishes = Promise.resolve();
+  const flush = () => {
+    flushTimer = undefined;
+    const events = pending.splice(0);
+    if (!events.length) return;
+    publishes = publishes.then(() => publishStates(ctx.bus, ctx.runId, events)).catch((err: Error) => {
+      ctx.log.warn({ err: err.message }, "could not publish state events");
+    });
+  };
+  let seq = 0;
   let last = "";
   let writes = Promise.resolve();
-  actor.subscribe({
-    next(snap) {
-      const snapshot = snap as { value: unknown };
+  const actor = createActor(machine, {
+    input,
+    inspect: (ev) => {
+      if (ev.type !== "@xstate.snapshot" || ev.actorRef !== actor) return;
+      // The root actor of a machine: its snapshots are machine snapshots.
+      const snapshot = ev.snapshot as AnyMachineSnapshot;
       const state = JSON.stringify(snapshot.value);
       if (state === last) return;
       last = state;
-      opts.log.debug({ state: snapshot.value }, `${machine.id} → ${state}`);
+      ctx.log.debug({ state: snapshot.value, event: ev.event.type }, `${machine.id} → ${state}`);
+      pending.push({
+        runId: ctx.runId, ...(who.ideaId ? { ideaId: who.ideaId } : {}), by: ctx.by, actor: who.actorId, machine: machine.id,
+        seq: seq++, state: snapshot.value, event: ev.event.type, done: snapshot.status === "done", at: new Date().toISOString(),
+      });
+      flushTimer ??= setTimeout(flush, FLUSH_MS);
       const persisted = JSON.stringify({ machine: machine.id, value: snapshot.value, snapshot: actor.getPersistedSnapshot(), at: new Date().toISOString() });
-      writes = writes.then(() => opts.bus.kv.put(opts.snapshotKey, persisted).then(() => undefined)).catch((err: Error) => {
-        opts.log.warn({ err: err.message }, "could not persist the actor snapshot");
+      writes = writes.then(() => ctx.bus.kv.put(key, persisted).then(() => undefined)).catch((err: Error) => {
+        ctx.log.warn({ err: err.message }, "could not persist the actor snapshot");
       });
     },
-    error() {},
   });
+  actor.subscribe({ error() {} });
   let rejectStopped: (err: Error) => void = () => {};
   const stopped = new Promise<never>((_, reject) => (rejectStopped = reject));
   stopped.catch(() => undefined);
@@ -36,14 +65,16 @@ export async function runMachine<M extends AnyStateMachine>(
     actor.stop();
     rejectStopped(new Error("stopped"));
   };
-  opts.signal.addEventListener("abort", onAbort, { once: true });
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
   actor.start();
   try {
-    if (opts.signal.aborted) throw new Error("stopped");
+    if (ctx.signal.aborted) throw new Error("stopped");
     const output = await Promise.race([toPromise(actor), stopped]);
     return output as OutputFrom<M>;
   } finally {
-    opts.signal.removeEventListener("abort", onAbort);
-    await writes;
+    ctx.signal.removeEventListener("abort", onAbort);
+    if (flushTimer) clearTimeout(flushTimer);
+    flush();
+    await Promise.all([writes, publishes]);
   }
 }
