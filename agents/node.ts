@@ -22,6 +22,8 @@ import { writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
 import { detectGpus, type GpuInfo } from "./gpus.js";
+// Every role's offline answers, for nodes whose runs use the offline stand-in.
+import "./offline.js";
 
 /** Agent roles and the work queue each one serves. */
 export const ROLE_QUEUES = {

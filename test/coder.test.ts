@@ -13,6 +13,7 @@ import { RunConfig } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { getArtifact } from "../bus/artifacts.js";
 import type { AgentContext } from "../agents/runtime/agentContext.js";
+import "../agents/offline.js";
 
 const log = pino({ level: "silent" });
 const FIXTURE = new URL("./fixtures/templates/ref_style", import.meta.url).pathname;

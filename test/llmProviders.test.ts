@@ -12,6 +12,7 @@ import { watchEvents } from "../bus/events.js";
 import { subjects } from "../bus/subjects.js";
 import { LlmExchange } from "../bus/schemas.js";
 import type { LlmProvider } from "../agents/llm/types.js";
+import "../agents/offline.js";
 
 const log = pino({ level: "silent" });
 const KEY = "sk-test-0123456789abcdefghij";

@@ -5,7 +5,8 @@ import { backoffMs, isRetryable, retryAfterMs } from "../agents/llm/retry.js";
 import { redact } from "../agents/llm/redact.js";
 import { parseLlm } from "../agents/llm/providers.js";
 import { costOf, modelInfo } from "../agents/llm/models.js";
-import { offlineTasks } from "../agents/llm/offline/responders.js";
+import "../agents/offline.js";
+import { offlineTasks } from "../agents/llm/offline/registry.js";
 import { ProviderConfigError, ProviderError, providerErrorFrom, unreadableAnswer } from "../agents/llm/errors.js";
 
 describe("labelled sections", () => {

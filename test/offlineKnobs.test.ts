@@ -10,6 +10,7 @@ import { applyEdits } from "../agents/coder/searchReplace.js";
 import { checkClaims, collectFacts, unmatched } from "../agents/writer/claims.js";
 import { SECTIONS } from "../agents/writer/prompts.js";
 import type { Idea, RunRecord } from "../bus/schemas.js";
+import "../agents/offline.js";
 
 const dir = mkdtempSync(join(tmpdir(), "offline-knobs-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

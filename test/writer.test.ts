@@ -18,6 +18,7 @@ import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { getDirectory } from "../bus/artifacts.js";
 import type { AgentContext } from "../agents/runtime/agentContext.js";
 import type { LlmProvider } from "../agents/llm/types.js";
+import "../agents/offline.js";
 
 const log = pino({ level: "silent" });
 

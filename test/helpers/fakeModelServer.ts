@@ -1,7 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseSections } from "../../agents/llm/sections.js";
-import { offlineTasks } from "../../agents/llm/offline/responders.js";
+import "../../agents/offline.js";
+import { offlineTasks } from "../../agents/llm/offline/registry.js";
 import { offlineAnswer } from "../../agents/llm/offline/offlineProvider.js";
 
 /** One scripted reply; requests beyond the script are answered by the model. */

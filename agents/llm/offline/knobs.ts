@@ -1,4 +1,8 @@
-import type { Edit } from "../../coder/searchReplace.js";
+/** A SEARCH/REPLACE edit, in the shape the coder applies. */
+interface Edit {
+  search: string;
+  replace: string;
+}
 
 /** Where a knob's literal stands: a 0-based line of the file and the columns of the literal on it. */
 export interface KnobSite {

@@ -1,6 +1,6 @@
 import type { LlmProvider, ProviderAnswer, ProviderRequest } from "../types.js";
 import { ModelBehaviorError } from "../errors.js";
-import { responderFor } from "./responders.js";
+import { responderFor } from "./registry.js";
 
 const estimateTokens = (text: string) => Math.ceil(text.length / 4);
 
