@@ -6,7 +6,7 @@ import type { Bus } from "../bus/connection.js";
 import { UserError } from "../bus/errors.js";
 import type { Logger } from "../bus/logger.js";
 import type { Job, JobKind, JobResult } from "../bus/schemas.js";
-import { JobFailedError, publishJob, serveJobs, type JobContext, type Worker } from "../bus/workQueue.js";
+import { publishJob, serveJobs, type JobContext, type Worker } from "../bus/workQueue.js";
 import { assertWithinBudget } from "./llm/budget.js";
 import { createLlm } from "./llm/client.js";
 import { createProvider } from "./llm/providers.js";
@@ -142,12 +142,8 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     const config = await getRunConfig(opts.bus, job.runId);
     const by = { agent, node: nodeId };
     const log = jc.log.child({ runId: job.runId });
-    // A job that has not started yet is new paid work: refused once the budget is spent.
-    try {
-      await assertWithinBudget(opts.bus, job.runId, config.budgetUsd);
-    } catch (err) {
-      throw new JobFailedError((err as Error).message);
-    }
+    // A job that has not started yet is new paid work: refused once the budget is spent (a BudgetReachedError, not retried).
+    await assertWithinBudget(opts.bus, job.runId, config.budgetUsd);
     const choice = config.roleLlm[agent] ?? config.llm;
     return {
       bus: opts.bus,
@@ -235,7 +231,8 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     async stop() {
       clearInterval(timer);
       await Promise.allSettled(workers.map((w) => w.stop()));
-      await opts.bus.kv.delete(advertKey(nodeId)).catch(() => undefined);
+      // Best effort, and not waited for while the bus is away: an advert that stays expires by its seenAt.
+      await Promise.race([opts.bus.kv.delete(advertKey(nodeId)).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
     },
   };
 }

@@ -2,6 +2,12 @@ import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Bus } from "./connection.js";
 import { BusError } from "./errors.js";
+import { retryBus } from "./retryBus.js";
+
+/** Stops the waiting for a bus that is away (a stopping worker passes its signal). */
+export interface ArtifactOptions {
+  signal?: AbortSignal;
+}
 
 /**
  * Where an idea's artifacts of one review round live: the paper as first written under `<runId>/<ideaId>/`, each
@@ -12,19 +18,21 @@ export function roundPrefix(runId: string, ideaId: string, round = 0): string {
 }
 
 /** Object names are `<runId>/<ideaId>/<path>`; the launching machine mirrors them into results/. */
-export async function putArtifact(bus: Bus, name: string, data: Uint8Array | string): Promise<void> {
+// Each operation waits out an outage of the bus: an upload by name is safe to repeat, and a run's outputs
+// must not be lost because the server restarted while they were on their way.
+export async function putArtifact(bus: Bus, name: string, data: Uint8Array | string, opts: ArtifactOptions = {}): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  await bus.obj.putBlob({ name }, bytes);
+  await retryBus(`upload of ${name}`, () => bus.obj.putBlob({ name }, bytes), { log: bus.log, ...opts });
 }
 
-export async function getArtifact(bus: Bus, name: string): Promise<Uint8Array> {
-  const data = await bus.obj.getBlob(name);
+export async function getArtifact(bus: Bus, name: string, opts: ArtifactOptions = {}): Promise<Uint8Array> {
+  const data = await retryBus(`download of ${name}`, () => bus.obj.getBlob(name), { log: bus.log, ...opts });
   if (!data) throw new BusError(`artifact ${name} is not in the object store`);
   return data;
 }
 
-export async function hasArtifact(bus: Bus, name: string): Promise<boolean> {
-  const info = await bus.obj.info(name);
+export async function hasArtifact(bus: Bus, name: string, opts: ArtifactOptions = {}): Promise<boolean> {
+  const info = await retryBus(`lookup of ${name}`, () => bus.obj.info(name), { log: bus.log, ...opts });
   return info !== null && !info.deleted;
 }
 
@@ -39,28 +47,35 @@ async function walk(dir: string): Promise<string[]> {
 }
 
 /** Uploads every file under `dir` as `<prefix>/<relative path>`; returns the object names. */
-export async function putDirectory(bus: Bus, dir: string, prefix: string, filter: (rel: string) => boolean = () => true): Promise<string[]> {
+export async function putDirectory(
+  bus: Bus,
+  dir: string,
+  prefix: string,
+  filter: (rel: string) => boolean = () => true,
+  opts: ArtifactOptions = {},
+): Promise<string[]> {
   const names: string[] = [];
   for (const file of await walk(dir)) {
     const rel = relative(dir, file).split(sep).join("/");
     if (!filter(rel)) continue;
     const name = `${prefix}/${rel}`;
-    await putArtifact(bus, name, await readFile(file));
+    await putArtifact(bus, name, await readFile(file), opts);
     names.push(name);
   }
   return names;
 }
 
 /** Downloads every object whose name starts with `prefix/` into `dir`, keeping the rest of the path. */
-export async function getDirectory(bus: Bus, prefix: string, dir: string): Promise<string[]> {
+export async function getDirectory(bus: Bus, prefix: string, dir: string, opts: ArtifactOptions = {}): Promise<string[]> {
   const written: string[] = [];
-  for (const info of await bus.obj.list()) {
+  const listed = await retryBus(`listing of ${prefix}/`, () => bus.obj.list(), { log: bus.log, ...opts });
+  for (const info of listed) {
     if (info.deleted || !info.name.startsWith(`${prefix}/`)) continue;
     const rel = info.name.slice(prefix.length + 1);
     if (rel.split("/").some((part) => part === ".." || part === "")) continue;
     const target = join(dir, rel);
     await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, await getArtifact(bus, info.name));
+    await writeFile(target, await getArtifact(bus, info.name, opts));
     written.push(target);
   }
   return written;

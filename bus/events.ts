@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Bus } from "./connection.js";
 import { STREAMS, subjects } from "./subjects.js";
@@ -5,6 +6,7 @@ import { LlmExchange, Progress, StateBatch, outcomeSchema, type JobKind, type Ou
 import type { z } from "zod";
 import type { Logger } from "./logger.js";
 import { BusError } from "./errors.js";
+import { retryBus } from "./retryBus.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -20,7 +22,10 @@ async function publishValidated<S extends z.ZodType>(bus: Bus, subject: string, 
   if (bytes.length > MAX_EVENT_BYTES) {
     throw new BusError(`event on ${subject} is ${bytes.length} bytes; blobs belong in the object store`);
   }
-  await bus.js.publish(subject, bytes);
+  // One msgID for every attempt: a publish that reached the stream before its ack was lost to an outage is
+  // stored once, however often it is retried.
+  const msgID = randomUUID();
+  await retryBus(`publish on ${subject}`, () => bus.js.publish(subject, bytes, { msgID }), { log: bus.log });
 }
 
 export async function publishOutcome<K extends JobKind>(
@@ -64,7 +69,9 @@ export interface EventStream<T> extends AsyncIterable<{ subject: string; value: 
 
 /**
  * Reads a run's conversation from the stream, from its first message on, then live. A message that
- * fails its schema is logged and skipped, never half-read.
+ * fails its schema is logged and skipped, never half-read. The reading rides out a restart of the server:
+ * the ordered consumer recreates itself after a reconnect, and should it give up, a new one starts after
+ * the last message read, so nothing is skipped and nothing is read twice.
  */
 export async function watchEvents<S extends z.ZodType>(
   bus: Bus,
@@ -72,30 +79,53 @@ export async function watchEvents<S extends z.ZodType>(
   schema: S,
   log?: Logger,
 ): Promise<EventStream<z.infer<S>>> {
-  const consumer = await bus.js.consumers.get(STREAMS.conversation.name, {
-    filter_subjects: filterSubject,
-    deliver_policy: DeliverPolicy.All,
-  });
-  const messages: ConsumerMessages = await consumer.consume();
+  let lastSeq = 0;
+  let closing = false;
+  const open = () =>
+    retryBus(`reading ${filterSubject}`, async () => {
+      const consumer = await bus.js.consumers.get(STREAMS.conversation.name, {
+        filter_subjects: filterSubject,
+        ...(lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
+      });
+      return consumer.consume();
+    }, { log: bus.log });
+  const ended = () => closing || bus.nc.isClosed() || bus.nc.isDraining();
+  let messages: ConsumerMessages = await open();
   return {
     async close() {
+      closing = true;
       await messages.close();
     },
     async *[Symbol.asyncIterator]() {
-      for await (const m of messages) {
-        let raw: unknown;
+      while (true) {
         try {
-          raw = JSON.parse(dec.decode(m.data));
-        } catch {
-          log?.warn({ subject: m.subject }, "skipped an event that is not JSON");
-          continue;
+          for await (const m of messages) {
+            lastSeq = m.seq;
+            let raw: unknown;
+            try {
+              raw = JSON.parse(dec.decode(m.data));
+            } catch {
+              log?.warn({ subject: m.subject }, "skipped an event that is not JSON");
+              continue;
+            }
+            const parsed = schema.safeParse(raw);
+            if (!parsed.success) {
+              log?.warn({ subject: m.subject, issues: parsed.error.issues }, "skipped an event that fails its schema");
+              continue;
+            }
+            yield { subject: m.subject, value: parsed.data };
+          }
+        } catch (err) {
+          if (ended()) return;
+          bus.log.warn({ subject: filterSubject, err: (err as Error).message }, "reading the conversation stopped; reading on from where it was");
         }
-        const parsed = schema.safeParse(raw);
-        if (!parsed.success) {
-          log?.warn({ subject: m.subject, issues: parsed.error.issues }, "skipped an event that fails its schema");
-          continue;
+        if (ended()) return;
+        messages = await open();
+        // close() may have come while the new consumer was being made.
+        if (closing) {
+          await messages.close();
+          return;
         }
-        yield { subject: m.subject, value: parsed.data };
       }
     },
   };

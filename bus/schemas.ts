@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Failure } from "./errors.js";
 
 /** Run ids are one subject token: letters, digits, dash. */
 export const RunId = z.string().regex(/^[A-Za-z0-9-]{1,64}$/, "a run id is letters, digits and dashes");
@@ -109,7 +110,15 @@ export const resultSchemas = {
   gpuBaseline: BaselineResult,
   ideate: z.object({
     ideas: z.array(
-      z.object({ ideaId: IdeaId, idea: Idea, verdict: Verdict.optional(), status: z.enum(["accepted", "rejected", "undecided", "failed"]), history: z.array(z.string()) }),
+      z.object({
+        ideaId: IdeaId,
+        idea: Idea,
+        verdict: Verdict.optional(),
+        status: z.enum(["accepted", "rejected", "undecided", "failed"]),
+        history: z.array(z.string()),
+        /** Why a `failed` idea failed. */
+        failure: Failure.optional(),
+      }),
     ),
     /** Proposals that never became an idea, and why. */
     failures: z.array(z.string()).optional(),
@@ -142,7 +151,8 @@ export function outcomeSchema<K extends JobKind>(kind: K) {
   const base = { jobId: JobId, runId: RunId, ideaId: IdeaId.optional(), by: Actor, at: z.string() };
   return z.discriminatedUnion("ok", [
     z.object({ ...base, ok: z.literal(true), result: resultSchemas[kind] as (typeof resultSchemas)[K] }),
-    z.object({ ...base, ok: z.literal(false), error: z.string() }),
+    // `error` is the failure's message, for readers that only print it; deciding is done on `failure`.
+    z.object({ ...base, ok: z.literal(false), error: z.string(), failure: Failure }),
   ]);
 }
 export type Outcome<K extends JobKind> = {
@@ -151,7 +161,7 @@ export type Outcome<K extends JobKind> = {
   ideaId?: string | undefined;
   by: Actor;
   at: string;
-} & ({ ok: true; result: JobResult<K> } | { ok: false; error: string });
+} & ({ ok: true; result: JobResult<K> } | { ok: false; error: string; failure: Failure });
 
 // ---- conversation events that are not job outcomes ----
 

@@ -6,6 +6,7 @@ import type { Logger } from "./logger.js";
 
 export interface LocalNats {
   url: string;
+  port: number;
   /** Stops the server and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -35,15 +36,16 @@ function installExitHook(): void {
 }
 
 /**
- * Starts Debian's nats-server with JetStream on a free port of `host` (loopback unless told otherwise), its
- * store under `storeDir`.
+ * Starts Debian's nats-server with JetStream on `port` (a free one unless told) of `host` (loopback unless
+ * told otherwise), its store under `storeDir`. Starting it again with the same port and store is a restart:
+ * clients reconnect to it and find their streams.
  * Resolves once the server says it is ready to take clients.
  */
-export async function startLocalNats(opts: { storeDir: string; log?: Logger; binary?: string; host?: string }): Promise<LocalNats> {
+export async function startLocalNats(opts: { storeDir: string; log?: Logger; binary?: string; host?: string; port?: number }): Promise<LocalNats> {
   const binary = opts.binary ?? "nats-server";
   const host = opts.host ?? "127.0.0.1";
   mkdirSync(opts.storeDir, { recursive: true });
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const child = spawn(binary, ["-js", "-a", host, "-p", String(port), "-sd", opts.storeDir], {
     stdio: ["ignore", "ignore", "pipe"],
   });
@@ -90,6 +92,7 @@ export async function startLocalNats(opts: { storeDir: string; log?: Logger; bin
   let stopping: Promise<void> | undefined;
   return {
     url,
+    port,
     stop() {
       stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {

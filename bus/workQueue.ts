@@ -1,11 +1,13 @@
-import type { JsMsg } from "@nats-io/jetstream";
+import { JetStreamError, type JsMsg } from "@nats-io/jetstream";
+import { errors as natsErrors } from "@nats-io/transport-node";
 import type { Bus } from "./connection.js";
 import { ACK_WAIT_MS, MAX_DELIVER } from "./connection.js";
 import { STREAMS, durableName, subjects } from "./subjects.js";
 import { jobSchemas, type Actor, type Job, type JobInput, type JobKind, type JobResult, resultSchemas } from "./schemas.js";
 import { publishOutcome } from "./events.js";
+import { isTransientBusError, retryBus } from "./retryBus.js";
 import type { Logger } from "./logger.js";
-import { SwarmError } from "./errors.js";
+import { JobFailedError, failureOf, type Failure } from "./errors.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -13,7 +15,9 @@ const dec = new TextDecoder();
 /** Puts a job on its work queue. The job id is the msgID, so publishing it again is harmless. */
 export async function publishJob<K extends JobKind>(bus: Bus, kind: K, job: JobInput<K>): Promise<void> {
   const parsed = jobSchemas[kind].parse(job);
-  await bus.js.publish(subjects.job(parsed.runId, kind), enc.encode(JSON.stringify(parsed)), { msgID: parsed.jobId });
+  const subject = subjects.job(parsed.runId, kind);
+  const data = enc.encode(JSON.stringify(parsed));
+  await retryBus(`publish of ${kind} job ${parsed.jobId}`, () => bus.js.publish(subject, data, { msgID: parsed.jobId }), { log: bus.log });
 }
 
 export interface JobContext {
@@ -28,11 +32,22 @@ export interface JobContext {
 
 export type JobHandler<K extends JobKind> = (job: Job<K>, ctx: JobContext) => Promise<JobResult<K>>;
 
-/**
- * A failure that is the job's own (bad data, a model that never answered usefully): reported as the
- * job's outcome and not retried. Any other error is retried by redelivery until MAX_DELIVER.
- */
-export class JobFailedError extends SwarmError {}
+/** A job's failure, carrying the Failure of its cause: retried by redelivery when that is retryable, else final. */
+export { JobFailedError };
+
+/** How long a retryable failure waits before its redelivery: doubling from a second, at most half a minute. */
+export function redeliveryDelayMs(delivery: number): number {
+  return Math.min(30_000, 1000 * 2 ** (delivery - 1));
+}
+
+const NATS_ERRORS = [...Object.values(natsErrors), JetStreamError];
+
+/** What a handler's error says about its job. The NATS client's errors are the bus's; retried while the bus is only away. */
+function jobFailureOf(err: unknown): Failure {
+  if (isTransientBusError(err)) return { kind: "bus", retryable: true, message: (err as Error).message };
+  if (NATS_ERRORS.some((E) => err instanceof E)) return { kind: "bus", retryable: false, message: (err as Error).message };
+  return failureOf(err);
+}
 
 const doneKey = (runId: string, jobId: string) => `${runId}.done.${jobId.replace(/[^A-Za-z0-9_=-]/g, "_")}`;
 
@@ -87,22 +102,24 @@ export function serveJobs<K extends JobKind>(
       await bus.kv.put(key, "ok");
       msg.ack();
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
       if (controller.signal.aborted) {
         // Stopping: give the job back at once so another worker takes it.
         msg.nak();
         return;
       }
-      const last = msg.info.deliveryCount >= MAX_DELIVER;
-      if (err instanceof JobFailedError || last) {
-        jobLog.error({ err: message }, `${kind} job failed`);
-        await publishOutcome(bus, kind, { jobId: job.jobId, runId: job.runId, ideaId, by: opts.by, ok: false, error: message });
-        await bus.kv.put(key, "failed");
-        msg.term(message.slice(0, 200));
-      } else {
-        jobLog.warn({ err: message, delivery: msg.info.deliveryCount }, `${kind} job errored; it will be redelivered`);
-        msg.nak(1000 * msg.info.deliveryCount);
+      const failure = jobFailureOf(err);
+      const delivery = msg.info.deliveryCount;
+      const why = { err: failure.message, kind: failure.kind, retryable: failure.retryable, delivery };
+      if (failure.retryable && delivery < MAX_DELIVER) {
+        const delayMs = redeliveryDelayMs(delivery);
+        jobLog.warn({ ...why, delayMs }, `${kind} job failed (${failure.kind}); it will be redelivered (delivery ${delivery + 1} of ${MAX_DELIVER})`);
+        msg.nak(delayMs);
+        return;
       }
+      jobLog.error(why, `${kind} job failed (${failure.kind}${failure.retryable ? `, after ${delivery} deliveries` : ""})`);
+      await publishOutcome(bus, kind, { jobId: job.jobId, runId: job.runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
+      await bus.kv.put(key, "failed");
+      msg.term(failure.message.slice(0, 200));
     } finally {
       clearInterval(heartbeat);
     }
@@ -112,16 +129,30 @@ export function serveJobs<K extends JobKind>(
   for (let slot = 0; slot < opts.concurrency; slot++) {
     loops.push(
       (async () => {
-        const consumer = await bus.js.consumers.get(STREAMS.jobs.name, durableName(kind));
+        const consumer = await retryBus(`the ${kind} queue`, () => bus.js.consumers.get(STREAMS.jobs.name, durableName(kind)), {
+          log,
+          signal: controller.signal,
+        });
+        // While the server is away every pull fails: say so once, and once more when pulling works again.
+        let failingSince: number | undefined;
         while (!controller.signal.aborted) {
           let msg: JsMsg | null;
           try {
             msg = await consumer.next({ expires: 2_000 });
           } catch (err) {
             if (controller.signal.aborted || bus.nc.isClosed()) return;
-            log.warn({ err: (err as Error).message }, `pulling ${kind} jobs failed; retrying`);
+            if (failingSince === undefined) {
+              failingSince = Date.now();
+              log.warn({ err: (err as Error).message }, `pulling ${kind} jobs failed; retrying`);
+            } else {
+              log.debug({ err: (err as Error).message }, `pulling ${kind} jobs failed again`);
+            }
             await new Promise((r) => setTimeout(r, 1000));
             continue;
+          }
+          if (failingSince !== undefined) {
+            log.info({ downMs: Date.now() - failingSince }, `pulling ${kind} jobs again`);
+            failingSince = undefined;
           }
           if (msg) await handle(msg, slot);
         }

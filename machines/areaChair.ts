@@ -1,5 +1,6 @@
 import { assign, setup } from "xstate";
 import type { Review } from "../bus/schemas.js";
+import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared, declaredCallback } from "./declare.js";
 
 export interface ReceivedReview {
@@ -10,16 +11,17 @@ export interface ReceivedReview {
 
 export type ChairEvent =
   | { type: "REVIEW"; review: ReceivedReview }
-  | { type: "REVIEW_FAILED"; reviewer: number; error: string };
+  | { type: "REVIEW_FAILED"; reviewer: number; failure: Failure };
 
 interface Context {
   reviewers: number;
   quorum: number;
   deadlineMs: number;
   reviews: ReceivedReview[];
-  failures: string[];
+  /** Reviews that failed, each named by its reviewer. */
+  failures: Failure[];
   decision: { decision: "Accept" | "Reject"; metaReview: string; scores: Record<string, number> } | undefined;
-  error: string | undefined;
+  error: Failure | undefined;
 }
 
 /**
@@ -31,7 +33,7 @@ export const areaChairMachine = setup({
     input: {} as { reviewers: number; quorum: number; deadlineMs: number },
     context: {} as Context,
     events: {} as ChairEvent,
-    output: {} as { decision?: Context["decision"]; reviews: ReceivedReview[]; error?: string },
+    output: {} as { decision?: Context["decision"]; reviews: ReceivedReview[]; error?: Failure },
   },
   actors: {
     requestReviews: declared<void, { reviewers: number }>("requestReviews"),
@@ -42,6 +44,14 @@ export const areaChairMachine = setup({
     quorumWithThis: ({ context }) => context.reviews.length + 1 >= context.quorum,
     allAnswered: ({ context }) => context.reviews.length + context.failures.length + 1 >= context.reviewers,
     hasReviews: ({ context }) => context.reviews.length > 0,
+  },
+  actions: {
+    noteFailure: assign({
+      failures: ({ context }, { reviewer, failure }: { reviewer: number; failure: Failure }) => [
+        ...context.failures,
+        { ...failure, message: `reviewer ${reviewer}: ${failure.message}` },
+      ],
+    }),
   },
   delays: {
     reviewDeadline: ({ context }) => context.deadlineMs,
@@ -56,7 +66,7 @@ export const areaChairMachine = setup({
         src: "requestReviews",
         input: ({ context }) => ({ reviewers: context.reviewers }),
         onDone: { target: "collecting" },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "asking for reviews failed") }) },
       },
     },
     collecting: {
@@ -72,9 +82,9 @@ export const areaChairMachine = setup({
           {
             guard: "allAnswered",
             target: "judgingWhatCame",
-            actions: assign({ failures: ({ context, event }) => [...context.failures, `reviewer ${event.reviewer}: ${event.error}`] }),
+            actions: { type: "noteFailure", params: ({ event }) => event },
           },
-          { actions: assign({ failures: ({ context, event }) => [...context.failures, `reviewer ${event.reviewer}: ${event.error}`] }) },
+          { actions: { type: "noteFailure", params: ({ event }) => event } },
         ],
       },
       after: { reviewDeadline: { target: "judgingWhatCame" } },
@@ -82,7 +92,17 @@ export const areaChairMachine = setup({
     judgingWhatCame: {
       always: [
         { guard: "hasReviews", target: "deciding" },
-        { target: "failed", actions: assign({ error: ({ context }) => `no review arrived (${context.failures.join("; ") || "deadline passed"})` }) },
+        // Whose fault the reviews' failures were, or nobody's but the deadline's; the chair's job is not redone
+        // for it, since its reviews would fail or be late the same way.
+        {
+          target: "failed",
+          actions: assign({
+            error: ({ context }) =>
+              failure(context.failures[0]?.kind ?? "environment", `no review arrived (${context.failures.map((f) => f.message).join("; ") || "deadline passed"})`, {
+                hint: context.failures[0]?.hint ?? "start more reviewers (npm run node -- --roles reviewer) or give them longer (--review-deadline)",
+              }),
+          }),
+        },
       ],
     },
     deciding: {
@@ -90,7 +110,7 @@ export const areaChairMachine = setup({
         src: "writeMetaReview",
         input: ({ context }) => ({ reviews: context.reviews }),
         onDone: { target: "done", actions: assign({ decision: ({ event }) => event.output }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "writing the meta-review failed") }) },
       },
     },
     done: { type: "final" },
@@ -98,6 +118,6 @@ export const areaChairMachine = setup({
   },
   output: ({ context }) => ({
     reviews: context.reviews,
-    ...(context.decision ? { decision: context.decision } : { error: context.error ?? "no decision" }),
+    ...(context.decision ? { decision: context.decision } : { error: context.error ?? failure("internal", "the area chair ended without a decision") }),
   }),
 });

@@ -1,5 +1,6 @@
 import { assign, setup } from "xstate";
 import type { Idea, RunRecord } from "../bus/schemas.js";
+import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
 export interface PlannedRun {
@@ -25,7 +26,7 @@ interface Context {
   records: RunRecord[];
   figures: string[];
   notes: string;
-  error: string | undefined;
+  error: Failure | undefined;
 }
 
 const message = (e: unknown) => String((e as Error)?.message ?? e);
@@ -40,7 +41,7 @@ export const coderMachine = setup({
   types: {
     input: {} as { idea: Idea; maxRuns: number; maxFixes: number },
     context: {} as Context,
-    output: {} as { runs: RunRecord[]; figures: string[]; notes: string; error?: string },
+    output: {} as { runs: RunRecord[]; figures: string[]; notes: string; error?: Failure },
   },
   actors: {
     ensureBaseline: declared<RunRecord, void>("ensureBaseline"),
@@ -58,6 +59,11 @@ export const coderMachine = setup({
     fixesLeft: ({ context }) => context.attempts < context.maxFixes,
     moreRuns: ({ context }) => context.runIndex + 1 < context.plan.length,
     anySucceeded: ({ context }) => context.records.some((r) => r.run !== "run_0" && r.ok),
+    /** No fault of the code (a provider's outage, the bus): the job is retried rather than the run set aside. */
+    passing: (_, { error }: { error: unknown }) => failureOf(error).retryable,
+  },
+  actions: {
+    failWith: assign((_, { error, during }: { error: unknown; during: string }) => ({ error: failureOf(error, during) })),
   },
 }).createMachine({
   id: "coder",
@@ -78,7 +84,7 @@ export const coderMachine = setup({
       invoke: {
         src: "ensureBaseline",
         onDone: { target: "planning", actions: assign({ records: ({ event }) => [event.output] }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `baseline run_0 failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "baseline run_0 failed") }) },
       },
     },
     planning: {
@@ -87,9 +93,9 @@ export const coderMachine = setup({
         input: ({ context }) => ({ idea: context.idea, maxRuns: context.maxRuns, baseline: context.records[0]! }),
         onDone: [
           { guard: "hasPlan", target: "editing", actions: assign({ plan: ({ context, event }) => event.output.slice(0, context.maxRuns) }) },
-          { target: "failed", actions: assign({ error: "the plan has no runs" }) },
+          { target: "failed", actions: assign({ error: failure("model", "the plan has no runs") }) },
         ],
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `planning failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "planning failed") }) },
       },
     },
     editing: {
@@ -98,6 +104,11 @@ export const coderMachine = setup({
         input: ({ context }) => ({ run: runName(context), planned: context.plan[context.runIndex]!, feedback: context.feedback }),
         onDone: { target: "running", actions: assign({ feedback: "" }) },
         onError: [
+          {
+            guard: { type: "passing", params: ({ event }) => ({ error: event.error }) },
+            target: "failed",
+            actions: { type: "failWith", params: ({ context, event }) => ({ error: event.error, during: `editing ${runName(context)} failed` }) },
+          },
           {
             guard: "fixesLeft",
             target: "editing",
@@ -132,7 +143,14 @@ export const coderMachine = setup({
           { guard: "fixesLeft", target: "fixing", actions: assign({ feedback: ({ event }) => event.output.stderrTail }) },
           { target: "runFailed", actions: assign({ feedback: ({ event }) => event.output.stderrTail }) },
         ],
-        onError: { target: "runFailed", actions: assign({ feedback: ({ event }) => message(event.error) }) },
+        onError: [
+          {
+            guard: { type: "passing", params: ({ event }) => ({ error: event.error }) },
+            target: "failed",
+            actions: { type: "failWith", params: ({ context, event }) => ({ error: event.error, during: `running ${runName(context)} failed` }) },
+          },
+          { target: "runFailed", actions: assign({ feedback: ({ event }) => message(event.error) }) },
+        ],
       },
     },
     fixing: {
@@ -140,7 +158,14 @@ export const coderMachine = setup({
         src: "fixCode",
         input: ({ context }) => ({ run: runName(context), planned: context.plan[context.runIndex]!, stderrTail: context.feedback }),
         onDone: { target: "running", actions: assign({ attempts: ({ context }) => context.attempts + 1 }) },
-        onError: { target: "runFailed", actions: assign({ feedback: ({ event }) => message(event.error) }) },
+        onError: [
+          {
+            guard: { type: "passing", params: ({ event }) => ({ error: event.error }) },
+            target: "failed",
+            actions: { type: "failWith", params: ({ context, event }) => ({ error: event.error, during: `fixing ${runName(context)} failed` }) },
+          },
+          { target: "runFailed", actions: assign({ feedback: ({ event }) => message(event.error) }) },
+        ],
       },
     },
     runFailed: {
@@ -160,7 +185,7 @@ export const coderMachine = setup({
         src: "discardRun",
         input: ({ context }) => ({ run: runName(context) }),
         onDone: { target: "nextRun" },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `could not restore the last good code: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "could not restore the last good code") }) },
       },
     },
     nextRun: {
@@ -171,7 +196,9 @@ export const coderMachine = setup({
           actions: assign(({ context }) => ({ runIndex: context.runIndex + 1, attempts: 0, feedback: "" })),
         },
         { guard: "anySucceeded", target: "plotting" },
-        { target: "failed", actions: assign({ error: "no planned run succeeded" }) },
+        { target: "failed", actions: assign({
+            error: failure("model", "no planned run succeeded", { hint: "each run's error is in runs.json; a stronger model edits the code more reliably" }),
+          }) },
       ],
     },
     plotting: {
@@ -179,7 +206,7 @@ export const coderMachine = setup({
         src: "makePlots",
         input: ({ context }) => ({ runs: context.records }),
         onDone: { target: "noting", actions: assign({ figures: ({ event }) => event.output }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `plotting failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "plotting failed") }) },
       },
     },
     noting: {
@@ -187,7 +214,7 @@ export const coderMachine = setup({
         src: "writeNotes",
         input: ({ context }) => ({ runs: context.records, figures: context.figures }),
         onDone: { target: "done", actions: assign({ notes: ({ event }) => event.output }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `notes failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "notes failed") }) },
       },
     },
     done: { type: "final" },

@@ -1,5 +1,6 @@
 import { assign, setup } from "xstate";
 import type { Evidence, Idea, Verdict } from "../bus/schemas.js";
+import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
 /** The verdicts the model may give. "undecided" is the critic's own: it is never asked to judge without evidence. */
@@ -15,16 +16,7 @@ export interface CriticStep {
   decision?: Decision;
 }
 
-/**
- * A failure as its error told it, kept as data so a snapshot can hold it: the message, the kind (a
- * LiteratureError's `kind`, else the error's class name) and what the person can do.
- */
-export interface Failure {
-  message: string;
-  kind: string;
-  hint?: string;
-}
-
+/** A search that failed, and its failure as data, so a snapshot can hold it. */
 export interface SearchFailure extends Failure {
   query: string;
 }
@@ -44,13 +36,6 @@ interface Context {
 }
 
 const dedupe = (items: Evidence[]) => items.filter((e, i) => items.findIndex((o) => o.title === e.title) === i);
-
-/** The error an actor failed with, as data. */
-export function failureOf(error: unknown): Failure {
-  if (!(error instanceof Error)) return { message: String(error), kind: "Error" };
-  const { kind, hint } = error as { kind?: unknown; hint?: unknown };
-  return { message: error.message, kind: typeof kind === "string" ? kind : error.name, ...(typeof hint === "string" ? { hint } : {}) };
-}
 
 /**
  * The novelty critic: rounds of thinking and searching the literature, then a verdict with its evidence.
@@ -174,5 +159,5 @@ export const criticMachine = setup({
     undecided: { type: "final" },
     failed: { type: "final" },
   },
-  output: ({ context }) => (context.verdict ? { verdict: context.verdict } : { error: context.error ?? { message: "no verdict", kind: "Error" } }),
+  output: ({ context }) => (context.verdict ? { verdict: context.verdict } : { error: context.error ?? failure("internal", "the critic ended without a verdict") }),
 });

@@ -1,5 +1,6 @@
 import { assign, setup } from "xstate";
 import type { Idea, Verdict } from "../bus/schemas.js";
+import { failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
 export interface IdeaRecord {
@@ -9,6 +10,8 @@ export interface IdeaRecord {
   /** "undecided": the critic could not reach the literature, so the idea was neither judged nor experimented on. */
   status: "accepted" | "rejected" | "undecided" | "failed";
   history: string[];
+  /** Why a `failed` idea failed. */
+  failure?: Failure;
 }
 
 interface Context {
@@ -24,7 +27,7 @@ interface Context {
   history: string[];
   records: IdeaRecord[];
   /** Proposals that never became an idea, and why. */
-  failures: string[];
+  failures: Failure[];
 }
 
 /** A stable, unique, snake_case id for an idea from its Name. */
@@ -45,6 +48,12 @@ function recordOf(ctx: Context, status: IdeaRecord["status"], note: string): Ide
   };
 }
 
+/** A failed idea: its history says what failed, its failure whose fault it was. */
+function failedRecordOf(ctx: Context, error: unknown, during: string): IdeaRecord {
+  const failure = failureOf(error, during);
+  return { ...recordOf(ctx, "failed", failure.message), failure };
+}
+
 /**
  * The PhD student: drafts an idea, reflects on it until satisfied (at least once), drops it if it nearly
  * repeats an idea already had, puts it to the novelty critic, revises it when the critic asks, hands novel
@@ -54,7 +63,7 @@ export const ideatorMachine = setup({
   types: {
     input: {} as { target: number; maxReflections: number; maxRevisions: number },
     context: {} as Context,
-    output: {} as { records: IdeaRecord[]; failures: string[] },
+    output: {} as { records: IdeaRecord[]; failures: Failure[] },
   },
   actors: {
     proposeIdea: declared<Idea, { proposed: number; earlier: IdeaRecord[] }>("proposeIdea"),
@@ -108,7 +117,7 @@ export const ideatorMachine = setup({
           target: "nextIdea",
           actions: assign(({ context, event }) => ({
             proposed: context.proposed + 1,
-            failures: [...context.failures, `proposal ${context.proposed + 1} failed: ${String((event.error as Error)?.message ?? event.error)}`],
+            failures: [...context.failures, failureOf(event.error, `proposal ${context.proposed + 1} failed`)],
           })),
         },
       },
@@ -199,7 +208,7 @@ export const ideatorMachine = setup({
         onError: {
           target: "nextIdea",
           actions: assign(({ context, event }) => ({
-            records: [...context.records, recordOf(context, "failed", `novelty check failed: ${String((event.error as Error)?.message ?? event.error)}`)],
+            records: [...context.records, failedRecordOf(context, event.error, "novelty check failed")],
           })),
         },
       },
@@ -218,7 +227,7 @@ export const ideatorMachine = setup({
         },
         onError: {
           target: "nextIdea",
-          actions: assign(({ context }) => ({ records: [...context.records, recordOf(context, "failed", "revision failed")] })),
+          actions: assign(({ context, event }) => ({ records: [...context.records, failedRecordOf(context, event.error, "revision failed")] })),
         },
       },
     },
@@ -232,7 +241,7 @@ export const ideatorMachine = setup({
         },
         onError: {
           target: "nextIdea",
-          actions: assign(({ context }) => ({ records: [...context.records, recordOf(context, "failed", "could not hand to the coder")] })),
+          actions: assign(({ context, event }) => ({ records: [...context.records, failedRecordOf(context, event.error, "could not hand to the coder")] })),
         },
       },
     },

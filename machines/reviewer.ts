@@ -1,5 +1,6 @@
 import { assign, setup } from "xstate";
 import type { Review } from "../bus/schemas.js";
+import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
 interface Context {
@@ -7,7 +8,7 @@ interface Context {
   text: string;
   review: Review | undefined;
   reflections: number;
-  error: string | undefined;
+  error: Failure | undefined;
 }
 
 /** One reviewer: reads the paper's text, writes a NeurIPS-form review, and reflects on it until done. */
@@ -15,7 +16,7 @@ export const reviewerMachine = setup({
   types: {
     input: {} as { maxReflections: number },
     context: {} as Context,
-    output: {} as { review?: Review; reflections: number; error?: string },
+    output: {} as { review?: Review; reflections: number; error?: Failure },
   },
   actors: {
     readPaper: declared<string, void>("readPaper"),
@@ -35,7 +36,7 @@ export const reviewerMachine = setup({
       invoke: {
         src: "readPaper",
         onDone: { target: "reviewing", actions: assign({ text: ({ event }) => event.output }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "reading the paper failed") }) },
       },
     },
     reviewing: {
@@ -43,7 +44,7 @@ export const reviewerMachine = setup({
         src: "writeReview",
         input: ({ context }) => ({ text: context.text }),
         onDone: { target: "reflecting", actions: assign({ review: ({ event }) => event.output }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => String((event.error as Error)?.message ?? event.error) }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "writing the review failed") }) },
       },
     },
     reflecting: {
@@ -72,5 +73,5 @@ export const reviewerMachine = setup({
   output: ({ context }) =>
     context.review
       ? { review: context.review, reflections: context.reflections }
-      : { reflections: context.reflections, error: context.error ?? "no review" },
+      : { reflections: context.reflections, error: context.error ?? failure("internal", "the reviewer ended without a review") },
 });

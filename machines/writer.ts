@@ -1,4 +1,5 @@
 import { assign, setup } from "xstate";
+import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
 export interface Citation {
@@ -21,10 +22,8 @@ interface Context {
   fixes: number;
   claimFixes: number;
   errors: string[];
-  error: string | undefined;
+  error: Failure | undefined;
 }
-
-const message = (e: unknown) => String((e as Error)?.message ?? e);
 
 /**
  * The writer: rounds of finding citations, then the paper section by section, each refined against a
@@ -35,7 +34,7 @@ export const writerMachine = setup({
   types: {
     input: {} as { sections: string[]; citeRounds: number; maxFixes: number },
     context: {} as Context,
-    output: {} as { citations: Citation[]; fixes: number; error?: string },
+    output: {} as { citations: Citation[]; fixes: number; error?: Failure },
   },
   actors: {
     findCitations: declared<{ found: Citation[]; more: boolean }, { round: number; citations: Citation[] }>("findCitations"),
@@ -82,7 +81,7 @@ export const writerMachine = setup({
         src: "writeSection",
         input: ({ context }) => ({ section: context.sections[context.sectionIndex]!, citations: context.citations }),
         onDone: { target: "refining" },
-        onError: { target: "failed", actions: assign({ error: ({ context, event }) => `writing ${context.sections[context.sectionIndex]} failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ context, event }) => failureOf(event.error, `writing ${context.sections[context.sectionIndex]} failed`) }) },
       },
     },
     // Each section is checked against the checklist (math, escapes, figures, references) and revised.
@@ -107,9 +106,9 @@ export const writerMachine = setup({
         onDone: [
           { guard: "compiled", target: "checkingClaims" },
           { guard: "fixesLeft", target: "fixing", actions: assign({ errors: ({ event }) => event.output.errors }) },
-          { target: "failed", actions: assign({ error: ({ event }) => `LaTeX still fails: ${event.output.errors.slice(0, 3).join("; ")}` }) },
+          { target: "failed", actions: assign({ error: ({ event }) => failure("model", `LaTeX still fails: ${event.output.errors.slice(0, 3).join("; ")}`) }) },
         ],
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `compiling failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "compiling failed") }) },
       },
     },
     // Every number in the abstract, results, tables and captions must come from a run's artifacts.
@@ -121,10 +120,10 @@ export const writerMachine = setup({
           { guard: "claimFixesLeft", target: "fixingClaims", actions: assign({ errors: ({ event }) => event.output.unmatched }) },
           {
             target: "failed",
-            actions: assign({ error: ({ event }) => `numbers that match no run artifact: ${event.output.unmatched.slice(0, 5).join("; ")}` }),
+            actions: assign({ error: ({ event }) => failure("model", `numbers that match no run artifact: ${event.output.unmatched.slice(0, 5).join("; ")}`) }),
           },
         ],
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `checking the claims failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "checking the claims failed") }) },
       },
     },
     fixingClaims: {
@@ -132,7 +131,7 @@ export const writerMachine = setup({
         src: "fixClaims",
         input: ({ context }) => ({ unmatched: context.errors, attempt: context.claimFixes + 1 }),
         onDone: { target: "compiling", actions: assign({ claimFixes: ({ context }) => context.claimFixes + 1 }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `fixing the claims failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "fixing the claims failed") }) },
       },
     },
     fixing: {
@@ -140,7 +139,7 @@ export const writerMachine = setup({
         src: "fixLatex",
         input: ({ context }) => ({ errors: context.errors, attempt: context.fixes + 1 }),
         onDone: { target: "compiling", actions: assign({ fixes: ({ context }) => context.fixes + 1 }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => `fixing LaTeX failed: ${message(event.error)}` }) },
+        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "fixing LaTeX failed") }) },
       },
     },
     done: { type: "final" },

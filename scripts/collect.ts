@@ -153,8 +153,9 @@ export async function collectRun(
   await writeFile(join(outDir, "cost.json"), JSON.stringify({ runId, estimated: exchanges.some((e) => e.usage.estimated), total, byAgent, byIdea }, null, 2));
 
   const ideas: IdeaSummary[] = accepted().map((ideaId) => {
-    const failure = (["experiment", "gpuExperiment", "write", "chair"] as JobKind[])
-      .flatMap((k) => (outcomes.get(k) ?? []).filter((o) => o.ideaId === ideaId && !o.ok).map((o) => `${k}: ${(o as { error: string }).error}`))[0];
+    const failed = (["experiment", "gpuExperiment", "write", "chair"] as JobKind[])
+      .flatMap((k) => (outcomes.get(k) ?? []).flatMap((o) => (o.ideaId === ideaId && !o.ok ? [{ k, failure: o.failure }] : [])))[0];
+    const failure = failed ? `${failed.k}: ${failed.failure.message}${failed.failure.hint ? ` (${failed.failure.hint})` : ""}` : undefined;
     // The latest version of the paper and the latest decision; every round's reviews.
     const papers = ((outcomes.get("write") ?? []) as Outcome<"write">[]).filter((o) => o.ideaId === ideaId && o.ok);
     const paper = papers[papers.length - 1];
@@ -191,7 +192,7 @@ export async function collectRun(
   };
   const budgetHit =
     budgetUsd !== undefined &&
-    (total.costUsd >= budgetUsd || [...outcomes.values()].flat().some((o) => !o.ok && /budget reached/.test((o as { error: string }).error)));
+    (total.costUsd >= budgetUsd || [...outcomes.values()].flat().some((o) => !o.ok && o.failure.kind === "budget"));
   const { status, reason } = judgeRun({ budgetHit, budgetUsd, spentUsd: total.costUsd, ideation, ideas, counts });
   await writeStatus(outDir, { runId, status, reason, counts, costUsd: total.costUsd, budgetUsd });
   return {
@@ -216,7 +217,7 @@ function judgeRun(r: { budgetHit: boolean; budgetUsd: number | undefined; spentU
     return { status: "budget reached", reason: `the budget of $${r.budgetUsd!.toFixed(4)} was reached ($${r.spentUsd.toFixed(4)} spent); ${counts.decided} of ${counts.novel} novel ideas decided${stopped.length ? `; ${stopped.join("; ")}` : ""}` };
   }
   if (!ideation) return { status: "failed", reason: "ideation never reported back" };
-  if (!ideation.ok) return { status: "failed", reason: `ideation failed: ${ideation.error}` };
+  if (!ideation.ok) return { status: "failed", reason: `ideation failed: ${ideation.failure.message}${ideation.failure.hint ? ` (${ideation.failure.hint})` : ""}` };
   if (counts.novel === 0) {
     const judged = ideation.result.ideas;
     const why = judged.map((i) => `"${i.idea.Title}" ${i.status === "undecided" ? (i.verdict?.reason ?? "undecided: the critic could not decide") : i.status === "rejected" ? (i.verdict ? `not novel: ${i.verdict.reason}` : (i.history.at(-1) ?? "rejected")) : `failed: ${i.history.at(-1) ?? "no verdict"}`}`);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { connectBus } from "../bus/connection.js";
+import { connectBus, describeBusStatus } from "../bus/connection.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { ROLE_NAMES, defaultNodeId, parseRoles, startNode } from "../agents/node.js";
@@ -35,7 +35,15 @@ async function main(): Promise<void> {
   assertPreflight(report);
 
   const log = rootLogger();
-  const bus = await connectBus(url, { name: flags.name ?? "swarm node" });
+  const nodeName = flags.name ?? "swarm node";
+  // A node rides out a restart of the server: it says so and waits, and leaves only when the connection is closed.
+  const bus = await connectBus(url, {
+    name: nodeName,
+    log,
+    onStatus: (status) => {
+      if (status.type !== "closed") process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${describeBusStatus(status, "this node")}\n`);
+    },
+  });
   const node = await startNode({ bus, roles, log, nodeId: flags.name ?? defaultNodeId() });
   process.stdout.write(`node ${node.nodeId} joined ${url} with ${Object.entries(roles).map(([r, n]) => `${r}=${n}`).join(", ")}; Ctrl-C to leave\n`);
   let leaving = false;
@@ -49,6 +57,7 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => void leave());
   process.once("SIGTERM", () => void leave());
+  // Only a closed connection ends the node: a lost one is being reconnected, for as long as it takes.
   const closed = await bus.nc.closed();
   if (!leaving) {
     process.stderr.write(`node ${node.nodeId} lost its connection to ${url}${closed ? `: ${closed.message}` : ""}; leaving\n`);

@@ -4,7 +4,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
-import { connectBus, type Bus } from "../bus/connection.js";
+import { connectBus, describeBusStatus, type Bus } from "../bus/connection.js";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
@@ -210,7 +210,14 @@ async function main(): Promise<void> {
   try {
     if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen });
     const url = natsUrl ?? server!.url;
-    bus = await connectBus(url, { name: `swarm ${runId}` });
+    bus = await connectBus(url, {
+      name: `swarm ${runId}`,
+      log,
+      // A restart of the server delays the run; the person sees why it pauses and when it goes on.
+      onStatus: (status) => {
+        if (status.type !== "closed" || (status.error && !stopping)) line(`[${new Date().toISOString().slice(11, 19)}] ${describeBusStatus(status)}`);
+      },
+    });
     line(`Run ${runId} on template ${template.name}`);
     const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
     const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replace("127.0.0.1", flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen));

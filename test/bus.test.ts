@@ -6,8 +6,16 @@ import { awaitOutcome, publishProgress, watchEvents } from "../bus/events.js";
 import { getArtifact, putArtifact } from "../bus/artifacts.js";
 import { subjects } from "../bus/subjects.js";
 import { Progress, type Review } from "../bus/schemas.js";
-import { connectBus } from "../bus/connection.js";
+import { connectBus, describeBusStatus, type BusStatus } from "../bus/connection.js";
 import { startLocalNats } from "../bus/server.js";
+import { isTransientBusError, retryBus } from "../bus/retryBus.js";
+import { BusError } from "../bus/errors.js";
+import { ModelBehaviorError, ProviderError } from "../agents/llm/errors.js";
+import { errors as natsErrors, NoRespondersError, RequestError } from "@nats-io/transport-node";
+import { z } from "zod";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const log = pino({ level: "silent" });
 const by = { agent: "reviewer", node: "test" };
@@ -42,7 +50,7 @@ describe("bus against a real nats-server", () => {
     let attempts = 0;
     const flaky = serveJobs(env.bus, "review", async () => {
       attempts++;
-      throw new Error("worker crashed");
+      throw new BusError("the worker lost the bus");
     }, { concurrency: 1, by: { agent: "reviewer", node: "flaky" }, log });
     await publishJob(env.bus, "review", { jobId: "r2", runId: "run-a", ideaId: "idea_a", pdf: "p", reviewer: 1 });
     while (attempts === 0) await new Promise((r) => setTimeout(r, 50));
@@ -63,7 +71,7 @@ describe("bus against a real nats-server", () => {
     await publishJob(env.bus, "review", { jobId: "r3", runId: "run-a", ideaId: "idea_a", pdf: "p", reviewer: 2 });
     const outcome = await awaitOutcome(env.bus, "run-a", "review", "r3");
     await worker.stop();
-    expect(outcome).toMatchObject({ ok: false, error: "the paper has no text" });
+    expect(outcome).toMatchObject({ ok: false, error: "the paper has no text", failure: { kind: "internal", retryable: false, message: "the paper has no text" } });
     expect(attempts).toBe(1);
   });
 
@@ -147,5 +155,174 @@ describe("local server", () => {
 
   it("says which Debian package to install when nats-server is missing", async () => {
     await expect(startLocalNats({ storeDir: "/tmp/never", binary: "nats-server-that-is-not-there" })).rejects.toThrow(/not installed/);
+  });
+});
+
+describe("retrying bus operations across an outage", () => {
+  const noSleep = () => {
+    const pauses: number[] = [];
+    return { pauses, sleep: async (ms: number) => void pauses.push(ms) };
+  };
+
+  it("runs an operation again while the bus is away, with growing pauses, until it goes through", async () => {
+    const { pauses, sleep } = noSleep();
+    let calls = 0;
+    const value = await retryBus("test op", async () => {
+      calls++;
+      if (calls === 1) throw new natsErrors.TimeoutError();
+      if (calls === 2) throw new RequestError("no responders", { cause: new NoRespondersError("$JS.API.INFO") });
+      return "stored";
+    }, { sleep });
+    expect(value).toBe("stored");
+    expect(calls).toBe(3);
+    expect(pauses).toHaveLength(2);
+    expect(pauses[1]!).toBeGreaterThan(pauses[0]!);
+  });
+
+  it("does not retry a real error: a schema failure, a closed connection, a missing object", async () => {
+    const { pauses, sleep } = noSleep();
+    for (const err of [
+      (() => { try { z.object({ a: z.string() }).parse({}); } catch (e) { return e; } })(),
+      new natsErrors.ClosedConnectionError(),
+      new BusError("artifact x is not in the object store"),
+    ]) {
+      let calls = 0;
+      await expect(retryBus("test op", async () => {
+        calls++;
+        throw err;
+      }, { sleep })).rejects.toBe(err);
+      expect(calls).toBe(1);
+      expect(isTransientBusError(err)).toBe(false);
+    }
+    expect(pauses).toEqual([]);
+  });
+
+  it("gives up after its bound with a BusError that says what failed, and stops when aborted", async () => {
+    let clock = 0;
+    const sleep = async (ms: number) => void (clock += ms);
+    const failing = async () => {
+      throw new natsErrors.TimeoutError();
+    };
+    await expect(retryBus("upload of a/b", failing, { sleep, now: () => clock, maxWaitMs: 60_000 })).rejects.toThrow(
+      /upload of a\/b failed for 60 s while NATS was unreachable/,
+    );
+    const controller = new AbortController();
+    let calls = 0;
+    const aborted = retryBus("publish", async () => {
+      if (++calls === 3) controller.abort();
+      throw new natsErrors.TimeoutError();
+    }, { sleep: async () => undefined, signal: controller.signal });
+    await expect(aborted).rejects.toThrow(/stopped while retrying publish/);
+    expect(calls).toBe(3);
+  });
+
+  it("rides out a restart of the server: publishes, uploads, jobs and watchers go on, nothing twice", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "swarm-outage-"));
+    const storeDir = join(dir, "nats");
+    let server = await startLocalNats({ storeDir });
+    const statuses: BusStatus[] = [];
+    const bus = await connectBus(server.url, { log, onStatus: (s) => statuses.push(s) });
+    try {
+      const worker = serveJobs(bus, "review", async (job) => ({ review: { ...review, Summary: job.pdf }, reflections: 0 }), { concurrency: 1, by, log });
+      const seen: string[] = [];
+      const watcher = await watchEvents(bus, subjects.progress("run-o"), Progress);
+      const reading = (async () => {
+        for await (const { value } of watcher) seen.push(value.text);
+      })();
+      const outcome = awaitOutcome(bus, "run-o", "review", "o1");
+      await publishProgress(bus, { runId: "run-o", by, text: "before" });
+      await putArtifact(bus, "run-o/idea/before.txt", "before");
+      while (!seen.includes("before")) await new Promise((r) => setTimeout(r, 20));
+
+      await server.stop();
+      while (!statuses.some((s) => s.type === "lost")) await new Promise((r) => setTimeout(r, 20));
+      const during = Promise.all([
+        publishProgress(bus, { runId: "run-o", by, text: "during" }),
+        putArtifact(bus, "run-o/idea/during.txt", "during"),
+        publishJob(bus, "review", { jobId: "o1", runId: "run-o", ideaId: "idea_o", pdf: "written during the outage", reviewer: 0 }),
+      ]);
+      await new Promise((r) => setTimeout(r, 3_000));
+      server = await startLocalNats({ storeDir, port: server.port });
+      await during;
+
+      const done = await outcome;
+      expect(done.ok && done.result.review.Summary).toBe("written during the outage");
+      expect(new TextDecoder().decode(await getArtifact(bus, "run-o/idea/during.txt"))).toBe("during");
+      expect(new TextDecoder().decode(await getArtifact(bus, "run-o/idea/before.txt"))).toBe("before");
+      await publishProgress(bus, { runId: "run-o", by, text: "after" });
+      while (!seen.includes("after")) await new Promise((r) => setTimeout(r, 20));
+      expect(seen).toEqual(["before", "during", "after"]);
+      const back = statuses.find((s) => s.type === "back");
+      expect(back && describeBusStatus(back)).toMatch(/^NATS back after \d+ s$/);
+      expect(describeBusStatus(statuses.find((s) => s.type === "lost")!)).toBe("NATS connection lost; reconnecting (the run waits)…");
+      await watcher.close();
+      await reading;
+      await worker.stop();
+    } finally {
+      await bus.close();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe("typed failures decide a job's fate", () => {
+  let env: Awaited<ReturnType<typeof natsForSuite>>;
+  beforeAll(async () => {
+    env = await natsForSuite();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it("redelivers a job whose provider failed with a retryable error, and its outcome is the second try's", async () => {
+    const deliveries: number[] = [];
+    const worker = serveJobs(env.bus, "review", async (_job, ctx) => {
+      deliveries.push(ctx.delivery);
+      if (ctx.delivery === 1) throw new ProviderError("openai/gpt: HTTP 503: overloaded", 503);
+      return { review, reflections: 0 };
+    }, { concurrency: 1, by, log });
+    await publishJob(env.bus, "review", { jobId: "t1", runId: "run-t", ideaId: "idea_t", pdf: "p", reviewer: 0 });
+    const outcome = await awaitOutcome(env.bus, "run-t", "review", "t1");
+    await worker.stop();
+    expect(outcome.ok).toBe(true);
+    expect(deliveries).toEqual([1, 2]);
+    // One outcome on the job's subject: the retry left no failed one behind.
+    const info = await env.bus.jsm.streams.info("SCI_CONV", { subjects_filter: subjects.outcome("run-t", "review", "t1") });
+    expect(info.state.messages).toBe(1);
+  });
+
+  it("ends a job at once on a failure that is not retryable, with whose fault it was", async () => {
+    const deliveries: number[] = [];
+    const worker = serveJobs(env.bus, "review", async (_job, ctx) => {
+      deliveries.push(ctx.delivery);
+      throw new ModelBehaviorError("the model gave no usable review after 2 repair turns", { hint: "a stronger model" });
+    }, { concurrency: 1, by, log });
+    await publishJob(env.bus, "review", { jobId: "t2", runId: "run-t", ideaId: "idea_t", pdf: "p", reviewer: 1 });
+    const outcome = await awaitOutcome(env.bus, "run-t", "review", "t2");
+    // Long enough for a redelivery (the first waits a second) to have come, had there been one.
+    await new Promise((r) => setTimeout(r, 1_500));
+    await worker.stop();
+    expect(outcome).toMatchObject({
+      ok: false,
+      error: "the model gave no usable review after 2 repair turns",
+      failure: { kind: "model", retryable: false, message: "the model gave no usable review after 2 repair turns", hint: "a stronger model" },
+    });
+    expect(deliveries).toEqual([1]);
+  });
+
+  it("ends a job on a provider's refusal (a bad key) without retrying, and the JobFailedError of an agent carries its cause's failure", async () => {
+    const deliveries: number[] = [];
+    const worker = serveJobs(env.bus, "review", async (_job, ctx) => {
+      deliveries.push(ctx.delivery);
+      const cause = new ProviderError("openai/gpt: HTTP 401: bad key", 401, { hint: "check the API key" });
+      throw new JobFailedError(`reviewer 2 could not review idea_t: ${cause.message}`, cause.toFailure(), { cause });
+    }, { concurrency: 1, by, log });
+    await publishJob(env.bus, "review", { jobId: "t3", runId: "run-t", ideaId: "idea_t", pdf: "p", reviewer: 2 });
+    const outcome = await awaitOutcome(env.bus, "run-t", "review", "t3");
+    await worker.stop();
+    expect(outcome.ok).toBe(false);
+    if (!outcome.ok) expect(outcome.failure).toEqual({ kind: "provider", retryable: false, message: "reviewer 2 could not review idea_t: openai/gpt: HTTP 401: bad key", hint: "check the API key" });
+    expect(deliveries).toEqual([1]);
   });
 });

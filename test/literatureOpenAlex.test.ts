@@ -124,7 +124,7 @@ describe("OpenAlex", () => {
     server.script = Array.from({ length: 100 }, () => ({ status: 429 }));
     const err = (await oa({ maxWaitMs: 100 }).search("dropout", 1).catch((e: unknown) => e)) as LiteratureError;
     expect(err).toBeInstanceOf(LiteratureError);
-    expect(err.kind).toBe("rate-limited");
+    expect(err.reason).toBe("rate-limited");
     expect(err.message).toMatch(/^OpenAlex search for "dropout" gave up (after \d\.\d s of rate limiting|without waiting) \(it answered 429 \(rate limit\)/);
     expect(err.message).toMatch(/the --literature-wait bound of 0\.1 s$/);
     expect(err.hint).toMatch(/--literature-wait/);

@@ -155,7 +155,7 @@ describe("Semantic Scholar", () => {
     expect(err).toBeInstanceOf(LiteratureError);
     const e = err as LiteratureError;
     expect(e.status).toBe(500);
-    expect(e.kind).toBe("server-error");
+    expect(e.reason).toBe("server-error");
     expect(e.service).toBe("Semantic Scholar");
     expect(e.message).toMatch(/^Semantic Scholar search for "attention" failed \(4 attempts\): answered 500 \(server error\)/);
     expect(e.hint).toMatch(/S2_API_KEY/);
@@ -241,7 +241,7 @@ describe("the wait bound", () => {
     const source = s2({ retry: { attempts: 2, baseMs: 10, maxMs: 2000 }, maxWaitMs: 600, onWait: (why, ms) => waits.push({ why, ms }) });
     const err = (await source.search("attention", 3).catch((e: unknown) => e)) as LiteratureError;
     expect(err).toBeInstanceOf(LiteratureError);
-    expect(err.kind).toBe("rate-limited");
+    expect(err.reason).toBe("rate-limited");
     expect(err.status).toBe(429);
     expect(err.message).toMatch(
       /^Semantic Scholar search for "attention" gave up after \d\.\d s of rate limiting \(it answered 429 \(rate limit\): Too Many Requests.*\): waiting \d\.\d s more would pass the --literature-wait bound of 0\.6 s$/,

@@ -20,7 +20,10 @@ import type { ChairEvent, ReceivedReview } from "../machines/areaChair.js";
 import type { PlannedRun, RunAttempt } from "../machines/coder.js";
 import { toMermaid } from "../machines/mermaid.js";
 import type { CriticStep, Decision } from "../machines/critic.js";
+import type { Citation, CompileReport } from "../machines/writer.js";
 import { LiteratureError } from "../agents/literature/errors.js";
+import { BudgetReachedError, ModelBehaviorError, ProviderError } from "../agents/llm/errors.js";
+import { BusError, type Failure } from "../bus/errors.js";
 
 const idea = (name: string): Idea => ({ Name: name, Title: `On ${name}`, Experiment: "fit it", Interestingness: 6, Feasibility: 7, Novelty: 5 });
 const verdict = (v: Verdict["verdict"], reason = "because"): Verdict => ({ verdict: v, reason, evidence: [], queries: [] });
@@ -138,7 +141,7 @@ const traversals: Record<Role, Traversal> = {
     events: (m) => [
       ...outcomes(m, "requesting", [undefined]),
       { type: "REVIEW", review: received(0) } satisfies ChairEvent,
-      { type: "REVIEW_FAILED", reviewer: 1, error: "timeout" } satisfies ChairEvent,
+      { type: "REVIEW_FAILED", reviewer: 1, failure: { kind: "provider", retryable: true, message: "timeout" } } satisfies ChairEvent,
       // The delayed transition's event, as xstate names it: xstate.after.<delay>.<state id>.
       { type: "xstate.after.reviewDeadline.areaChair.collecting" },
       ...outcomes(m, "deciding", [{ decision: "Accept", metaReview: "good", scores: { Overall: 6 } }]),
@@ -400,8 +403,8 @@ describe("the loops that matter", () => {
       queries: ["query 0 (failed)", "query 1 (failed)"],
     });
     expect(actor.getSnapshot().context.failures).toEqual([
-      { query: "query 0", message: 'Semantic Scholar search for "query 0" failed (try 1)', kind: "server-error", hint: "set S2_API_KEY" },
-      { query: "query 1", message: 'Semantic Scholar search for "query 1" failed (try 2)', kind: "rate-limited", hint: "set S2_API_KEY" },
+      { query: "query 0", message: 'Semantic Scholar search for "query 0" failed (try 1)', kind: "literature", retryable: true, hint: "set S2_API_KEY" },
+      { query: "query 1", message: 'Semantic Scholar search for "query 1" failed (try 2)', kind: "literature", retryable: true, hint: "set S2_API_KEY" },
     ]);
   });
 
@@ -485,7 +488,7 @@ describe("the loops that matter", () => {
   it("area chair: decides as soon as a quorum of K reviews has come", async () => {
     const { machine, judged } = chair((sendBack) => {
       sendBack({ type: "REVIEW", review: received(0) });
-      sendBack({ type: "REVIEW_FAILED", reviewer: 1, error: "LLM refused" });
+      sendBack({ type: "REVIEW_FAILED", reviewer: 1, failure: { kind: "model", retryable: false, message: "LLM refused" } });
       sendBack({ type: "REVIEW", review: received(2) });
     });
     // The deadline is far away and the clock never moves: only the quorum can end the collection.
@@ -516,6 +519,151 @@ describe("the loops that matter", () => {
     clock.increment(50);
     const out = await toPromise(actor);
     expect(out.decision).toBeUndefined();
-    expect(out.error).toBe("no review arrived (deadline passed)");
+    expect(out.error).toEqual({
+      kind: "environment",
+      retryable: false,
+      message: "no review arrived (deadline passed)",
+      hint: "start more reviewers (npm run node -- --roles reviewer) or give them longer (--review-deadline)",
+    });
+  });
+
+  it("area chair: when every review failed, its failure is theirs, each named by its reviewer", async () => {
+    const { machine } = chair((sendBack) => {
+      sendBack({ type: "REVIEW_FAILED", reviewer: 0, failure: { kind: "model", retryable: false, message: "garbage", hint: "a stronger model" } });
+      sendBack({ type: "REVIEW_FAILED", reviewer: 1, failure: { kind: "provider", retryable: true, message: "HTTP 503" } });
+    });
+    const actor = createActor(machine, { input: { reviewers: 2, quorum: 2, deadlineMs: 60_000 }, clock: new SimulatedClock() }).start();
+    const out = await toPromise(actor);
+    expect(actor.getSnapshot().context.failures.map((f: Failure) => f.message)).toEqual(["reviewer 0: garbage", "reviewer 1: HTTP 503"]);
+    // The reviews were retried already; the chair's job is not redone for them.
+    expect(out.error).toEqual({ kind: "model", retryable: false, message: "no review arrived (reviewer 0: garbage; reviewer 1: HTTP 503)", hint: "a stronger model" });
+  });
+});
+
+describe("failures are typed in context and output", () => {
+  const coderWith = (editCode: () => Promise<void>) =>
+    machines.coder.provide({
+      actors: {
+        ensureBaseline: fromPromise(async () => baseline),
+        planRuns: fromPromise(async () => [{ description: "wider" }]),
+        editCode: fromPromise(editCode),
+        runExperiment: fromPromise(async (): Promise<RunAttempt> => ({ ok: true, stderrTail: "", results: { d: { means: { loss: 1 } } } })),
+        fixCode: fromPromise(async () => {}),
+        discardRun: fromPromise(async () => {}),
+        makePlots: fromPromise(async () => ["loss.png"]),
+        writeNotes: fromPromise(async () => "notes"),
+      },
+    });
+
+  it("critic: a provider that stays down fails the critic with a retryable provider failure; garbage after repairs does not retry", async () => {
+    for (const [error, expected] of [
+      [new ProviderError("openai/gpt: HTTP 503: busy", 503), { kind: "provider", retryable: true, message: "openai/gpt: HTTP 503: busy" }],
+      [new ModelBehaviorError("no usable answer", { hint: "a stronger model" }), { kind: "model", retryable: false, message: "no usable answer", hint: "a stronger model" }],
+    ] as const) {
+      const machine = machines.critic.provide({
+        actors: {
+          think: fromPromise(async (): Promise<CriticStep> => {
+            throw error;
+          }),
+          searchLiterature: fromPromise(async (): Promise<{ title: string; authors: string[] }[]> => []),
+          decide: fromPromise(async (): Promise<Decision> => ({ verdict: "novel", reason: "r" })),
+        },
+      });
+      const actor = createActor(machine, { input: { idea: idea("alpha"), maxRounds: 1 } }).start();
+      const out = await toPromise(actor);
+      expect(actor.getSnapshot().value).toBe("failed");
+      expect(actor.getSnapshot().context.error).toEqual(expected);
+      expect(out).toEqual({ error: expected });
+    }
+  });
+
+  it("coder: a provider outage while editing ends the machine with its retryable failure, and sets no run aside", async () => {
+    const actor = createActor(coderWith(async () => {
+      throw new ProviderError("anthropic: HTTP 529: overloaded", 529);
+    }), { input: { idea: idea("alpha"), maxRuns: 1, maxFixes: 2 } }).start();
+    const out = await toPromise(actor);
+    expect(actor.getSnapshot().value).toBe("failed");
+    expect(out.error).toEqual({ kind: "provider", retryable: true, message: "editing run_1 failed: anthropic: HTTP 529: overloaded" });
+    expect(out.runs.map((r) => r.run)).toEqual(["run_0"]);
+  });
+
+  it("coder: an edit that does not apply is the model's to fix, and a run that never works is the model's failure", async () => {
+    let edits = 0;
+    const actor = createActor(coderWith(async () => {
+      edits++;
+      throw new Error("the SEARCH text matches nowhere");
+    }), { input: { idea: idea("alpha"), maxRuns: 1, maxFixes: 1 } }).start();
+    const out = await toPromise(actor);
+    expect(edits).toBe(2);
+    expect(out.runs.map((r) => [r.run, r.ok])).toEqual([["run_0", true], ["run_1", false]]);
+    expect(out.error).toMatchObject({ kind: "model", retryable: false, message: "no planned run succeeded" });
+  });
+
+  it("coder: a bus error while running is the bus's, not the run's", async () => {
+    const machine = coderWith(async () => {}).provide({
+      actors: {
+        runExperiment: fromPromise(async (): Promise<RunAttempt> => {
+          throw new BusError("could not upload run_1: connection closed");
+        }),
+      },
+    });
+    const out = await toPromise(createActor(machine, { input: { idea: idea("alpha"), maxRuns: 1, maxFixes: 1 } }).start());
+    expect(out.error).toEqual({ kind: "bus", retryable: true, message: "running run_1 failed: could not upload run_1: connection closed" });
+    expect(out.runs).toHaveLength(1);
+  });
+
+  it("ideator: a spent budget is a typed failure of each proposal, and a failed novelty check keeps its failure on the record", async () => {
+    let proposals = 0;
+    const machine = machines.ideator.provide({
+      actors: {
+        proposeIdea: fromPromise(async () => {
+          if (proposals++ > 0) throw new BudgetReachedError("budget reached: $1 of $1");
+          return idea("alpha");
+        }),
+        reflectOnIdea: fromPromise(async ({ input }) => ({ idea: input.idea, done: true, thought: "fine" })),
+        screenIdea: fromPromise(async () => ({})),
+        askCritic: fromPromise(async (): Promise<Verdict> => {
+          throw new ModelBehaviorError("the critic's model gave garbage");
+        }),
+        reviseIdea: fromPromise(async ({ input }) => input.idea),
+        handOff: fromPromise(async () => {}),
+      },
+    });
+    const out = await toPromise(createActor(machine, { input: { target: 2, maxReflections: 1, maxRevisions: 1 } }).start());
+    expect(out.failures).toEqual([{ kind: "budget", retryable: false, message: "proposal 2 failed: budget reached: $1 of $1" }]);
+    expect(out.records).toHaveLength(1);
+    expect(out.records[0]).toMatchObject({
+      status: "failed",
+      failure: { kind: "model", retryable: false, message: "novelty check failed: the critic's model gave garbage" },
+    });
+    expect(out.records[0]!.history.at(-1)).toBe("novelty check failed: the critic's model gave garbage");
+  });
+
+  it("writer and reviewer: failures they make themselves say whose fault they are", async () => {
+    const writer = machines.writer.provide({
+      actors: {
+        findCitations: fromPromise(async (): Promise<{ found: Citation[]; more: boolean }> => ({ found: [], more: false })),
+        writeSection: fromPromise(async () => {}),
+        refineSection: fromPromise(async () => {}),
+        checkClaims: fromPromise(async (): Promise<{ unmatched: string[] }> => ({ unmatched: [] })),
+        fixClaims: fromPromise(async () => {}),
+        compile: fromPromise(async (): Promise<CompileReport> => ({ ok: false, errors: ["Undefined control sequence"] })),
+        fixLatex: fromPromise(async () => {}),
+      },
+    });
+    const written = await toPromise(createActor(writer, { input: { sections: ["Introduction"], citeRounds: 1, maxFixes: 1 } }).start());
+    expect(written.error).toEqual({ kind: "model", retryable: false, message: "LaTeX still fails: Undefined control sequence" });
+
+    const reviewer = machines.reviewer.provide({
+      actors: {
+        readPaper: fromPromise(async () => "the paper"),
+        writeReview: fromPromise(async (): Promise<Review> => {
+          throw new ProviderError("openai: HTTP 429: slow down", 429, { hint: "lower the concurrency" });
+        }),
+        reflect: fromPromise(async ({ input }) => ({ review: input.review, done: true })),
+      },
+    });
+    const reviewed = await toPromise(createActor(reviewer, { input: { maxReflections: 1 } }).start());
+    expect(reviewed.error).toEqual({ kind: "provider", retryable: true, message: "writing the review failed: openai: HTTP 429: slow down", hint: "lower the concurrency" });
   });
 });

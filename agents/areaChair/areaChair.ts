@@ -49,7 +49,7 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
               await ctx.progress(`review ${i} arrived from node ${value.by.node}`, job.ideaId);
               sendBack({ type: "REVIEW", review: received });
             } else {
-              sendBack({ type: "REVIEW_FAILED", reviewer: i, error: value.error });
+              sendBack({ type: "REVIEW_FAILED", reviewer: i, failure: value.failure });
             }
           }
         })().catch((err: Error) => ctx.log.error({ err: err.message }, "collecting reviews failed"));
@@ -67,7 +67,7 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
     },
   });
   const out = await runMachine(machine, { reviewers: k, quorum: Math.min(ctx.config.quorum, k), deadlineMs: ctx.config.reviewDeadlineMs }, ctx, { actorId: `areaChair.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, ideaId: job.ideaId });
-  if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error}`);
+  if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error!.message}`, out.error);
   // A rejected paper goes back to the writer with the meta-review while revision rounds are left.
   const revisionRequested = out.decision.decision === "Reject" && job.round < ctx.config.revisionRounds;
   const result = { ...out.decision, reviews: out.reviews.length, round: job.round, revisionRequested };

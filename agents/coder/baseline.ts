@@ -13,7 +13,9 @@ import type { AgentContext } from "../runtime/agentContext.js";
 import { runSandboxed, type SandboxResult } from "./sandbox.js";
 
 /** The unchanged template does not run: the template's fault or the node's, said with what to do. */
-export class BaselineError extends SwarmError {}
+export class BaselineError extends SwarmError {
+  readonly kind = "template";
+}
 
 /** Interpreters found per set of modules: a node's Pythons do not change while it runs, and each probe imports them all. */
 const pythons = new Map<string, ReturnType<typeof findPython>>();
@@ -201,7 +203,7 @@ export async function baseline(job: Job<"baseline" | "gpuBaseline">, ctx: AgentC
     return { run: run.record, cached: run.cached, ms: run.ms };
   } catch (err) {
     if (err instanceof BaselineError || err instanceof EnvironmentError) {
-      throw new JobFailedError(`${err.message}\n  → ${err.hint}`, { hint: err.hint ?? "" });
+      throw new JobFailedError(`${err.message}\n  → ${err.hint}`, err.toFailure(), { cause: err });
     }
     throw err;
   }

@@ -5,6 +5,8 @@ import { fromPromise } from "xstate";
 import { coderMachine, type PlannedRun, type RunAttempt } from "../../machines/coder.js";
 import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
+import { failureOf } from "../../bus/errors.js";
+import { ModelBehaviorError } from "../llm/errors.js";
 import { putArtifact, putDirectory } from "../../bus/artifacts.js";
 import { loadTemplate, runNeeds } from "../templates.js";
 import { ask } from "../llm/task.js";
@@ -107,6 +109,8 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
             const answer = await ask(ctx.llm, editPlot, { plotCode, runs, feedback }, opts);
             await writeFile(join(ws, "plot.py"), applyEdits(plotCode, answer.edits, "plot.py"));
           } catch (err) {
+            // A provider's outage is not the plot's fault: the job is retried instead.
+            if (failureOf(err).retryable) throw err;
             feedback = (err as Error).message;
             continue;
           }
@@ -120,7 +124,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
           feedback = res.ok ? "plot.py ran but wrote no .png file" : res.stderr.slice(-3000);
           await writeFile(join(ws, "plot.py"), plotCode);
         }
-        throw new Error(`plot.py failed after ${ctx.config.maxFixes + 1} attempts: ${feedback.slice(-500)}`);
+        throw new ModelBehaviorError(`plot.py failed after ${ctx.config.maxFixes + 1} attempts: ${feedback.slice(-500)}`);
       }),
       writeNotes: fromPromise(async ({ input }: { input: { runs: RunRecord[]; figures: string[] } }) => {
         const { notes } = await ask(ctx.llm, writeNotes, { idea: job.idea, runs: input.runs, figures: input.figures }, opts);
@@ -134,6 +138,6 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   // The run's config already weighs the flag against the manifest.
   const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, ctx, { actorId: `coder.${job.ideaId}`, ideaId: job.ideaId });
   await putArtifact(ctx.bus, `${prefix}/runs.json`, JSON.stringify(out.runs, null, 2));
-  if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error}`);
+  if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error.message}`, out.error);
   return { runs: out.runs, figures: out.figures, notes: out.notes };
 }

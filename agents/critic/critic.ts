@@ -32,6 +32,7 @@ export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, liter
     },
   });
   const out = await runMachine(machine, { idea: job.idea, maxRounds: ctx.config.noveltyRounds }, ctx, { actorId: `critic.${job.ideaId}.${job.turn}`, ideaId: job.ideaId });
-  if (!out.verdict) throw new JobFailedError(`the critic reached no verdict on ${job.ideaId}: ${out.error?.message ?? "no verdict"}`);
+  // The failure of the step that broke decides: a provider's outage is retried, a model's garbage is final.
+  if (!out.verdict) throw new JobFailedError(`the critic reached no verdict on ${job.ideaId}: ${out.error!.message}`, out.error);
   return out.verdict;
 }

@@ -3,6 +3,7 @@ import { ideatorMachine, type IdeaRecord } from "../../machines/ideator.js";
 import type { Idea, Job, JobResult } from "../../bus/schemas.js";
 import { Idea as IdeaSchema } from "../../bus/schemas.js";
 import { JobFailedError, publishJob } from "../../bus/workQueue.js";
+import { errorOf } from "../../bus/errors.js";
 import { awaitOutcome } from "../../bus/events.js";
 import { loadTemplate, readTemplateFile, runNeeds } from "../templates.js";
 import { ask } from "../llm/task.js";
@@ -57,7 +58,7 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
         await ctx.progress(`asking the critic about "${input.idea.Title}"`, input.ideaId);
         await publishJob(ctx.bus, "novelty", { jobId, runId: job.runId, ideaId: input.ideaId, idea: input.idea, turn: input.turn });
         const outcome = await awaitOutcome(ctx.bus, job.runId, "novelty", jobId, { signal: ctx.signal, log: ctx.log });
-        if (!outcome.ok) throw new Error(outcome.error);
+        if (!outcome.ok) throw errorOf(outcome.failure);
         const { verdict, reason } = outcome.result;
         await ctx.progress(
           verdict === "undecided"
@@ -92,11 +93,12 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
   );
   // An idea the critic could not judge stays open: a later run, with the literature back, may propose it again.
   await writeArchive(ctx.bus, template.name, [...earlierRuns, ...records.filter((r) => r.status !== "undecided").map((r) => r.idea)]);
-  for (const failure of failures) await ctx.progress(failure);
+  for (const failure of failures) await ctx.progress(failure.message);
   const undecided = records.filter((r) => r.status === "undecided").length;
   await ctx.progress(
     `done: ${records.filter((r) => r.status === "accepted").length} of ${records.length} ideas judged novel${undecided ? `; ${undecided} undecided, the literature unreachable` : ""}`,
   );
-  if (!records.length && failures.length) throw new JobFailedError(`no idea could be proposed: ${failures[0]}`);
-  return { ideas: records, ...(failures.length ? { failures } : {}) };
+  // The first failure says whose fault it was: a spent budget stops the run, a provider's outage is retried.
+  if (!records.length && failures[0]) throw new JobFailedError(`no idea could be proposed: ${failures[0].message}`, failures[0]);
+  return { ideas: records, ...(failures.length ? { failures: failures.map((f) => f.message) } : {}) };
 }

@@ -14,9 +14,16 @@ export function kindOfStatus(status: number | undefined): LiteratureErrorKind {
   return status >= 500 ? "server-error" : "bad-request";
 }
 
-/** A literature search failed for good: the service kept refusing, was unreachable, or answered nonsense. */
+/** The reasons a later search may get past: the service was busy, slow or away. */
+const PASSING: ReadonlySet<LiteratureErrorKind> = new Set(["rate-limited", "server-error", "timeout", "unreachable"]);
+
+/**
+ * A literature search failed for good: the service kept refusing, was unreachable, or answered nonsense. Its
+ * `reason` says which; a later search may succeed when the service was only busy, slow or away.
+ */
 export class LiteratureError extends SwarmError {
-  readonly kind: LiteratureErrorKind;
+  readonly kind = "literature";
+  readonly reason: LiteratureErrorKind;
 
   constructor(
     message: string,
@@ -24,9 +31,10 @@ export class LiteratureError extends SwarmError {
     readonly service: string,
     /** The last HTTP status, when the service answered at all. */
     readonly status: number | undefined,
-    options?: { hint?: string; cause?: unknown; kind?: LiteratureErrorKind },
+    options?: { hint?: string; cause?: unknown; reason?: LiteratureErrorKind },
   ) {
-    super(message, options);
-    this.kind = options?.kind ?? kindOfStatus(status);
+    const reason = options?.reason ?? kindOfStatus(status);
+    super(message, { ...options, retryable: PASSING.has(reason) });
+    this.reason = reason;
   }
 }

@@ -58,7 +58,7 @@ export function withFallback(
         throw new LiteratureError(`${err.message}${before}`, err.service, err.status, {
           hint: `Neither ${primary.name} nor ${secondary.name} can be searched now. ${err.hint ?? ""} Or search a BibTeX file with --literature local.`.trim(),
           cause: err,
-          kind: err.kind,
+          reason: err.reason,
         });
       }
     },

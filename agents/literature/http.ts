@@ -117,7 +117,7 @@ export async function getJson<T>(url: URL, schema: z.ZodType<T>, what: string, o
     throw new LiteratureError(`${opts.service} ${what} failed${tries}: ${describe(err, timeoutMs)}`, opts.service, status, {
       hint: opts.hint(status),
       cause: err,
-      kind: kindOf(err),
+      reason: kindOf(err),
     });
   }
 }
@@ -132,7 +132,7 @@ function gaveUp(err: unknown, nextWaitMs: number, budget: WaitBudget, what: stri
     `${opts.service} ${what} gave up ${after} (it ${describe(err, timeoutMs)}): waiting ${seconds(nextWaitMs)} s more would pass the --literature-wait bound of ${bound} s`,
     opts.service,
     status,
-    { hint: `Wait longer with --literature-wait <seconds> (now ${bound}), or: ${opts.hint(status)}`, cause: err, kind: kindOf(err) },
+    { hint: `Wait longer with --literature-wait <seconds> (now ${bound}), or: ${opts.hint(status)}`, cause: err, reason: kindOf(err) },
   );
 }
 
@@ -175,7 +175,7 @@ async function getOnce<T>(url: URL, schema: z.ZodType<T>, what: string, opts: Js
 function badBody(opts: JsonClientOptions, what: string, problem: string): LiteratureError {
   return new LiteratureError(`${opts.service} ${what} answered with an unexpected body (${problem})`, opts.service, undefined, {
     hint: `The ${opts.service} API may have changed; ${opts.hint(undefined)}`,
-    kind: "bad-answer",
+    reason: "bad-answer",
   });
 }
 

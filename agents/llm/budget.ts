@@ -1,4 +1,5 @@
 import type { Bus } from "../../bus/connection.js";
+import { BusError } from "../../bus/errors.js";
 import { BudgetReachedError } from "./errors.js";
 
 const spentKey = (runId: string) => `${runId}.spent`;
@@ -24,7 +25,7 @@ export async function addSpend(bus: Bus, runId: string, usd: number): Promise<nu
       // Another node wrote in between: read again.
     }
   }
-  throw new Error(`could not record spending for run ${runId}: too many concurrent updates`);
+  throw new BusError(`could not record spending for run ${runId}: too many concurrent updates`);
 }
 
 /** Refuses new paid work once the run has spent its budget. */

@@ -3,29 +3,34 @@ import { isRetryable } from "./retry.js";
 
 export abstract class LlmError extends SwarmError {}
 
-/** The model answered, but never with a value that satisfies the task's schema. */
-export class ModelBehaviorError extends LlmError {}
+/** The model answered, but never with a value that satisfies the task's schema: asking again repeats the repairs. */
+export class ModelBehaviorError extends LlmError {
+  readonly kind = "model";
+}
 
 /** The provider could not be reached or refused the request (credentials, quota, network), or its answer was unreadable. */
 export class ProviderError extends LlmError {
-  /** Whether the same request may succeed when sent again: a rate limit, a server error, a cut-off answer. */
-  readonly retryable: boolean;
+  readonly kind = "provider";
 
+  /** Retryable by default when the status says so: a rate limit, a server error; a cut-off answer says it itself. */
   constructor(
     message: string,
     readonly status: number | undefined,
     options?: { hint?: string; cause?: unknown; retryable?: boolean },
   ) {
-    super(message, options);
-    this.retryable = options?.retryable ?? isRetryable({ status });
+    super(message, { ...options, retryable: options?.retryable ?? isRetryable({ status }) });
   }
 }
 
-/** No such provider, or it is misconfigured (a missing key, a missing base URL). */
-export class ProviderConfigError extends LlmError {}
+/** No such provider, or it is misconfigured (a missing key, a missing base URL): the person running the swarm fixes it. */
+export class ProviderConfigError extends LlmError {
+  readonly kind = "user";
+}
 
-/** The run's budget is spent: no new paid work starts. */
-export class BudgetReachedError extends LlmError {}
+/** The run's budget is spent: no new paid work starts, and no retry starts it either. */
+export class BudgetReachedError extends LlmError {
+  readonly kind = "budget";
+}
 
 /**
  * A failed call as a ProviderError that says who failed, whose fault it is and what to check. A ProviderError

@@ -7,7 +7,13 @@ export interface RetryPolicy {
   maxMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseMs: 1000, maxMs: 60_000 };
+/** Retries after a call's first try: SWARM_LLM_RETRIES, else 4. Past them the job itself is retried, by redelivery. */
+function retriesFromEnv(): number {
+  const n = Number(process.env.SWARM_LLM_RETRIES ?? 4);
+  return Number.isInteger(n) && n >= 0 ? n : 4;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: retriesFromEnv() + 1, baseMs: 1000, maxMs: 60_000 };
 
 interface HttpLikeError {
   status?: number;

@@ -5,6 +5,7 @@ import { fromPromise } from "xstate";
 import { reviewerMachine } from "../../machines/reviewer.js";
 import type { Job, JobResult, Review } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
+import { failure } from "../../bus/errors.js";
 import { getArtifact, putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { extractPdfText } from "../tools/pdfText.js";
 import { ask } from "../llm/task.js";
@@ -44,7 +45,10 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
         // A `.txt` artifact is a paper whose text was extracted already (the review benchmark's papers).
         const isText = job.pdf.endsWith(".txt");
         const text = isText ? new TextDecoder().decode(await getArtifact(ctx.bus, job.pdf)) : await pdfText();
-        if (text.trim().length < 200) throw new Error(`the ${isText ? "text" : "PDF"} ${job.pdf} has almost no text`);
+        if (text.trim().length < 200) {
+          const why = `the ${isText ? "text" : "PDF"} ${job.pdf} has almost no text`;
+          throw new JobFailedError(why, failure("model", why, { hint: "a paper is reviewed from its extractable text: look at the paper's TeX" }));
+        }
         await ctx.progress(`reviewer ${job.reviewer} is reading the paper (${text.length} characters)`, job.ideaId);
         return text;
       }),
@@ -57,7 +61,7 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
     },
   });
   const out = await runMachine(machine, { maxReflections: MAX_REFLECTIONS }, ctx, { actorId: `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}.${job.reviewer}`, ideaId: job.ideaId });
-  if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error}`);
+  if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error!.message}`, out.error);
   // The reviewer keeps its own review, so one that arrives after the area chair decided is still recorded.
   await putArtifact(
     ctx.bus,

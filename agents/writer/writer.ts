@@ -219,7 +219,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   await putArtifact(ctx.bus, `${paper}/sections.json`, JSON.stringify({ sections: written, citations: [...chosen.values()] }, null, 2));
   if (out.error) {
     await putArtifact(ctx.bus, `${paper}/template.tex`, await readFile(texPath)).catch(() => undefined);
-    throw new JobFailedError(`the paper for ${job.ideaId}${job.round ? ` (revision ${job.round})` : ""} failed: ${out.error}`);
+    throw new JobFailedError(`the paper for ${job.ideaId}${job.round ? ` (revision ${job.round})` : ""} failed: ${out.error.message}`, out.error);
   }
   const pdf = `${paper}/${job.ideaId}.pdf`;
   const tex = `${paper}/template.tex`;

@@ -61,7 +61,13 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 /** A loopback server in the OpenAI Chat Completions and Anthropic Messages wire formats. */
-export async function startFakeModelServer(opts: { apiKey: string; /** Extra latency for some requests, e.g. to hold a review in flight. */ delayFor?: (body: Record<string, unknown>) => number }): Promise<FakeModelServer> {
+export async function startFakeModelServer(opts: {
+  apiKey: string;
+  /** Extra latency for some requests, e.g. to hold a review in flight. */
+  delayFor?: (body: Record<string, unknown>) => number;
+  /** A reply for this request in particular (a critic's request, say), before the script's next. */
+  stepFor?: (body: Record<string, unknown>) => Step | undefined;
+}): Promise<FakeModelServer> {
   const state: FakeModelServer = { url: "", requests: [], script: [], close: async () => {} };
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? "").split("?")[0]!;
@@ -88,7 +94,7 @@ export async function startFakeModelServer(opts: { apiKey: string; /** Extra lat
       await new Promise((r) => setTimeout(r, extra));
       if (res.destroyed) return;
     }
-    const step = state.script.shift();
+    const step = opts.stepFor?.(body) ?? state.script.shift();
     if (step && "delayMs" in step) {
       await new Promise((r) => setTimeout(r, step.delayMs));
       if (res.destroyed) return;
