@@ -1,17 +1,14 @@
-import { hostname, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { z } from "zod";
 import type { Bus } from "../bus/connection.js";
-import { UserError } from "../bus/errors.js";
 import type { Logger } from "../bus/logger.js";
-import type { Job, JobKind, JobResult } from "../bus/schemas.js";
-import { publishJob, serveJobs, type JobContext, type Worker } from "../bus/workQueue.js";
-import { assertWithinBudget } from "./llm/budget.js";
-import { createLlm } from "./llm/client.js";
-import { createProvider } from "./llm/providers.js";
-import { getRunConfig } from "./runtime/runConfig.js";
-import { progressFn, type AgentContext } from "./runtime/agentContext.js";
+import type { Job, JobResult } from "../bus/schemas.js";
+import { publishJob, serveJobs, type Worker } from "../bus/workQueue.js";
+import type { AgentContext } from "./runtime/agentContext.js";
+import { jobContexts } from "./runtime/jobContext.js";
+import { ROLE_QUEUES, type RoleName, type Roles } from "./runtime/roles.js";
+import { advertiseNode, defaultNodeId } from "./runtime/nodeRegistry.js";
 import { ideate } from "./ideator/ideator.js";
 import { judgeNovelty } from "./critic/critic.js";
 import { chooseLiterature } from "./literature/fallback.js";
@@ -24,36 +21,6 @@ import { chair } from "./areaChair/areaChair.js";
 import { detectGpus, type GpuInfo } from "./gpus.js";
 // Every role's offline answers, for nodes whose runs use the offline stand-in.
 import "./offline.js";
-
-/** Agent roles and the work queue each one serves. */
-export const ROLE_QUEUES = {
-  ideator: "ideate",
-  critic: "novelty",
-  coder: "experiment",
-  writer: "write",
-  areaChair: "chair",
-  reviewer: "review",
-} as const satisfies Record<string, JobKind>;
-export type RoleName = keyof typeof ROLE_QUEUES;
-export const ROLE_NAMES = Object.keys(ROLE_QUEUES) as RoleName[];
-
-const RoleName = z.enum(ROLE_NAMES as [RoleName, ...RoleName[]]);
-export type Roles = Partial<Record<RoleName, number>>;
-
-/** `reviewer=2,coder` → { reviewer: 2, coder: 1 }. */
-export function parseRoles(spec: string): Roles {
-  const roles: Roles = {};
-  for (const part of spec.split(/[,\s]+/).filter(Boolean)) {
-    const [name, count] = part.split("=");
-    const role = RoleName.safeParse(name);
-    if (!role.success) throw new UserError(`unknown role "${name}"`, { hint: `roles are ${ROLE_NAMES.join(", ")}` });
-    const n = count === undefined ? 1 : Number(count);
-    if (!Number.isInteger(n) || n < 1 || n > 64) throw new UserError(`role ${name} needs a count from 1 to 64, not "${count}"`);
-    roles[role.data] = n;
-  }
-  if (!Object.keys(roles).length) throw new UserError("no roles given", { hint: "for example --roles reviewer=2" });
-  return roles;
-}
 
 export const DEFAULT_BIBLIOGRAPHY = resolve(fileURLToPath(new URL("../config/bibliography.bib", import.meta.url)));
 
@@ -75,35 +42,6 @@ export interface SwarmNode {
   nodeId: string;
   gpus: GpuInfo[];
   stop(): Promise<void>;
-}
-
-/** What a node tells the swarm about itself, in KV under `nodes.<nodeId>`, refreshed while it lives. */
-export const NodeAdvert = z.object({
-  nodeId: z.string(),
-  host: z.string(),
-  roles: z.record(z.string(), z.number()),
-  gpus: z.array(z.object({ index: z.number(), name: z.string(), memoryMb: z.number(), simulated: z.boolean() })),
-  startedAt: z.string(),
-  seenAt: z.string(),
-});
-export type NodeAdvert = z.infer<typeof NodeAdvert>;
-const advertKey = (nodeId: string) => `nodes.${nodeId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
-const ADVERT_EVERY_MS = 15_000;
-
-/** The nodes that advertised themselves recently. */
-export async function listNodes(bus: Bus): Promise<NodeAdvert[]> {
-  const out: NodeAdvert[] = [];
-  for await (const key of await bus.kv.keys("nodes.>")) {
-    const entry = await bus.kv.get(key);
-    if (!entry || entry.operation !== "PUT") continue;
-    const parsed = NodeAdvert.safeParse(entry.json());
-    if (parsed.success && Date.now() - Date.parse(parsed.data.seenAt) < 3 * ADVERT_EVERY_MS) out.push(parsed.data);
-  }
-  return out;
-}
-
-export function defaultNodeId(): string {
-  return `${hostname()}-${process.pid}`;
 }
 
 function handOffToWriter(bus: Bus, job: Job<"experiment">): Promise<void> {
@@ -138,26 +76,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
 
   const gpus = opts.roles.coder ? await detectGpus(opts.env) : [];
 
-  async function contextFor(agent: RoleName, job: { runId: string }, jc: JobContext, gpu?: number): Promise<AgentContext> {
-    const config = await getRunConfig(opts.bus, job.runId);
-    const by = { agent, node: nodeId };
-    const log = jc.log.child({ runId: job.runId });
-    // A job that has not started yet is new paid work: refused once the budget is spent (a BudgetReachedError, not retried).
-    await assertWithinBudget(opts.bus, job.runId, config.budgetUsd);
-    const choice = config.roleLlm[agent] ?? config.llm;
-    return {
-      bus: opts.bus,
-      runId: job.runId,
-      config,
-      by,
-      log,
-      llm: createLlm(createProvider(choice, { bus: opts.bus, runId: job.runId, log }), { bus: opts.bus, runId: job.runId, by, log }),
-      signal: jc.signal,
-      workRoot,
-      ...(gpu !== undefined ? { gpu } : {}),
-      progress: progressFn(opts.bus, job.runId, by, log),
-    };
-  }
+  const contextFor = jobContexts(opts.bus, nodeId, workRoot);
 
   const handlers: { [R in RoleName]: (job: Job<(typeof ROLE_QUEUES)[R]>, ctx: AgentContext) => Promise<JobResult<(typeof ROLE_QUEUES)[R]>> } = {
     ideator: (job, ctx) => ideate(job, ctx),
@@ -216,23 +135,14 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     );
   }
 
-  const startedAt = new Date().toISOString();
-  const advertise = () =>
-    opts.bus.kv
-      .put(advertKey(nodeId), JSON.stringify({ nodeId, host: hostname(), roles: opts.roles, gpus, startedAt, seenAt: new Date().toISOString() } satisfies NodeAdvert))
-      .catch((err: Error) => opts.log.warn({ err: err.message }, "could not advertise this node"));
-  await advertise();
-  const timer = setInterval(() => void advertise(), ADVERT_EVERY_MS);
-  timer.unref();
+  const advert = await advertiseNode(opts.bus, { nodeId, roles: opts.roles, gpus, startedAt: new Date().toISOString() }, opts.log);
   opts.log.info({ node: nodeId, roles: opts.roles, gpus: gpus.length }, "node started");
   return {
     nodeId,
     gpus,
     async stop() {
-      clearInterval(timer);
       await Promise.allSettled(workers.map((w) => w.stop()));
-      // Best effort, and not waited for while the bus is away: an advert that stays expires by its seenAt.
-      await Promise.race([opts.bus.kv.delete(advertKey(nodeId)).catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+      await advert.stop();
     },
   };
 }

@@ -242,6 +242,10 @@ export const RunConfig = z.object({
   /** Times a rejected paper goes back to the writer with the meta-review and is reviewed again. */
   revisionRounds: z.number().int().min(0).default(1),
   noveltyRounds: z.number().int().min(1),
+  /** Times a reviewer reflects on its review at most. */
+  reviewReflections: z.number().int().min(1).default(3),
+  /** Rounds of citation search the writer makes for a paper. */
+  citeRounds: z.number().int().min(0).default(2),
   experimentTimeoutMs: z.number().int().min(1000),
   llm: LlmChoice,
   /** A model per agent role, overriding `llm` for that role. */

@@ -2,7 +2,9 @@ import { z } from "zod";
 import { connectBus, describeBusStatus } from "../bus/connection.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
-import { ROLE_NAMES, defaultNodeId, parseRoles, startNode } from "../agents/node.js";
+import { startNode } from "../agents/node.js";
+import { ROLE_NAMES, parseRoles } from "../agents/runtime/roles.js";
+import { defaultNodeId } from "../agents/runtime/nodeRegistry.js";
 import { runPreflight, formatPreflight, assertPreflight } from "../agents/preflight.js";
 import { fail, parseFlags } from "./cli.js";
 

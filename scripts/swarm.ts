@@ -19,7 +19,9 @@ import { detectGpus } from "../agents/gpus.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
 import { createProvider, parseLlm, type LlmChoice } from "../agents/llm/providers.js";
 import { replayLogName } from "../agents/llm/replayProvider.js";
-import { ROLE_NAMES, listNodes, parseRoles, startNode, type RoleName, type SwarmNode } from "../agents/node.js";
+import { startNode, type SwarmNode } from "../agents/node.js";
+import { ROLE_NAMES, parseRoles, type RoleName } from "../agents/runtime/roles.js";
+import { listNodes } from "../agents/runtime/nodeRegistry.js";
 import { NO_COUNTS, collectRun, writeStatus, type RunSummary } from "./collect.js";
 import { fail, parseFlags } from "./cli.js";
 
@@ -246,6 +248,8 @@ async function main(): Promise<void> {
       revisionRounds: flags.revisions ?? replayed?.revisionRounds ?? 1,
       fewShot: flags["few-shot"] ?? replayed?.fewShot ?? 1,
       noveltyRounds: 3,
+      reviewReflections: 3,
+      citeRounds: 2,
       experimentTimeoutMs: flags["run-timeout"] !== undefined ? flags["run-timeout"] * 1000 : (replayed?.experimentTimeoutMs ?? needs.experimentTimeoutS * 1000),
       literatureWaitS: flags["literature-wait"],
       llm,

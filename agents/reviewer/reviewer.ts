@@ -13,8 +13,6 @@ import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
 import { ReviewExample, reflectOnReview, writeReview } from "./prompts.js";
 
-const MAX_REFLECTIONS = 3;
-
 const EXAMPLES_DIR = fileURLToPath(new URL("../../config/review_examples", import.meta.url));
 let examples: Promise<ReviewExample[]> | undefined;
 
@@ -56,11 +54,11 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
         ask(ctx.llm, writeReview, { text: input.text, persona, examples: (await reviewExamples()).slice(0, ctx.config.fewShot) }, opts),
       ),
       reflect: fromPromise(async ({ input }: { input: { text: string; review: Review; round: number } }) =>
-        ask(ctx.llm, reflectOnReview, { ...input, persona, maxRounds: MAX_REFLECTIONS }, opts),
+        ask(ctx.llm, reflectOnReview, { ...input, persona, maxRounds: ctx.config.reviewReflections }, opts),
       ),
     },
   });
-  const out = await runMachine(machine, { maxReflections: MAX_REFLECTIONS }, ctx, { actorId: `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}.${job.reviewer}`, ideaId: job.ideaId });
+  const out = await runMachine(machine, { maxReflections: ctx.config.reviewReflections }, ctx, { actorId: `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}.${job.reviewer}`, ideaId: job.ideaId });
   if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error!.message}`, out.error);
   // The reviewer keeps its own review, so one that arrives after the area chair decided is still recorded.
   await putArtifact(

@@ -212,7 +212,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
     },
   });
 
-  const out = await runMachine(machine, { sections: [...SECTIONS], citeRounds: 2, maxFixes: ctx.config.maxFixes }, ctx, { actorId: `writer.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, ideaId: job.ideaId });
+  const out = await runMachine(machine, { sections: [...SECTIONS], citeRounds: ctx.config.citeRounds, maxFixes: ctx.config.maxFixes }, ctx, { actorId: `writer.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, ideaId: job.ideaId });
   const paper = `${roundPrefix(job.runId, job.ideaId, job.round)}/paper`;
   const claimsFile = join(ws, "latex", "claims.json");
   if (existsSync(claimsFile)) await putArtifact(ctx.bus, `${paper}/claims.json`, await readFile(claimsFile));
