@@ -4,7 +4,8 @@ import { pino } from "pino";
 import { natsForSuite } from "./helpers/nats.js";
 import { machines } from "../machines/index.js";
 import type { CriticStep, Decision } from "../machines/critic.js";
-import { runMachine, snapshotKey } from "../agents/runtime/runMachine.js";
+import { runMachine } from "../agents/runtime/runMachine.js";
+import { readSnapshot, snapshotKey } from "../agents/runtime/snapshots.js";
 import { watchEvents } from "../bus/events.js";
 import { subjects } from "../bus/subjects.js";
 import { StateBatch, type Idea, type StateEvent } from "../bus/schemas.js";
@@ -55,5 +56,6 @@ describe("every actor's transitions go on the bus as state events", () => {
     expect(info.state.subjects?.[subjects.state(runId)]).toBeLessThan(4);
     const snap = await env.bus.kv.get(snapshotKey(runId, "critic.alpha.0"));
     expect(snap?.json<{ value: unknown }>().value).toBe("decided");
+    expect((await readSnapshot(env.bus, runId, "critic.alpha.0", "critic"))?.snapshot.status).toBe("done");
   });
 });

@@ -2,9 +2,7 @@ import { createActor, toPromise, type AnyMachineSnapshot, type AnyStateMachine, 
 import { publishStates } from "../../bus/events.js";
 import type { StateEvent } from "../../bus/schemas.js";
 import type { AgentContext } from "./agentContext.js";
-
-/** Where an actor's persisted snapshot lives in KV: one key per actor instance of a run. */
-export const snapshotKey = (runId: string, actorId: string) => `${runId}.snap.${actorId}`;
+import { SNAPSHOT_VERSION, snapshotKey } from "./snapshots.js";
 
 /** State events wait this long to go out together, so that a burst of transitions is one message. */
 const FLUSH_MS = 100;
@@ -50,7 +48,9 @@ export async function runMachine<M extends AnyStateMachine>(
         seq: seq++, state: snapshot.value, event: ev.event.type, done: snapshot.status === "done", at: new Date().toISOString(),
       });
       flushTimer ??= setTimeout(flush, FLUSH_MS);
-      const persisted = JSON.stringify({ machine: machine.id, value: snapshot.value, snapshot: actor.getPersistedSnapshot(), at: new Date().toISOString() });
+      const persisted = JSON.stringify({
+        version: SNAPSHOT_VERSION, machine: machine.id, value: snapshot.value, snapshot: actor.getPersistedSnapshot(), at: new Date().toISOString(),
+      });
       writes = writes.then(() => ctx.bus.kv.put(key, persisted).then(() => undefined)).catch((err: Error) => {
         ctx.log.warn({ err: err.message }, "could not persist the actor snapshot");
       });
