@@ -1,10 +1,10 @@
 import { access, constants, stat } from "node:fs/promises";
-import { readFileSync } from "node:fs";
 import { delimiter, isAbsolute, join, relative } from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
 import { EnvironmentError, UserError } from "../bus/errors.js";
 import { missingTexPackages, texPackagesFix } from "./texPackages.js";
+import { pythonPackage } from "./packages.js";
 
 export interface PythonInfo {
   /** The interpreter itself (`sys.executable`), not a shim in front of it. */
@@ -265,16 +265,6 @@ async function syntaxCheck(files: string[], python: PythonInfo | undefined, opts
     detail: errors.map((e) => `${relativeName(e.file)}:${e.line}: ${e.message}${e.text ? ` (${e.text.slice(0, 80)})` : ""}`).join("; "),
     fix: "fix the syntax error in the template; nothing has run and nothing was spent",
   };
-}
-
-const Packages = z.object({ python: z.record(z.string(), z.object({ debian: z.string().nullable(), pip: z.string() })) }).passthrough();
-let pythonPackages: z.infer<typeof Packages>["python"] | undefined;
-
-/** Where a Python module comes from: its Debian package, or its pip name where Debian has none. */
-export function pythonPackage(module: string): { debian: string | null; pip: string } {
-  pythonPackages ??= Packages.parse(JSON.parse(readFileSync(new URL("../config/packages.json", import.meta.url), "utf8"))).python;
-  const top = module.split(".")[0]!;
-  return pythonPackages[top] ?? { debian: `python3-${top.toLowerCase().replace(/_/g, "-")}`, pip: top };
 }
 
 /** The command that installs these modules: Debian's packages where they exist, pip for the rest. */

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
-import { z } from "zod";
+import { debianTexPackage } from "./packages.js";
 
 /** A line's text before its first unescaped `%`. */
 function uncommented(line: string): string {
@@ -17,15 +17,6 @@ export function usedPackages(tex: string): string[] {
     for (const name of m[1]!.split(",").map((s) => s.trim()).filter(Boolean)) if (!found.includes(name)) found.push(name);
   }
   return found;
-}
-
-const Packages = z.object({ tex: z.record(z.string(), z.string()) }).passthrough();
-let table: Record<string, string> | undefined;
-
-/** The Debian package that ships a LaTeX package, where config/packages.json knows it. */
-export function debianTexPackage(name: string): string | undefined {
-  table ??= Packages.parse(JSON.parse(readFileSync(new URL("../config/packages.json", import.meta.url), "utf8"))).tex;
-  return table[name];
 }
 
 export interface MissingTexPackage {

@@ -250,3 +250,19 @@ async function isFile(path: string): Promise<boolean> {
 async function isDirectory(path: string): Promise<boolean> {
   return stat(path).then((s) => s.isDirectory(), () => false);
 }
+
+/** Text made safe for LaTeX outside math mode (and plain ASCII, which every template's fonts can set). */
+export function texEscape(s: string): string {
+  return s
+    .normalize("NFKD")
+    .replace(/[\u2018\u2019]/g, "'")
+    .replace(/[\u201c\u201d]/g, '"')
+    .replace(/[\u2013\u2014]/g, "-")
+    .replace(/[^\x20-\x7e\n\t]/g, "")
+    .replace(/[\\#$%&_{}~^<>]/g, (c) => TEX_SPECIAL[c]!);
+}
+
+const TEX_SPECIAL: Record<string, string> = {
+  "\\": "\\textbackslash{}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}", "<": "\\textless{}", ">": "\\textgreater{}",
+  "#": "\\#", $: "\\$", "%": "\\%", "&": "\\&", _: "\\_", "{": "\\{", "}": "\\}",
+};

@@ -8,7 +8,7 @@ import { RunRecord as RunRecordSchema } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { getArtifact, getDirectory, putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { loadTemplate } from "../templates.js";
-import { compileLatex } from "../tools/latex.js";
+import { compileLatex, texEscape } from "../tools/latex.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runMachine } from "../runtime/runMachine.js";
@@ -109,7 +109,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const figures = readdir(ws).then((f) => f.filter((x) => x.endsWith(".png")).sort());
   const texTemplate = stripScaffolding(await readFile(join(ws, "latex", "template.tex"), "utf8"), {
     figures: await figures,
-    author: `scientist-swarm\\thanks{${ctx.llm.disclosure.replace(/([#$%&_{}])/g, "\\$1")}}`,
+    author: `scientist-swarm\\thanks{${texEscape(ctx.llm.disclosure)}}`,
   });
   const known = new Set(templateKeys(texTemplate));
   const chosen = new Map<string, LiteratureHit>();

@@ -736,19 +736,3 @@ export function innerValues(knob: Knob, outer: string[]): string[] {
   const integral = isIntegral(knob);
   return distinct(knob, outer.map((o) => pyNumber(Math.sqrt(Math.abs(Number(o) * v)) || Number(o) / 2, integral)));
 }
-
-/** Text made safe for LaTeX outside math mode (and plain ASCII, which every template's fonts can set). */
-export function texEscape(s: string): string {
-  return s
-    .normalize("NFKD")
-    .replace(/[\u2018\u2019]/g, "'")
-    .replace(/[\u201c\u201d]/g, '"')
-    .replace(/[\u2013\u2014]/g, "-")
-    .replace(/[^\x20-\x7e\n\t]/g, "")
-    .replace(/[\\#$%&_{}~^<>]/g, (c) => TEX_SPECIAL[c]!);
-}
-
-const TEX_SPECIAL: Record<string, string> = {
-  "\\": "\\textbackslash{}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}", "<": "\\textless{}", ">": "\\textgreater{}",
-  "#": "\\#", $: "\\$", "%": "\\%", "&": "\\&", _: "\\_", "{": "\\{", "}": "\\}",
-};
