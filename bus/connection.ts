@@ -1,7 +1,10 @@
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { randomUUID } from "node:crypto";
+import { connect, RequestError, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
   RetentionPolicy,
   StorageType,
   jetstream,
@@ -11,6 +14,7 @@ import {
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
+import { z } from "zod";
 import { BusError } from "./errors.js";
 import { rootLogger, type Logger } from "./logger.js";
 import { retryingKv } from "./retryBus.js";
@@ -28,6 +32,15 @@ export interface Bus {
   url: string;
   /** Where bus operations log their retries. */
   log: Logger;
+  /**
+   * This connection's own id. It names the holder of a job's claim or a run's lease, and the connection
+   * answers on `sci.live.<instanceId>` for as long as it is open (see askHolder).
+   */
+  instanceId: string;
+  /** The claim and lease keys this connection holds now: what it answers when asked whether it holds one. */
+  held: Set<string>;
+  /** When the connection last came back after losing the server; 0 if it never lost it. */
+  reconnectedAt(): number;
   close(): Promise<void>;
 }
 
@@ -95,10 +108,10 @@ function watchStatus(nc: NatsConnection, log: Logger, onStatus?: (status: BusSta
 
 /**
  * How long a worker may stay silent on a job before JetStream hands it to another worker (workers say
- * `working()` three times as often). Set where the streams are first created, e.g. shorter for tests.
+ * `working()` three times as often). Set where the consumers are first created, e.g. shorter for tests;
+ * workers read it back from their consumer.
  */
 export const ACK_WAIT_MS = Number(process.env.SWARM_ACK_WAIT_MS ?? 30_000);
-export const MAX_DELIVER = 5;
 
 async function ensureStream(jsm: JetStreamManager, name: string, subjectList: string[], retention: RetentionPolicy): Promise<void> {
   try {
@@ -115,31 +128,95 @@ async function ensureStream(jsm: JetStreamManager, name: string, subjectList: st
   }
 }
 
-/** Creates (once) the streams, the durable consumers, the KV bucket and the object store. */
-export async function ensureTopology(jsm: JetStreamManager): Promise<void> {
+/**
+ * Creates (once) the streams, the durable consumers, the KV bucket and the object store. Deliveries are not
+ * bounded: a job waiting for its run's lease or for a slow holder is delivered again and again, and
+ * serveJobs counts the attempts that failed itself (in the job's claim). Consumers made by releases that
+ * bounded deliveries are changed to match.
+ */
+export async function ensureTopology(jsm: JetStreamManager, opts: { ackWaitMs?: number } = {}): Promise<void> {
   await ensureStream(jsm, STREAMS.jobs.name, [...STREAMS.jobs.subjects], RetentionPolicy.Workqueue);
   await ensureStream(jsm, STREAMS.conversation.name, [...STREAMS.conversation.subjects], RetentionPolicy.Limits);
   for (const kind of JOB_KINDS) {
     const durable = durableName(kind);
-    try {
-      await jsm.consumers.info(STREAMS.jobs.name, durable);
-    } catch {
+    const info = await jsm.consumers.info(STREAMS.jobs.name, durable).catch(() => undefined);
+    if (!info) {
       await jsm.consumers.add(STREAMS.jobs.name, {
         durable_name: durable,
         filter_subject: subjects.anyJob(kind),
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        ack_wait: ACK_WAIT_MS * 1_000_000,
-        max_deliver: MAX_DELIVER,
+        ack_wait: (opts.ackWaitMs ?? ACK_WAIT_MS) * 1_000_000,
+        max_deliver: -1,
         max_ack_pending: 1000,
       });
+    } else if (info.config.max_deliver !== -1) {
+      await jsm.consumers.update(STREAMS.jobs.name, durable, { max_deliver: -1 });
     }
   }
+}
+
+/** How long a holder has to answer whether it holds something; one that is silent that long is stopped or busy, not gone. */
+const HOLDER_ANSWER_MS = 1_000;
+/**
+ * After this connection came back from an outage, how long the others' absence proves nothing: they are
+ * reconnecting too (a second or two, see RECONNECT), and until then the server knows none of their
+ * subscriptions.
+ */
+export const RECONNECT_SETTLE_MS = 5_000;
+
+/** Whether this connection came back so recently that the absence or silence of others says nothing yet. */
+export function recentlyReconnected(bus: Bus, now: number): boolean {
+  return now - bus.reconnectedAt() < RECONNECT_SETTLE_MS;
+}
+
+const HolderReply = z.object({ holds: z.boolean() });
+
+/**
+ * Asks the connection `instanceId` whether it still holds `key` (a job's claim, a run's lease), and tells the
+ * dead from the slow: `gone` when the server has no subscriber for it (its connection closed: the process
+ * died, or left), `let go` when it answers no, `holds` when it answers yes, and `silent` when it does not
+ * answer in time (a process that is stopped or busy keeps its connection, and with it what it held). An
+ * answer that cannot be trusted (this connection is away, or came back moments ago, before the others) is
+ * `silent` too: nothing is taken from a holder that may be there.
+ */
+export async function askHolder(bus: Bus, instanceId: string, key: string, now = Date.now()): Promise<"holds" | "silent" | "let go" | "gone"> {
+  if (instanceId === bus.instanceId) return bus.held.has(key) ? "holds" : "let go";
+  try {
+    const reply = await bus.nc.request(subjects.live(instanceId), new TextEncoder().encode(key), { timeout: HOLDER_ANSWER_MS });
+    const parsed = HolderReply.safeParse(JSON.parse(reply.string()));
+    if (!parsed.success) return "silent";
+    return parsed.data.holds ? "holds" : "let go";
+  } catch (err) {
+    if (err instanceof RequestError && err.isNoResponders() && !recentlyReconnected(bus, now)) return "gone";
+    return "silent";
+  }
+}
+
+/** Answers askHolder for this connection, from what it holds now. */
+function answerHolderQuestions(nc: NatsConnection, instanceId: string, held: Set<string>): void {
+  const dec = new TextDecoder();
+  nc.subscribe(subjects.live(instanceId), {
+    callback: (err, msg) => {
+      if (err) return;
+      msg.respond(JSON.stringify({ holds: held.has(dec.decode(msg.data)) }));
+    },
+  });
+}
+
+/** A compare-and-set on KV (a create, an update by revision) that lost: someone else wrote the key first. */
+export function isKvConflict(err: unknown): boolean {
+  return (
+    err instanceof JetStreamApiError &&
+    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
+  );
 }
 
 export interface ConnectOptions {
   name?: string;
   log?: Logger;
+  /** The ack wait of consumers this connection creates (ACK_WAIT_MS unless told); existing ones keep theirs. */
+  ackWaitMs?: number;
   /** Told when the connection is lost, when it is back, and when it is closed. */
   onStatus?: (status: BusStatus) => void;
 }
@@ -155,10 +232,17 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
       cause: err,
     });
   }
-  watchStatus(nc, log, opts.onStatus);
+  let reconnectedAt = 0;
+  watchStatus(nc, log, (status) => {
+    if (status.type === "back") reconnectedAt = Date.now();
+    opts.onStatus?.(status);
+  });
+  const instanceId = randomUUID().replaceAll("-", "");
+  const held = new Set<string>();
+  answerHolderQuestions(nc, instanceId, held);
   try {
     const jsm = await jetstreamManager(nc);
-    await ensureTopology(jsm);
+    await ensureTopology(jsm, opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs });
     const js = jetstream(nc);
     const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1 });
     const obj = await new Objm(js).create(BUCKETS.artifacts);
@@ -170,6 +254,9 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
       obj,
       url,
       log,
+      instanceId,
+      held,
+      reconnectedAt: () => reconnectedAt,
       async close() {
         // Draining needs the server; while it is away, leaving must not wait for it.
         if (!nc.isClosed()) await Promise.race([nc.drain().catch(() => undefined), new Promise((r) => setTimeout(r, 3000).unref())]);

@@ -9,12 +9,24 @@ export const subjects = {
   outcome: (runId: string, kind: JobKind, jobId: string) => `sci.${runId}.conv.${kind}.${jobId}`,
   /** The outcomes of one kind in a run, or only of the jobs whose ids begin with the tokens of `prefix`. */
   outcomes: (runId: string, kind: JobKind, prefix?: string) => `sci.${runId}.conv.${kind}.${prefix ? `${prefix}.` : ""}>`,
+  /** An idea the ideator accepted, one subject per idea; `accepted(runId)` is every idea of the run. */
+  accepted: (runId: string, ideaId?: string) => `sci.${runId}.conv.accepted.${ideaId ?? "*"}`,
   progress: (runId: string) => `sci.${runId}.conv.progress`,
-  llm: (runId: string) => `sci.${runId}.conv.llm`,
+  /**
+   * One model exchange, on a subject of its own named by its key: a job redone after a crash finds the answer
+   * it already paid for by reading that one subject.
+   */
+  llm: (runId: string, key: string) => `sci.${runId}.conv.llm.${key}`,
+  /** Every model exchange of one run. */
+  llms: (runId: string) => `sci.${runId}.conv.llm.>`,
   /** Every actor's transitions, batched. */
   state: (runId: string) => `sci.${runId}.conv.state`,
+  /** Marks a point in a run's conversation, so that a reader knows it has read everything said before it. */
+  end: (runId: string) => `sci.${runId}.conv.end`,
   /** Everything said in one run. */
   conversation: (runId: string) => `sci.${runId}.conv.>`,
+  /** Where one bus connection answers whether it holds a claim or a lease (never stored: no stream takes three tokens). */
+  live: (instanceId: string) => `sci.live.${instanceId}`,
 } as const;
 
 export const STREAMS = {
@@ -27,3 +39,26 @@ export const STREAMS = {
 export const BUCKETS = { runs: "sci-runs", artifacts: "sci-artifacts" } as const;
 
 export const durableName = (kind: JobKind) => `jobs-${kind}`;
+
+const token = (s: string) => s.replace(/[^A-Za-z0-9_=-]/g, "_");
+
+/** Every key of the runs bucket (BUCKETS.runs): these builders are the only place that spells them. */
+export const kvKeys = {
+  /** The run's configuration, written by its swarm only. */
+  config: (runId: string) => `${runId}.config`,
+  /** The run's spend so far, in USD. */
+  spent: (runId: string) => `${runId}.spent`,
+  /** Which swarm drives the run (bus/lease.ts). */
+  lease: (runId: string) => `${runId}.lease`,
+  /** A job whose outcome is recorded: its redeliveries are acked without being redone. */
+  done: (runId: string, jobId: string) => `${runId}.done.${token(jobId)}`,
+  /** Who is doing a job. */
+  claim: (runId: string, jobId: string) => `${runId}.claim.${token(jobId)}`,
+  /** One actor instance's persisted snapshot. */
+  snapshot: (runId: string, actorId: string) => `${runId}.snap.${actorId}`,
+  /** A live node's advert. */
+  advert: (nodeId: string) => `nodes.${token(nodeId)}`,
+  /** The ideas earlier runs of a template proposed. */
+  archive: (template: string) => `archive.${token(template)}`,
+} as const;
+

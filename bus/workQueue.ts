@@ -1,8 +1,10 @@
 import { JetStreamError, type JsMsg } from "@nats-io/jetstream";
+import type { KvEntry } from "@nats-io/kv";
 import { errors as natsErrors } from "@nats-io/transport-node";
-import type { Bus } from "./connection.js";
-import { ACK_WAIT_MS, MAX_DELIVER } from "./connection.js";
-import { STREAMS, durableName, subjects } from "./subjects.js";
+import { z } from "zod";
+import { ACK_WAIT_MS, askHolder, isKvConflict, type Bus } from "./connection.js";
+import { leaseState } from "./lease.js";
+import { STREAMS, durableName, kvKeys, subjects } from "./subjects.js";
 import { jobSchemas, type Actor, type Job, type JobInput, type JobKind, type JobResult, resultSchemas } from "./schemas.js";
 import { publishOutcome } from "./events.js";
 import { isTransientBusError, retryBus } from "./retryBus.js";
@@ -21,10 +23,13 @@ export async function publishJob<K extends JobKind>(bus: Bus, kind: K, job: JobI
 }
 
 export interface JobContext {
-  /** Aborted when the worker stops; long work should pass it on. */
+  /** Aborted when the worker stops, or when another worker took the job over; long work should pass it on. */
   signal: AbortSignal;
-  /** How many times JetStream has delivered this job (1 the first time). */
-  delivery: number;
+  /**
+   * Which attempt at the job this is (1 the first time): a retry after a retryable failure and a takeover
+   * from a worker that died count, waiting does not.
+   */
+  attempt: number;
   /** Which of the worker's parallel slots took the job (a GPU node runs one slot per GPU). */
   slot: number;
   log: Logger;
@@ -35,10 +40,17 @@ export type JobHandler<K extends JobKind> = (job: Job<K>, ctx: JobContext) => Pr
 /** A job's failure, carrying the Failure of its cause: retried by redelivery when that is retryable, else final. */
 export { JobFailedError };
 
-/** How long a retryable failure waits before its redelivery: doubling from a second, at most half a minute. */
-export function redeliveryDelayMs(delivery: number): number {
-  return Math.min(30_000, 1000 * 2 ** (delivery - 1));
+/** How long a retryable failure waits before the job is tried again: doubling from a second, at most half a minute. */
+export function redeliveryDelayMs(attempt: number): number {
+  return Math.min(30_000, 1000 * 2 ** (attempt - 1));
 }
+
+/**
+ * How many times a job is taken up before its failure is final. A retryable failure uses one, and so does a
+ * worker that died holding it (so a job that kills its worker each time ends); waiting for a run's swarm or
+ * for a slow holder does not, which is why JetStream's own delivery count is not bounded (ensureTopology).
+ */
+export const MAX_ATTEMPTS = 5;
 
 const NATS_ERRORS = [...Object.values(natsErrors), JetStreamError];
 
@@ -49,27 +61,84 @@ function jobFailureOf(err: unknown): Failure {
   return failureOf(err);
 }
 
-const doneKey = (runId: string, jobId: string) => `${runId}.done.${jobId.replace(/[^A-Za-z0-9_=-]/g, "_")}`;
+const doneKey = kvKeys.done;
+const claimKey = kvKeys.claim;
+
+/** `<runId>.claim.<jobId>` in KV: who is doing the job. Written by create or compare-and-set only. */
+const Claim = z.object({
+  /** The holding connection's instanceId; null once it let go (a failure to retry, a worker leaving). */
+  holder: z.string().min(1).nullable(),
+  node: z.string(),
+  at: z.iso.datetime(),
+  /** Attempts that ended without an outcome. */
+  failures: z.number().int().min(0),
+});
+type Claim = z.infer<typeof Claim>;
+
+function readClaim(entry: KvEntry | null): Claim | undefined {
+  if (!entry || entry.operation !== "PUT") return undefined;
+  try {
+    return Claim.safeParse(entry.json()).data;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Per connection, the runs reported as waiting for their swarm, so that each is reported once. */
+const reportedLapsed = new WeakMap<Bus, Set<string>>();
 
 export interface Worker {
   stop(): Promise<void>;
 }
 
+export interface ServeOptions {
+  concurrency: number;
+  by: Actor;
+  log: Logger;
+  /** The clock leases and claims are judged by. */
+  now?: () => number;
+}
+
 /**
- * Serves one job kind with `concurrency` parallel slots on the kind's durable pull consumer. Each job is
- * validated, handled while `working()` keeps it ours, then acked; its outcome is published on the
- * conversation stream. A job whose outcome is already recorded is acked without being redone.
+ * Serves one job kind with `concurrency` parallel slots on the kind's durable pull consumer. A job is
+ * validated, then handled only if its run's swarm holds the run's lease (or no lease was ever taken) and
+ * this worker wins the job's claim: a claim held by a worker that is still there, however slow, makes the job
+ * wait; one held by a worker that is gone is taken over. While the job is handled, `working()` keeps it
+ * ours and the claim is refreshed; a worker that finds its claim taken over stops the job and publishes
+ * nothing. The outcome is published on the conversation stream, then the job is acked. A job whose outcome
+ * is already recorded is acked without being redone. A job that waits comes back after the consumer's ack
+ * wait.
  */
-export function serveJobs<K extends JobKind>(
-  bus: Bus,
-  kind: K,
-  handler: JobHandler<K>,
-  opts: { concurrency: number; by: Actor; log: Logger },
-): Worker {
+export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHandler<K>, opts: ServeOptions): Worker {
   const controller = new AbortController();
   const { log } = opts;
+  const now = opts.now ?? Date.now;
+  const lapsedRuns = reportedLapsed.get(bus) ?? new Set<string>();
+  reportedLapsed.set(bus, lapsedRuns);
+  const isDone = (key: string) => bus.kv.get(key).then((e) => e?.operation === "PUT").catch(() => false);
+  const claimRecord = (failures: number, holder: string | null = bus.instanceId) =>
+    JSON.stringify({ holder, node: opts.by.node, at: new Date(now()).toISOString(), failures } satisfies Claim);
 
-  async function handle(msg: JsMsg, slot: number): Promise<void> {
+  /** Takes the job's claim, or says why the job waits. */
+  async function claim(key: string, jobLog: Logger): Promise<{ revision: number; failures: number } | string> {
+    const entry = await bus.kv.get(key);
+    if (!entry || entry.operation !== "PUT") return { revision: await bus.kv.create(key, claimRecord(0)), failures: 0 };
+    const held = readClaim(entry);
+    let failures = held?.failures ?? 0;
+    if (held?.holder) {
+      const answer = await askHolder(bus, held.holder, key, now());
+      if (answer === "holds" || answer === "silent") {
+        return held.holder === bus.instanceId ? "this worker is doing it" : `a worker on ${held.node} is doing it${answer === "silent" ? " (it does not answer, but its connection is open)" : ""}`;
+      }
+      if (answer === "gone") {
+        failures++;
+        jobLog.warn({ from: held.node, attempt: failures + 1 }, `taking over a ${kind} job from ${held.node}, whose worker is gone`);
+      }
+    }
+    return { revision: await bus.kv.update(key, claimRecord(failures), entry.revision), failures };
+  }
+
+  async function handle(msg: JsMsg, slot: number, ackWaitMs: number): Promise<void> {
     let raw: unknown;
     try {
       raw = JSON.parse(dec.decode(msg.data));
@@ -85,43 +154,155 @@ export function serveJobs<K extends JobKind>(
       return;
     }
     const job = parsed.data as Job<K>;
-    const key = doneKey(job.runId, job.jobId);
-    if (await bus.kv.get(key).then((e) => e?.operation === "PUT").catch(() => false)) {
-      log.debug({ jobId: job.jobId }, "job already done; acking the redelivery");
-      msg.ack();
-      return;
-    }
-    const heartbeat = setInterval(() => msg.working(), ACK_WAIT_MS / 3);
+    const { runId } = job;
+    const done = doneKey(runId, job.jobId);
+    const key = claimKey(runId, job.jobId);
     const ideaId = "ideaId" in job ? (job.ideaId as string) : undefined;
     const jobLog = log.child({ jobId: job.jobId, ...(ideaId ? { ideaId } : {}) });
+    // A job that waits comes back after an ack wait: by then a slow holder has usually finished, and the done key says so.
+    const wait = (why: string) => {
+      jobLog.debug({ delivery: msg.info.deliveryCount, waitMs: ackWaitMs }, `${kind} job waits: ${why}`);
+      msg.nak(ackWaitMs);
+    };
+
+    let claimed: { revision: number; failures: number };
+    try {
+      // Asking a holder that does not answer takes a while; the job must stay ours meanwhile.
+      msg.working();
+      if (await isDone(done)) {
+        jobLog.debug("job already done; acking the redelivery");
+        msg.ack();
+        return;
+      }
+      const lease = await leaseState(bus, runId, now());
+      if (lease === "ended") {
+        jobLog.debug(`run ${runId} has ended; dropping its leftover ${kind} job`);
+        msg.ack();
+        return;
+      }
+      if (lease === "lapsed") {
+        if (!lapsedRuns.has(runId)) {
+          lapsedRuns.add(runId);
+          log.warn({ runId }, `run ${runId}'s swarm is gone; its jobs wait for \`npm run swarm -- --resume ${runId}\``);
+        }
+        wait("its run's swarm is gone");
+        return;
+      }
+      if (lapsedRuns.delete(runId)) log.info({ runId }, `run ${runId} has its swarm again; serving its jobs`);
+      const got = await claim(key, jobLog);
+      if (typeof got === "string") {
+        wait(got);
+        return;
+      }
+      claimed = got;
+      // The holder it was taken from may have finished it just before it went.
+      if (await isDone(done)) {
+        msg.ack();
+        return;
+      }
+    } catch (err) {
+      if (isKvConflict(err)) {
+        wait("another worker claimed it at the same moment");
+      } else {
+        jobLog.warn({ err: (err as Error).message }, `could not claim a ${kind} job; it comes back later`);
+        msg.nak(ackWaitMs);
+      }
+      return;
+    }
+
+    const { failures } = claimed;
+    if (failures >= MAX_ATTEMPTS) {
+      const failure: Failure = {
+        kind: "environment",
+        retryable: false,
+        message: `the ${kind} job was taken up ${failures} times, and each time its worker died before it finished`,
+        hint: "see the logs of the nodes that took it (out of memory? killed?)",
+      };
+      jobLog.error({ failures }, `${kind} job failed: ${failure.message}`);
+      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
+      await bus.kv.put(done, "failed");
+      msg.term(failure.message.slice(0, 200));
+      return;
+    }
+
+    bus.held.add(key);
+    const lost = new AbortController();
+    let revision = claimed.revision;
+    /** Writes the claim again if it is still this worker's, and says whether it was; throws while the bus is away. */
+    async function refresh(holder: string | null = bus.instanceId, failed = failures): Promise<boolean> {
+      try {
+        revision = await bus.kv.update(key, claimRecord(failed, holder), revision);
+        return true;
+      } catch (err) {
+        if (!isKvConflict(err)) throw err;
+        const entry = await bus.kv.get(key);
+        // Still ours: an earlier write went through while its answer was lost.
+        if (entry && readClaim(entry)?.holder === bus.instanceId) {
+          revision = entry.revision;
+          return refresh(holder, failed);
+        }
+        return false;
+      }
+    }
+    /** Lets go of the claim, so that the next worker takes the job without asking this one. */
+    const release = (failed: number) =>
+      refresh(null, failed).catch((err: Error) => jobLog.debug({ err: err.message }, "could not let go of the job's claim"));
+    let refreshing: Promise<void> | undefined;
+    const heartbeat = setInterval(() => {
+      msg.working();
+      refreshing ??= refresh()
+        .then((ours) => {
+          if (ours || lost.signal.aborted) return;
+          jobLog.warn(`another worker took this ${kind} job over; stopping it here`);
+          lost.abort();
+        })
+        .catch((err: Error) => jobLog.debug({ err: err.message }, "could not refresh the job's claim; trying again"))
+        .finally(() => (refreshing = undefined));
+    }, ackWaitMs / 3);
+    /** Whether this worker may conclude the job: one that took it over concludes it instead. */
+    async function stillOurs(): Promise<boolean> {
+      await refreshing;
+      if (lost.signal.aborted) return false;
+      const ours = await retryBus(`the claim of ${kind} job ${job.jobId}`, () => refresh(), { log: jobLog, signal: controller.signal });
+      if (!ours) jobLog.warn(`another worker took this ${kind} job over while it was done here; dropping this result`);
+      return ours;
+    }
+
+    const attempt = failures + 1;
     try {
       const result = resultSchemas[kind].parse(
-        await handler(job, { signal: controller.signal, delivery: msg.info.deliveryCount, slot, log: jobLog }),
+        await handler(job, { signal: AbortSignal.any([controller.signal, lost.signal]), attempt, slot, log: jobLog }),
       ) as JobResult<K>;
-      await publishOutcome(bus, kind, { jobId: job.jobId, runId: job.runId, ideaId, by: opts.by, ok: true, result });
-      await bus.kv.put(key, "ok");
+      if (!(await stillOurs())) return;
+      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: true, result });
+      await bus.kv.put(done, "ok");
       msg.ack();
     } catch (err) {
+      // Taken over: the new holder does the job and acks it.
+      if (lost.signal.aborted) return;
       if (controller.signal.aborted) {
         // Stopping: give the job back at once so another worker takes it.
+        await release(failures);
         msg.nak();
         return;
       }
       const failure = jobFailureOf(err);
-      const delivery = msg.info.deliveryCount;
-      const why = { err: failure.message, kind: failure.kind, retryable: failure.retryable, delivery };
-      if (failure.retryable && delivery < MAX_DELIVER) {
-        const delayMs = redeliveryDelayMs(delivery);
-        jobLog.warn({ ...why, delayMs }, `${kind} job failed (${failure.kind}); it will be redelivered (delivery ${delivery + 1} of ${MAX_DELIVER})`);
+      const why = { err: failure.message, kind: failure.kind, retryable: failure.retryable, attempt };
+      if (failure.retryable && attempt < MAX_ATTEMPTS) {
+        const delayMs = redeliveryDelayMs(attempt);
+        jobLog.warn({ ...why, delayMs }, `${kind} job failed (${failure.kind}); it will be tried again (attempt ${attempt + 1} of ${MAX_ATTEMPTS})`);
+        await release(failures + 1);
         msg.nak(delayMs);
         return;
       }
-      jobLog.error(why, `${kind} job failed (${failure.kind}${failure.retryable ? `, after ${delivery} deliveries` : ""})`);
-      await publishOutcome(bus, kind, { jobId: job.jobId, runId: job.runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
-      await bus.kv.put(key, "failed");
+      jobLog.error(why, `${kind} job failed (${failure.kind}${failure.retryable ? `, after ${attempt} attempts` : ""})`);
+      if (!(await stillOurs().catch(() => false))) return;
+      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
+      await bus.kv.put(done, "failed");
       msg.term(failure.message.slice(0, 200));
     } finally {
       clearInterval(heartbeat);
+      bus.held.delete(key);
     }
   }
 
@@ -133,6 +314,9 @@ export function serveJobs<K extends JobKind>(
           log,
           signal: controller.signal,
         });
+        // The consumer's own ack wait, whoever created it: heartbeats and waits are paced by it.
+        const ackWaitNs = (await retryBus(`the ${kind} queue`, () => consumer.info(true), { log, signal: controller.signal })).config.ack_wait;
+        const ackWaitMs = ackWaitNs ? ackWaitNs / 1_000_000 : ACK_WAIT_MS;
         // While the server is away every pull fails: say so once, and once more when pulling works again.
         let failingSince: number | undefined;
         while (!controller.signal.aborted) {
@@ -154,7 +338,7 @@ export function serveJobs<K extends JobKind>(
             log.info({ downMs: Date.now() - failingSince }, `pulling ${kind} jobs again`);
             failingSince = undefined;
           }
-          if (msg) await handle(msg, slot);
+          if (msg) await handle(msg, slot, ackWaitMs);
         }
       })().catch((err) => {
         if (!controller.signal.aborted) log.error({ err: (err as Error).message }, `${kind} worker stopped`);

@@ -278,8 +278,8 @@ describe("typed failures decide a job's fate", () => {
   it("redelivers a job whose provider failed with a retryable error, and its outcome is the second try's", async () => {
     const deliveries: number[] = [];
     const worker = serveJobs(env.bus, "review", async (_job, ctx) => {
-      deliveries.push(ctx.delivery);
-      if (ctx.delivery === 1) throw new ProviderError("openai/gpt: HTTP 503: overloaded", 503);
+      deliveries.push(ctx.attempt);
+      if (ctx.attempt === 1) throw new ProviderError("openai/gpt: HTTP 503: overloaded", 503);
       return { review, reflections: 0 };
     }, { concurrency: 1, by, log });
     await publishJob(env.bus, "review", { jobId: "t1", runId: "run-t", ideaId: "idea_t", pdf: "p", reviewer: 0 });
@@ -295,7 +295,7 @@ describe("typed failures decide a job's fate", () => {
   it("ends a job at once on a failure that is not retryable, with whose fault it was", async () => {
     const deliveries: number[] = [];
     const worker = serveJobs(env.bus, "review", async (_job, ctx) => {
-      deliveries.push(ctx.delivery);
+      deliveries.push(ctx.attempt);
       throw new ModelBehaviorError("the model gave no usable review after 2 repair turns", { hint: "a stronger model" });
     }, { concurrency: 1, by, log });
     await publishJob(env.bus, "review", { jobId: "t2", runId: "run-t", ideaId: "idea_t", pdf: "p", reviewer: 1 });
@@ -314,7 +314,7 @@ describe("typed failures decide a job's fate", () => {
   it("ends a job on a provider's refusal (a bad key) without retrying, and the JobFailedError of an agent carries its cause's failure", async () => {
     const deliveries: number[] = [];
     const worker = serveJobs(env.bus, "review", async (_job, ctx) => {
-      deliveries.push(ctx.delivery);
+      deliveries.push(ctx.attempt);
       const cause = new ProviderError("openai/gpt: HTTP 401: bad key", 401, { hint: "check the API key" });
       throw new JobFailedError(`reviewer 2 could not review idea_t: ${cause.message}`, cause.toFailure(), { cause });
     }, { concurrency: 1, by, log });

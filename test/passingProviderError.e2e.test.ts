@@ -35,7 +35,7 @@ describe("a provider error that passes", () => {
     expect(refused).toBe(OUTAGE);
     // The critic asked again after the outage: more critic requests than the ones refused.
     expect(server.requests.filter((r) => isCritic(r.body)).length).toBeGreaterThan(OUTAGE);
-    expect(res.all).toMatch(/novelty job failed \(provider\); it will be redelivered \(delivery 2 of/);
+    expect(res.all).toMatch(/novelty job failed \(provider\); it will be tried again \(attempt 2 of/);
     const ideas = readJson("ideas.json").ideas as { status: string; verdict?: { verdict: string } }[];
     expect(ideas.map((i) => i.status)).toEqual(["accepted"]);
     expect(readJson("status.json").status).toBe("completed");

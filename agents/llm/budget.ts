@@ -1,8 +1,9 @@
 import type { Bus } from "../../bus/connection.js";
 import { BusError } from "../../bus/errors.js";
 import { BudgetReachedError } from "./errors.js";
+import { kvKeys } from "../../bus/subjects.js";
 
-const spentKey = (runId: string) => `${runId}.spent`;
+const spentKey = kvKeys.spent;
 
 /** What a run has spent so far, in USD, as all its nodes record it in KV. */
 export async function spentUsd(bus: Bus, runId: string): Promise<number> {

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import type { Bus } from "../../bus/connection.js";
 import type { Logger } from "../../bus/logger.js";
+import { kvKeys } from "../../bus/subjects.js";
 
 /** What a node tells the swarm about itself, in KV under `nodes.<nodeId>`, refreshed while it lives. */
 export const NodeAdvert = z.object({
@@ -13,7 +14,7 @@ export const NodeAdvert = z.object({
   seenAt: z.string(),
 });
 export type NodeAdvert = z.infer<typeof NodeAdvert>;
-export const advertKey = (nodeId: string) => `nodes.${nodeId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+export const advertKey = kvKeys.advert;
 /** How often a node refreshes its advert; one not refreshed for three times this is gone. */
 export const ADVERT_EVERY_MS = 15_000;
 

@@ -1,8 +1,9 @@
 import type { Bus } from "../../bus/connection.js";
 import { RunConfig } from "../../bus/schemas.js";
 import { UserError } from "../../bus/errors.js";
+import { kvKeys } from "../../bus/subjects.js";
 
-const configKey = (runId: string) => `${runId}.config`;
+const configKey = kvKeys.config;
 
 export async function putRunConfig(bus: Bus, config: RunConfig): Promise<void> {
   await bus.kv.put(configKey(config.runId), JSON.stringify(RunConfig.parse(config)));

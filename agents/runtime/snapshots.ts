@@ -2,9 +2,10 @@ import type { Snapshot } from "xstate";
 import { z } from "zod";
 import type { Bus } from "../../bus/connection.js";
 import { UserError } from "../../bus/errors.js";
+import { kvKeys } from "../../bus/subjects.js";
 
 /** Where an actor's persisted snapshot lives in KV: one key per actor instance of a run. */
-export const snapshotKey = (runId: string, actorId: string) => `${runId}.snap.${actorId}`;
+export const snapshotKey = kvKeys.snapshot;
 
 /** Bumped whenever what a persisted actor holds changes shape; fixtures of every version live in test/fixtures/snapshots/. */
 export const SNAPSHOT_VERSION = 1;
