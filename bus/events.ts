@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Bus } from "./connection.js";
 import { STREAMS, subjects } from "./subjects.js";
-import { LlmExchange, Progress, StateBatch, outcomeSchema, type JobKind, type Outcome, type StateEvent } from "./schemas.js";
+import { AcceptedIdea, LlmExchange, Progress, StateBatch, outcomeSchema, type JobKind, type Outcome, type StateEvent } from "./schemas.js";
 import type { z } from "zod";
 import type { Logger } from "./logger.js";
 import { BusError } from "./errors.js";
@@ -16,7 +16,7 @@ type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K>
 
 const MAX_EVENT_BYTES = 900 * 1024;
 
-async function publishValidated<S extends z.ZodType>(bus: Bus, subject: string, schema: S, value: z.input<S>): Promise<void> {
+async function publishValidated<S extends z.ZodType>(bus: Bus, subject: string, schema: S, value: z.input<S>, msgID: string = randomUUID()): Promise<void> {
   const parsed = schema.parse(value);
   const bytes = enc.encode(JSON.stringify(parsed));
   if (bytes.length > MAX_EVENT_BYTES) {
@@ -24,7 +24,6 @@ async function publishValidated<S extends z.ZodType>(bus: Bus, subject: string, 
   }
   // One msgID for every attempt: a publish that reached the stream before its ack was lost to an outage is
   // stored once, however often it is retried.
-  const msgID = randomUUID();
   await retryBus(`publish on ${subject}`, () => bus.js.publish(subject, bytes, { msgID }), { log: bus.log });
 }
 
@@ -39,6 +38,11 @@ export async function publishOutcome<K extends JobKind>(
   } as never);
 }
 
+export async function publishAccepted(bus: Bus, accepted: Omit<AcceptedIdea, "at">): Promise<void> {
+  // An ideator that is redone after a crash accepts the same idea again: the stream keeps one.
+  await publishValidated(bus, subjects.accepted(accepted.runId, accepted.ideaId), AcceptedIdea, { ...accepted, at: new Date().toISOString() }, `${accepted.runId}.accepted.${accepted.ideaId}`);
+}
+
 export async function publishStates(bus: Bus, runId: string, events: StateEvent[]): Promise<void> {
   await publishValidated(bus, subjects.state(runId), StateBatch, { events });
 }
@@ -48,7 +52,7 @@ export async function publishProgress(bus: Bus, progress: Omit<Progress, "at">):
 }
 
 /** Exchanges can carry a whole paper: trim the longest message contents until the record fits. */
-export async function publishLlmExchange(bus: Bus, exchange: LlmExchange): Promise<void> {
+export async function publishLlmExchange(bus: Bus, exchange: LlmExchange & { key: string }): Promise<void> {
   let record = exchange;
   let size = enc.encode(JSON.stringify(record)).length;
   while (size > MAX_EVENT_BYTES) {
@@ -60,7 +64,39 @@ export async function publishLlmExchange(bus: Bus, exchange: LlmExchange): Promi
     record = { ...record, messages };
     size = enc.encode(JSON.stringify(record)).length;
   }
-  await publishValidated(bus, subjects.llm(exchange.runId), LlmExchange, record);
+  await publishValidated(bus, subjects.llm(exchange.runId, exchange.key), LlmExchange, record);
+}
+
+/**
+ * The exchange last recorded under this key, if any: one get of the last message on the key's own subject,
+ * as cheap at the ten-thousandth exchange of a run as at the first. It waits out an outage like every other
+ * bus read; a record that is not a valid exchange counts as none.
+ */
+export async function recordedLlmExchange(
+  bus: Bus,
+  runId: string,
+  key: string,
+  opts: { signal?: AbortSignal; log?: Logger } = {},
+): Promise<LlmExchange | undefined> {
+  const subject = subjects.llm(runId, key);
+  const stored = await retryBus(`reading ${subject}`, () => bus.jsm.streams.getMessage(STREAMS.conversation.name, { last_by_subj: subject }), {
+    log: bus.log,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  if (!stored) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(dec.decode(stored.data));
+  } catch {
+    opts.log?.warn({ subject }, "ignored a recorded exchange that is not JSON");
+    return undefined;
+  }
+  const parsed = LlmExchange.safeParse(raw);
+  if (!parsed.success || parsed.data.key !== key) {
+    opts.log?.warn({ subject, issues: parsed.error?.issues }, "ignored a recorded exchange that fails its schema");
+    return undefined;
+  }
+  return parsed.data;
 }
 
 export interface EventStream<T> extends AsyncIterable<{ subject: string; value: T }> {

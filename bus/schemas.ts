@@ -133,8 +133,8 @@ export const resultSchemas = {
     scores: z.record(z.string(), z.number()),
     reviews: z.number().int(),
     round: z.number().int().min(0).default(0),
-    /** The chair sent the paper back to the writer for another round. */
-    revisionRequested: z.boolean().default(false),
+    /** The reviews the decision weighed: whose, from which node, and what each said. */
+    reviewers: z.array(z.object({ reviewer: z.number().int().min(0), node: z.string(), overall: z.number(), decision: z.enum(["Accept", "Reject"]) })),
   }),
   review: z.object({ review: Review, reflections: z.number().int() }),
 } as const;
@@ -164,6 +164,10 @@ export type Outcome<K extends JobKind> = {
 } & ({ ok: true; result: JobResult<K> } | { ok: false; error: string; failure: Failure });
 
 // ---- conversation events that are not job outcomes ----
+
+/** The ideator judged an idea novel: the run's pipeline starts its experiments. */
+export const AcceptedIdea = z.object({ runId: RunId, ideaId: IdeaId, idea: Idea, by: Actor, at: z.string() });
+export type AcceptedIdea = z.infer<typeof AcceptedIdea>;
 
 /** One transition of one actor: which actor, on which node, the state it entered and the event that caused it. */
 export const StateEvent = z.object({
@@ -214,6 +218,8 @@ export const LlmExchange = z.object({
   messages: z.array(z.object({ role: z.enum(["system", "user", "assistant"]), content: z.string() })),
   answer: z.unknown(),
   error: z.string().optional(),
+  /** Names the request (see agents/llm/client.ts) and the subject the exchange is on; absent in older runs. */
+  key: z.string().regex(/^[0-9a-f]+$/).optional(),
   usage: Usage,
   costUsd: z.number().min(0),
   ms: z.number().min(0),

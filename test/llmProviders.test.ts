@@ -51,7 +51,7 @@ const ask = (llm: ReturnType<typeof llmFor>["llm"], signal?: AbortSignal) =>
   llm.ask({ task: "test.answer", messages: [{ role: "system", content: "be brief" }, { role: "user", content: `rate this; my key is ${KEY}` }], schema: Answer, data: {}, ...(signal ? { signal } : {}) });
 
 async function exchanges(runId: string, n: number): Promise<LlmExchange[]> {
-  const stream = await watchEvents(nats.bus, subjects.llm(runId), LlmExchange);
+  const stream = await watchEvents(nats.bus, subjects.llms(runId), LlmExchange);
   const out: LlmExchange[] = [];
   for await (const { value } of stream) {
     out.push(value);

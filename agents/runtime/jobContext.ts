@@ -13,7 +13,7 @@ import type { RoleName } from "./roles.js";
  * has not started is new paid work: it is refused once the run's budget is spent (a BudgetReachedError).
  */
 export function jobContexts(bus: Bus, nodeId: string, workRoot: string) {
-  return async function contextFor(agent: RoleName, job: { runId: string }, jc: JobContext, gpu?: number): Promise<AgentContext> {
+  return async function contextFor(agent: RoleName, job: { runId: string; jobId: string }, jc: JobContext, gpu?: number): Promise<AgentContext> {
     const config = await getRunConfig(bus, job.runId);
     const by = { agent, node: nodeId };
     const log = jc.log.child({ runId: job.runId });
@@ -25,7 +25,7 @@ export function jobContexts(bus: Bus, nodeId: string, workRoot: string) {
       config,
       by,
       log,
-      llm: createLlm(createProvider(choice, { bus, runId: job.runId, log }), { bus, runId: job.runId, by, log }),
+      llm: createLlm(createProvider(choice, { bus, runId: job.runId, log }), { bus, runId: job.runId, by, log, scope: job.jobId }),
       signal: jc.signal,
       workRoot,
       ...(gpu !== undefined ? { gpu } : {}),

@@ -20,6 +20,8 @@ export interface FakeModelServer {
   url: string;
   /** Every request's path and body, in order. */
   requests: { path: string; body: Record<string, unknown> }[];
+  /** The requests whose answer was sent in full, in the order the answers went out. */
+  answered: { path: string; body: Record<string, unknown> }[];
   script: Step[];
   close(): Promise<void>;
 }
@@ -68,11 +70,12 @@ export async function startFakeModelServer(opts: {
   /** A reply for this request in particular (a critic's request, say), before the script's next. */
   stepFor?: (body: Record<string, unknown>) => Step | undefined;
 }): Promise<FakeModelServer> {
-  const state: FakeModelServer = { url: "", requests: [], script: [], close: async () => {} };
+  const state: FakeModelServer = { url: "", requests: [], answered: [], script: [], close: async () => {} };
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? "").split("?")[0]!;
     const body = await readBody(req);
     state.requests.push({ path, body });
+    res.on("finish", () => state.answered.push({ path, body }));
     // Anthropic's SDK says which API version it speaks; it authenticates with x-api-key or a bearer token.
     const anthropic = req.headers["anthropic-version"] !== undefined;
     const key = (anthropic ? req.headers["x-api-key"] : undefined) ?? req.headers.authorization?.replace(/^Bearer /, "");
