@@ -14,6 +14,20 @@ export interface RunAttempt {
   results?: RunRecord["results"];
 }
 
+export interface PlotAttempt {
+  /** The new figures plot.py wrote; none when it failed. */
+  figures: string[];
+  /** The tail of stderr (or why no figure counts) when it failed, for the next edit. */
+  stderrTail: string;
+}
+
+/** What plot.py is told about each run. */
+export interface PlotRun {
+  run: string;
+  description: string;
+  ok: boolean;
+}
+
 interface Context {
   idea: Idea;
   maxRuns: number;
@@ -21,9 +35,12 @@ interface Context {
   plan: PlannedRun[];
   /** 0-based index into the plan; the run folder is run_<index + 1>. */
   runIndex: number;
+  /** Attempts at the current run, or at plot.py once the runs are done. */
   attempts: number;
   feedback: string;
   records: RunRecord[];
+  /** plot.py as the model last edited it, to be run. */
+  plotCode: string;
   figures: string[];
   notes: string;
   error: Failure | undefined;
@@ -31,11 +48,15 @@ interface Context {
 
 const message = (e: unknown) => String((e as Error)?.message ?? e);
 const runName = (ctx: Context) => `run_${ctx.runIndex + 1}`;
+/** The last run that worked (run_0, the baseline, when none has yet): its code is where each run's edit starts and a failed run goes back to. */
+const lastGood = (ctx: Context) => ctx.records.filter((r) => r.ok).at(-1)?.run ?? "run_0";
+const plotFailed = (ctx: Context, feedback: string) => failure("model", `plot.py failed after ${ctx.attempts + 1} attempts: ${feedback.slice(-500)}`);
+const plotRuns = (ctx: Context): PlotRun[] => ctx.records.map((r) => ({ run: r.run, description: r.description, ok: r.ok }));
 
 /**
  * The coder: baseline run_0 (computed once per template), a plan of runs, then for each run an edit, the run,
  * and fixes from stderr while attempts are left; a failed run is set aside and the others are kept. Then the
- * plot script, and notes on each figure.
+ * plot script, edited and run again with its stderr while attempts are left, and notes on each figure.
  */
 export const coderMachine = setup({
   types: {
@@ -46,16 +67,21 @@ export const coderMachine = setup({
   actors: {
     ensureBaseline: declared<RunRecord, void>("ensureBaseline"),
     planRuns: declared<PlannedRun[], { idea: Idea; maxRuns: number; baseline: RunRecord }>("planRuns"),
-    editCode: declared<void, { run: string; planned: PlannedRun; feedback: string }>("editCode"),
+    /** Edits the code of run `from` (the last good one) into this run's. */
+    editCode: declared<void, { run: string; planned: PlannedRun; feedback: string; from: string }>("editCode"),
     runExperiment: declared<RunAttempt, { run: string }>("runExperiment"),
     fixCode: declared<void, { run: string; planned: PlannedRun; stderrTail: string }>("fixCode"),
-    discardRun: declared<void, { run: string }>("discardRun"),
-    makePlots: declared<string[], { runs: RunRecord[] }>("makePlots"),
+    /** Puts the code of run `restore` back and removes the failed run's folder. */
+    discardRun: declared<void, { run: string; restore: string }>("discardRun"),
+    /** plot.py edited for these runs, with the last attempt's stderr as feedback. */
+    editPlot: declared<string, { runs: PlotRun[]; feedback: string }>("editPlot"),
+    runPlot: declared<PlotAttempt, { plotCode: string }>("runPlot"),
     writeNotes: declared<string, { runs: RunRecord[]; figures: string[] }>("writeNotes"),
   },
   guards: {
-    hasPlan: ({ context, event }) => Math.min((event as unknown as { output: PlannedRun[] }).output.length, context.maxRuns) > 0,
-    runSucceeded: ({ event }) => (event as unknown as { output: RunAttempt }).output.ok,
+    hasPlan: ({ context }, { planned }: { planned: number }) => Math.min(planned, context.maxRuns) > 0,
+    runSucceeded: (_, { ok }: { ok: boolean }) => ok,
+    plotted: (_, { figures }: { figures: number }) => figures > 0,
     fixesLeft: ({ context }) => context.attempts < context.maxFixes,
     moreRuns: ({ context }) => context.runIndex + 1 < context.plan.length,
     anySucceeded: ({ context }) => context.records.some((r) => r.run !== "run_0" && r.ok),
@@ -74,6 +100,7 @@ export const coderMachine = setup({
     attempts: 0,
     feedback: "",
     records: [],
+    plotCode: "",
     figures: [],
     notes: "",
     error: undefined,
@@ -92,7 +119,11 @@ export const coderMachine = setup({
         src: "planRuns",
         input: ({ context }) => ({ idea: context.idea, maxRuns: context.maxRuns, baseline: context.records[0]! }),
         onDone: [
-          { guard: "hasPlan", target: "editing", actions: assign({ plan: ({ context, event }) => event.output.slice(0, context.maxRuns) }) },
+          {
+            guard: { type: "hasPlan", params: ({ event }) => ({ planned: event.output.length }) },
+            target: "editing",
+            actions: assign({ plan: ({ context, event }) => event.output.slice(0, context.maxRuns) }),
+          },
           { target: "failed", actions: assign({ error: failure("model", "the plan has no runs") }) },
         ],
         onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "planning failed") }) },
@@ -101,7 +132,7 @@ export const coderMachine = setup({
     editing: {
       invoke: {
         src: "editCode",
-        input: ({ context }) => ({ run: runName(context), planned: context.plan[context.runIndex]!, feedback: context.feedback }),
+        input: ({ context }) => ({ run: runName(context), planned: context.plan[context.runIndex]!, feedback: context.feedback, from: lastGood(context) }),
         onDone: { target: "running", actions: assign({ feedback: "" }) },
         onError: [
           {
@@ -125,7 +156,7 @@ export const coderMachine = setup({
         input: ({ context }) => ({ run: runName(context) }),
         onDone: [
           {
-            guard: "runSucceeded",
+            guard: { type: "runSucceeded", params: ({ event }) => ({ ok: event.output.ok }) },
             target: "nextRun",
             actions: assign(({ context, event }) => ({
               records: [
@@ -183,7 +214,7 @@ export const coderMachine = setup({
       })),
       invoke: {
         src: "discardRun",
-        input: ({ context }) => ({ run: runName(context) }),
+        input: ({ context }) => ({ run: runName(context), restore: lastGood(context) }),
         onDone: { target: "nextRun" },
         onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "could not restore the last good code") }) },
       },
@@ -195,7 +226,7 @@ export const coderMachine = setup({
           target: "editing",
           actions: assign(({ context }) => ({ runIndex: context.runIndex + 1, attempts: 0, feedback: "" })),
         },
-        { guard: "anySucceeded", target: "plotting" },
+        { guard: "anySucceeded", target: "plotting", actions: assign({ attempts: 0, feedback: "" }) },
         { target: "failed", actions: assign({
             error: failure("model", "no planned run succeeded", { hint: "each run's error is in runs.json; a stronger model edits the code more reliably" }),
           }) },
@@ -203,10 +234,44 @@ export const coderMachine = setup({
     },
     plotting: {
       invoke: {
-        src: "makePlots",
-        input: ({ context }) => ({ runs: context.records }),
-        onDone: { target: "noting", actions: assign({ figures: ({ event }) => event.output }) },
-        onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "plotting failed") }) },
+        src: "editPlot",
+        input: ({ context }) => ({ runs: plotRuns(context), feedback: context.feedback }),
+        onDone: { target: "runningPlot", actions: assign({ plotCode: ({ event }) => event.output }) },
+        onError: [
+          {
+            guard: { type: "passing", params: ({ event }) => ({ error: event.error }) },
+            target: "failed",
+            actions: { type: "failWith", params: ({ event }) => ({ error: event.error, during: "plotting failed" }) },
+          },
+          // An edit that does not apply is the model's to fix, as a plot that fails is.
+          {
+            guard: "fixesLeft",
+            target: "plotting",
+            reenter: true,
+            actions: assign(({ context, event }) => ({ attempts: context.attempts + 1, feedback: message(event.error) })),
+          },
+          { target: "failed", actions: assign({ error: ({ context, event }) => plotFailed(context, message(event.error)) }) },
+        ],
+      },
+    },
+    runningPlot: {
+      invoke: {
+        src: "runPlot",
+        input: ({ context }) => ({ plotCode: context.plotCode }),
+        onDone: [
+          {
+            guard: { type: "plotted", params: ({ event }) => ({ figures: event.output.figures.length }) },
+            target: "noting",
+            actions: assign({ figures: ({ event }) => event.output.figures }),
+          },
+          {
+            guard: "fixesLeft",
+            target: "plotting",
+            actions: assign(({ context, event }) => ({ attempts: context.attempts + 1, feedback: event.output.stderrTail })),
+          },
+          { target: "failed", actions: assign({ error: ({ context, event }) => plotFailed(context, event.output.stderrTail) }) },
+        ],
+        onError: { target: "failed", actions: { type: "failWith", params: ({ event }) => ({ error: event.error, during: "plotting failed" }) } },
       },
     },
     noting: {

@@ -24,8 +24,7 @@ export const reviewerMachine = setup({
     reflect: declared<{ review: Review; done: boolean }, { text: string; review: Review; round: number }>("reflect"),
   },
   guards: {
-    keepReflecting: ({ context, event }) =>
-      !(event as unknown as { output: { done: boolean } }).output.done && context.reflections + 1 < context.maxReflections,
+    keepReflecting: ({ context }, { done }: { done: boolean }) => !done && context.reflections + 1 < context.maxReflections,
   },
 }).createMachine({
   id: "reviewer",
@@ -53,7 +52,7 @@ export const reviewerMachine = setup({
         input: ({ context }) => ({ text: context.text, review: context.review!, round: context.reflections + 1 }),
         onDone: [
           {
-            guard: "keepReflecting",
+            guard: { type: "keepReflecting", params: ({ event }) => ({ done: event.output.done }) },
             target: "reflecting",
             reenter: true,
             actions: assign(({ context, event }) => ({ review: event.output.review, reflections: context.reflections + 1 })),

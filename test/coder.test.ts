@@ -11,8 +11,9 @@ import { createLlm } from "../agents/llm/client.js";
 import { offlineProvider } from "../agents/llm/offline/offlineProvider.js";
 import { RunConfig } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
-import { getArtifact } from "../bus/artifacts.js";
+import { getArtifact, hasArtifact } from "../bus/artifacts.js";
 import type { AgentContext } from "../agents/runtime/agentContext.js";
+import type { LlmProvider } from "../agents/llm/types.js";
 import "../agents/offline.js";
 
 const log = pino({ level: "silent" });
@@ -91,4 +92,62 @@ describe("the coder, with a hostile run among good ones", () => {
     expect(diff).toMatch(/^\+.*default=5/m);
     expect(progress.some((p) => /run_3 set aside/.test(p))).toBe(true);
   }, 60_000);
+});
+
+describe("the coder, taken over by another node", () => {
+  it("goes on from the persisted machine after run_2: runs only run_3, asks for no plan again, and keeps all three runs", async () => {
+    const runId = "coder-takeover";
+    const config = RunConfig.parse({
+      runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 3, maxFixes: 1, maxReflections: 1,
+      maxRevisions: 0, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, literature: "local",
+      startedAt: new Date().toISOString(),
+    });
+    await putRunConfig(nats.bus, config);
+    const job = {
+      jobId: "j2", runId, ideaId: "lr_sweep",
+      idea: { Name: "lr_sweep", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.01, 0.1, 0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 },
+    };
+    /** A node of its own (its own workspace), whose model calls are recorded; `stopAt` stops the node when that call comes. */
+    const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) => {
+      const controller = new AbortController();
+      const tasks: string[] = [];
+      const progress: string[] = [];
+      const base = offlineProvider();
+      const provider: LlmProvider = {
+        ...base,
+        async complete(req) {
+          const data = req.data as Record<string, unknown>;
+          tasks.push(`${req.task}${typeof data.run === "string" ? ` ${data.run}` : ""}`);
+          if (stopAt?.(req.task, data)) controller.abort();
+          return base.complete(req);
+        },
+      };
+      const by = { agent: "coder", node: name };
+      const ctx: AgentContext = {
+        bus: nats.bus, runId, config, by, log, signal: controller.signal, workRoot: join(dir, name),
+        llm: createLlm(provider, { bus: nats.bus, runId, by, log }),
+        progress: async (text) => void progress.push(text),
+      };
+      return { ctx, tasks, progress };
+    };
+
+    // The first node stops (as a killed process would) while the model edits run_3.
+    const a = node("node-a", (task, data) => task === "coder.edit" && data.run === "run_3");
+    await expect(experiment(job, a.ctx)).rejects.toThrow();
+    expect(a.tasks).toEqual(["coder.plan", "coder.edit run_1", "coder.edit run_2", "coder.edit run_3"]);
+    expect(await hasArtifact(nats.bus, `${runId}/lr_sweep/work/experiment.py`)).toBe(true);
+
+    const b = node("node-b");
+    const result = await experiment(job, b.ctx);
+    expect(b.tasks).toEqual(["coder.edit run_3", "coder.plot", "coder.notes"]);
+    expect(b.progress.filter((p) => p.startsWith("running "))).toEqual(["running run_3"]);
+    expect(b.progress[0]).toMatch(/^going on from "editing", where another coder stopped; kept run_0, run_1, run_2$/);
+    expect(result.runs.map((r) => [r.run, r.ok])).toEqual([["run_0", true], ["run_1", true], ["run_2", true], ["run_3", true]]);
+    expect(result.runs.map((r) => r.description)).toEqual([expect.stringMatching(/^Baseline/), ...["0.01", "0.1", "0.2"].map((v) => `Set LEARNING_RATE = ${v} (baseline: 0.05)`)]);
+    // plot.py read every run's folder on node B, those made on node A included.
+    expect(result.figures.length).toBeGreaterThan(0);
+    expect(result.notes).toMatch(/run_1: Set LEARNING_RATE = 0.01/);
+    const diff = new TextDecoder().decode(await getArtifact(nats.bus, `${runId}/lr_sweep/run_3/diff.patch`));
+    expect(diff).toMatch(/^\+LEARNING_RATE = 0\.2\b/m);
+  }, 120_000);
 });

@@ -9,13 +9,14 @@ import { checkPaper, checkSection } from "../agents/writer/checklist.js";
 import { checkClaims, collectFacts, matches, unmatched, type Fact } from "../agents/writer/claims.js";
 import { experiment } from "../agents/coder/coder.js";
 import { writePaper } from "../agents/writer/writer.js";
+import { SECTIONS } from "../agents/writer/prompts.js";
 import { createLlm } from "../agents/llm/client.js";
 import { offlineProvider } from "../agents/llm/offline/offlineProvider.js";
 import { localBibliography } from "../agents/literature/localBibliography.js";
 import { DEFAULT_BIBLIOGRAPHY } from "../agents/node.js";
 import { RunConfig, type Idea } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
-import { getDirectory } from "../bus/artifacts.js";
+import { getArtifact, getDirectory } from "../bus/artifacts.js";
 import type { AgentContext } from "../agents/runtime/agentContext.js";
 import type { LlmProvider } from "../agents/llm/types.js";
 import "../agents/offline.js";
@@ -157,6 +158,82 @@ describe("the writer's loops, against a model that makes mistakes", () => {
     expect(tex).not.toContain("imaginary.png");
     expect(tex).not.toContain("0.9731");
   }, 120_000);
+});
+
+describe("the writer, taken over and revising", () => {
+  let nats: Awaited<ReturnType<typeof natsForSuite>>;
+  let dir: string;
+  beforeAll(async () => {
+    nats = await natsForSuite();
+    dir = mkdtempSync(join(tmpdir(), "writer-resume-"));
+  });
+  afterAll(async () => {
+    await nats?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("goes on from another writer's sections and citations, then revises every section from the meta-review without searching again", async () => {
+    const runId = "writer-resume";
+    const config = RunConfig.parse({
+      runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 1, maxFixes: 3, maxReflections: 1,
+      maxRevisions: 1, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, startedAt: new Date().toISOString(),
+    });
+    await putRunConfig(nats.bus, config);
+    const idea: Idea = { Name: "lr", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 };
+    /** A node of its own, whose model calls are recorded; `stopAt` stops the node when that call comes. */
+    const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) => {
+      const controller = new AbortController();
+      const tasks: string[] = [];
+      const progress: string[] = [];
+      const base = offlineProvider();
+      const provider: LlmProvider = {
+        ...base,
+        async complete(req) {
+          const data = req.data as Record<string, unknown>;
+          tasks.push(`${req.task}${typeof data.section === "string" ? ` ${data.section}` : ""}`);
+          if (stopAt?.(req.task, data)) controller.abort();
+          return base.complete(req);
+        },
+      };
+      const by = { agent: "writer", node: name };
+      const ctx: AgentContext = {
+        bus: nats.bus, runId, config, by, log, signal: controller.signal, workRoot: join(dir, name),
+        llm: createLlm(provider, { bus: nats.bus, runId, by, log }),
+        progress: async (text) => void progress.push(text),
+      };
+      return { ctx, tasks, progress };
+    };
+    await experiment({ jobId: "e", runId, ideaId: "lr", idea }, node("coder").ctx);
+    const bibliography = await localBibliography(DEFAULT_BIBLIOGRAPHY);
+
+    const a = node("writer-a", (task, data) => task === "writer.refine" && data.section === "method");
+    await expect(writePaper({ jobId: "w", runId, ideaId: "lr", idea, round: 0 }, a.ctx, bibliography)).rejects.toThrow();
+    expect(a.tasks.filter((t) => t.startsWith("writer.cite")).length).toBeGreaterThan(0);
+    const b = node("writer-b");
+    const first = await writePaper({ jobId: "w", runId, ideaId: "lr", idea, round: 0 }, b.ctx, bibliography);
+    expect(b.progress[0]).toBe('going on with the paper from "refining", where another writer stopped');
+    // Only what was left: the method's refinement and the sections after it.
+    expect(b.tasks.filter((t) => t.startsWith("writer.section") || t.startsWith("writer.cite"))).toEqual(
+      SECTIONS.slice(SECTIONS.indexOf("method") + 1).map((s) => `writer.section ${s}`),
+    );
+    expect(b.tasks[0]).toBe("writer.refine method");
+    const out = join(dir, "out");
+    await getDirectory(nats.bus, `${runId}/lr/paper`, out);
+    const tex = readFileSync(join(out, "template.tex"), "utf8");
+    const paper = JSON.parse(readFileSync(join(out, "sections.json"), "utf8")) as { sections: Record<string, string>; citations: { key: string; bibtex: string }[] };
+    // The introduction written on node A is in the paper node B finished, with the citations node A chose.
+    expect(tex).toContain(paper.sections.introduction!.trim());
+    expect(paper.citations.length).toBeGreaterThan(0);
+    for (const c of paper.citations) expect(tex).toContain(c.bibtex);
+    expect(first.pdf).toBe(`${runId}/lr/paper/lr.pdf`);
+
+    const c = node("writer-c");
+    const revised = await writePaper({ jobId: "w1", runId, ideaId: "lr", idea, round: 1, metaReview: "Main concerns: one dataset only. Decision: Reject" }, c.ctx, bibliography);
+    expect(c.tasks.filter((t) => !t.startsWith("writer.refine"))).toEqual(SECTIONS.map((s) => `writer.revise ${s}`));
+    const revisedTex = new TextDecoder().decode(await getArtifact(nats.bus, revised.tex));
+    expect(revisedTex).toMatch(/In revision, after review: the reviewers' main concerns were these\. one dataset only\./);
+    for (const cite of paper.citations) expect(revisedTex).toContain(cite.bibtex);
+  }, 180_000);
 });
 
 describe("npm run claims", () => {

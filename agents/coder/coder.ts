@@ -2,24 +2,50 @@ import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { fromPromise } from "xstate";
-import { coderMachine, type PlannedRun, type RunAttempt } from "../../machines/coder.js";
-import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
+import { z } from "zod";
+import { coderMachine, type PlotAttempt, type RunAttempt } from "../../machines/coder.js";
+import { RunRecord, type Job, type JobResult } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
-import { failureOf } from "../../bus/errors.js";
-import { ModelBehaviorError } from "../llm/errors.js";
-import { putArtifact, putDirectory } from "../../bus/artifacts.js";
+import { getArtifact, getDirectory, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
 import { loadTemplate, runNeeds } from "../templates.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
-import { runMachine } from "../runtime/runMachine.js";
+import { restoreFrom, runMachine } from "../runtime/runMachine.js";
+import type { PersistedActor } from "../runtime/snapshots.js";
 import { applyEdits } from "./searchReplace.js";
 import { runSandboxed } from "./sandbox.js";
 import { ensureBaseline, prepareWorkspace, readFinalInfo, requirePython } from "./baseline.js";
 import { editCode, editPlot, fixCode, planRuns, writeNotes } from "./prompts.js";
 
+/**
+ * The experiment.py being worked on (edited, fixed or put back, not yet run to success), kept in the object
+ * store after every change so that another node can go on with it; under work/, apart from the run folders a
+ * person reads.
+ */
+const WORKING_COPY = "work/experiment.py";
+
+/** What a persisted coder must hold to rebuild its workspace: its runs so far. */
+const PersistedRuns = z.object({ context: z.object({ records: z.array(RunRecord) }) });
+
 async function unifiedDiff(a: string, b: string, label: string): Promise<string> {
   const { stdout } = await execa("diff", ["-u", "--label", `a/${label}`, "--label", `b/${label}`, a, b], { reject: false });
   return stdout;
+}
+
+const pngs = async (dir: string) => (await readdir(dir)).filter((f) => f.endsWith(".png"));
+
+/**
+ * The workspace of a job that another process began, rebuilt from the object store over a fresh copy of the
+ * template: every run that worked (plot.py reads their folders; the next edit starts from the last one's
+ * code) and the working experiment.py. Returns the runs kept.
+ */
+async function restoreWorkspace(ctx: AgentContext, persisted: PersistedActor, prefix: string, ws: string): Promise<string[]> {
+  const kept = PersistedRuns.parse(persisted.snapshot).context.records.filter((r) => r.ok).map((r) => r.run);
+  for (const run of kept) await getDirectory(ctx.bus, `${prefix}/${run}`, join(ws, run), { signal: ctx.signal });
+  if (await hasArtifact(ctx.bus, `${prefix}/${WORKING_COPY}`, { signal: ctx.signal })) {
+    await writeFile(join(ws, "experiment.py"), await getArtifact(ctx.bus, `${prefix}/${WORKING_COPY}`, { signal: ctx.signal }));
+  }
+  return kept;
 }
 
 export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
@@ -29,17 +55,26 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   // A GPU slot sees its own GPU only; the profile may set variables of its own (e.g. SWARM_PROFILE=reduced).
   const runEnv = { ...needs.env, ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}) };
   const ws = join(ctx.workRoot, job.runId, job.ideaId);
-  await prepareWorkspace(template, ws);
-  const baselineCode = await readFile(join(ws, "experiment.py"), "utf8");
-  let lastGood = baselineCode;
   const prefix = `${job.runId}/${job.ideaId}`;
+  const actorId = `coder.${job.ideaId}`;
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   // The run's config already weighs --run-timeout against the template's own limit.
   const limitMs = ctx.config.experimentTimeoutMs;
   const say = (text: string) => ctx.progress(text, job.ideaId);
+  const snapshot = await restoreFrom(ctx, actorId, coderMachine);
+  await prepareWorkspace(template, ws);
+  if (snapshot) {
+    const kept = await restoreWorkspace(ctx, snapshot, prefix, ws);
+    await say(`going on from ${JSON.stringify(snapshot.value)}, where another coder stopped; kept ${kept.join(", ") || "no run yet"}`);
+  }
+  const baselineCode = await readFile(join(template.dir, "experiment.py"), "utf8");
+  const templatePlot = await readFile(join(template.dir, "plot.py"), "utf8");
+  const templateFigures = new Set(await pngs(template.dir));
   const current = () => readFile(join(ws, "experiment.py"), "utf8");
-  const edit = async (edits: { search: string; replace: string }[]) => {
-    await writeFile(join(ws, "experiment.py"), applyEdits(await current(), edits));
+  const codeOf = (run: string) => (run === "run_0" ? Promise.resolve(baselineCode) : readFile(join(ws, run, "experiment.py"), "utf8"));
+  const setWorkingCopy = async (code: string) => {
+    await writeFile(join(ws, "experiment.py"), code);
+    await putArtifact(ctx.bus, `${prefix}/${WORKING_COPY}`, code, { signal: ctx.signal });
   };
   const run = (args: string[], timeoutMs: number) =>
     runSandboxed({
@@ -59,13 +94,16 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
         await say(`planned ${Math.min(plan.runs.length, input.maxRuns)} run${Math.min(plan.runs.length, input.maxRuns) === 1 ? "" : "s"}`);
         return plan.runs;
       }),
-      editCode: fromPromise(async ({ input }: { input: { run: string; planned: PlannedRun; feedback: string } }) => {
+      // From the last good run's code, not the working copy: an edit that was made but not yet recorded when its
+      // coder stopped is made again, never twice.
+      editCode: fromPromise(async ({ input }) => {
+        const code = await codeOf(input.from);
         const answer = await ask(ctx.llm, editCode, {
-          idea: job.idea, run: input.run, planned: input.planned.description, code: await current(), baselineCode, feedback: input.feedback,
+          idea: job.idea, run: input.run, planned: input.planned.description, code, baselineCode, feedback: input.feedback,
         }, opts);
-        await edit(answer.edits);
+        await setWorkingCopy(applyEdits(code, answer.edits));
       }),
-      runExperiment: fromPromise(async ({ input }: { input: { run: string } }): Promise<RunAttempt> => {
+      runExperiment: fromPromise(async ({ input }): Promise<RunAttempt> => {
         await say(`running ${input.run}`);
         await rm(join(ws, input.run), { recursive: true, force: true });
         const res = await run(["experiment.py", `--out_dir=${input.run}`], limitMs);
@@ -79,54 +117,44 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
         } catch (err) {
           return { ok: false, stderrTail: (err as Error).message };
         }
-        const code = await current();
-        lastGood = code;
-        await writeFile(join(ws, input.run, "experiment.py"), code);
+        await writeFile(join(ws, input.run, "experiment.py"), await current());
         await writeFile(join(ws, input.run, "diff.patch"), await unifiedDiff(join(template.dir, "experiment.py"), join(ws, "experiment.py"), "experiment.py"));
         await putDirectory(ctx.bus, join(ws, input.run), `${prefix}/${input.run}`);
         await say(`${input.run} succeeded in ${(res.ms / 1000).toFixed(1)} s`);
         return { ok: true, stderrTail: "", results };
       }),
-      fixCode: fromPromise(async ({ input }: { input: { run: string; planned: PlannedRun; stderrTail: string } }) => {
+      fixCode: fromPromise(async ({ input }) => {
         await say(`fixing ${input.run} from its stderr`);
+        const code = await current();
         const answer = await ask(ctx.llm, fixCode, {
-          idea: job.idea, run: input.run, planned: input.planned.description, code: await current(), baselineCode, stderrTail: input.stderrTail,
+          idea: job.idea, run: input.run, planned: input.planned.description, code, baselineCode, stderrTail: input.stderrTail,
         }, opts);
-        await edit(answer.edits);
+        await setWorkingCopy(applyEdits(code, answer.edits));
       }),
-      discardRun: fromPromise(async ({ input }: { input: { run: string } }) => {
-        await writeFile(join(ws, "experiment.py"), lastGood);
+      discardRun: fromPromise(async ({ input }) => {
+        await setWorkingCopy(await codeOf(input.restore));
         await rm(join(ws, input.run), { recursive: true, force: true });
         await say(`${input.run} set aside; the code goes back to the last run that worked`);
       }),
-      makePlots: fromPromise(async ({ input }: { input: { runs: RunRecord[] } }) => {
-        const runs = input.runs.map((r) => ({ run: r.run, description: r.description, ok: r.ok }));
-        const before = new Set((await readdir(ws)).filter((f) => f.endsWith(".png")));
-        let feedback = "";
-        for (let attempt = 0; attempt <= ctx.config.maxFixes; attempt++) {
-          const plotCode = await readFile(join(ws, "plot.py"), "utf8");
-          try {
-            const answer = await ask(ctx.llm, editPlot, { plotCode, runs, feedback }, opts);
-            await writeFile(join(ws, "plot.py"), applyEdits(plotCode, answer.edits, "plot.py"));
-          } catch (err) {
-            // A provider's outage is not the plot's fault: the job is retried instead.
-            if (failureOf(err).retryable) throw err;
-            feedback = (err as Error).message;
-            continue;
-          }
-          const res = await run(["plot.py"], needs.plotTimeoutS * 1000);
-          const figures = (await readdir(ws)).filter((f) => f.endsWith(".png") && !before.has(f)).sort();
-          if (res.ok && figures.length) {
-            for (const f of [...figures, "plot.py"]) await putArtifact(ctx.bus, `${prefix}/${f}`, await readFile(join(ws, f)));
-            await say(`plotted ${figures.join(", ")}`);
-            return figures;
-          }
-          feedback = res.ok ? "plot.py ran but wrote no .png file" : res.stderr.slice(-3000);
-          await writeFile(join(ws, "plot.py"), plotCode);
-        }
-        throw new ModelBehaviorError(`plot.py failed after ${ctx.config.maxFixes + 1} attempts: ${feedback.slice(-500)}`);
+      // Each attempt edits the template's plot.py afresh, told why the last one failed.
+      editPlot: fromPromise(async ({ input }) => {
+        const answer = await ask(ctx.llm, editPlot, { plotCode: templatePlot, runs: input.runs, feedback: input.feedback }, opts);
+        return applyEdits(templatePlot, answer.edits, "plot.py");
       }),
-      writeNotes: fromPromise(async ({ input }: { input: { runs: RunRecord[]; figures: string[] } }) => {
+      runPlot: fromPromise(async ({ input }): Promise<PlotAttempt> => {
+        // The figures are the .png files this attempt writes beside the run folders: an earlier attempt's go first.
+        for (const f of await pngs(ws)) if (!templateFigures.has(f)) await rm(join(ws, f));
+        await writeFile(join(ws, "plot.py"), input.plotCode);
+        const res = await run(["plot.py"], needs.plotTimeoutS * 1000);
+        const figures = (await pngs(ws)).filter((f) => !templateFigures.has(f)).sort();
+        if (!res.ok || !figures.length) {
+          return { figures: [], stderrTail: res.ok ? "plot.py ran but wrote no .png file" : res.stderr.slice(-3000) || `exit code ${res.exitCode}` };
+        }
+        for (const f of [...figures, "plot.py"]) await putArtifact(ctx.bus, `${prefix}/${f}`, await readFile(join(ws, f)));
+        await say(`plotted ${figures.join(", ")}`);
+        return { figures, stderrTail: "" };
+      }),
+      writeNotes: fromPromise(async ({ input }) => {
         const { notes } = await ask(ctx.llm, writeNotes, { idea: job.idea, runs: input.runs, figures: input.figures }, opts);
         await writeFile(join(ws, "notes.txt"), notes);
         await putArtifact(ctx.bus, `${prefix}/notes.txt`, notes);
@@ -136,7 +164,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   });
 
   // The run's config already weighs the flag against the manifest.
-  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, ctx, { actorId: `coder.${job.ideaId}`, ideaId: job.ideaId });
+  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, ctx, { actorId, ideaId: job.ideaId, snapshot });
   await putArtifact(ctx.bus, `${prefix}/runs.json`, JSON.stringify(out.runs, null, 2));
   if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error.message}`, out.error);
   return { runs: out.runs, figures: out.figures, notes: out.notes };

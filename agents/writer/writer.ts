@@ -2,17 +2,18 @@ import { cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fromPromise } from "xstate";
-import { writerMachine, type Citation } from "../../machines/writer.js";
+import { writerMachine, type Citation, type CitationRef, type PaperParts, type Written } from "../../machines/writer.js";
 import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
-import { RunRecord as RunRecordSchema } from "../../bus/schemas.js";
+import { Evidence, RunRecord as RunRecordSchema } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
+import { failure } from "../../bus/errors.js";
 import { getArtifact, getDirectory, putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { loadTemplate } from "../templates.js";
 import { compileLatex, texEscape } from "../tools/latex.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
-import { runMachine } from "../runtime/runMachine.js";
-import type { LiteratureHit, LiteratureSource } from "../literature/source.js";
+import { restoreFrom, runMachine } from "../runtime/runMachine.js";
+import type { LiteratureSource } from "../literature/source.js";
 import { CHECKLIST, PLACEHOLDERS, SECTIONS, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, writeSection, type Section } from "./prompts.js";
 import { checkPaper, checkSection } from "./checklist.js";
 import { checkClaims, collectFacts, unmatched } from "./claims.js";
@@ -67,11 +68,11 @@ export function assemblePaper(template: string, sections: Partial<Record<Section
   return tex;
 }
 
+/** A cited work as the writer keeps it: what the search said of it (its abstract left out) and its BibTeX. */
+const CitationSchema = Evidence.extend({ key: z.string().min(1), bibtex: z.string() });
+
 /** A written paper's sections and the citations chosen for it, kept so that a revision can start from them. */
-const PaperSections = z.object({
-  sections: z.record(z.string(), z.string()),
-  citations: z.array(z.object({ key: z.string().optional(), title: z.string(), authors: z.array(z.string()), bibtex: z.string() }).passthrough()),
-});
+const PaperSections = z.object({ sections: z.record(z.string(), z.string()), citations: z.array(CitationSchema) });
 
 /** Pages the paper may have, references included. */
 export const PAGE_LIMIT = 10;
@@ -106,125 +107,136 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   await cp(join(template.dir, "latex"), join(ws, "latex"), { recursive: true });
   const runs: RunRecord[] = z.array(RunRecordSchema).parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/runs.json`))));
   const notes = await readFile(join(ws, "notes.txt"), "utf8");
-  const figures = readdir(ws).then((f) => f.filter((x) => x.endsWith(".png")).sort());
+  const figures = (await readdir(ws)).filter((x) => x.endsWith(".png")).sort();
   const texTemplate = stripScaffolding(await readFile(join(ws, "latex", "template.tex"), "utf8"), {
-    figures: await figures,
+    figures,
     author: `scientist-swarm\\thanks{${texEscape(ctx.llm.disclosure)}}`,
   });
   const known = new Set(templateKeys(texTemplate));
-  const chosen = new Map<string, LiteratureHit>();
-  const written: Partial<Record<Section, string>> = {};
+  // One actor per round: a revision is never restored from the round before it.
+  const actorId = `writer.${job.ideaId}${job.round ? `.r${job.round}` : ""}`;
+  const snapshot = await restoreFrom(ctx, actorId, writerMachine);
   // A revision starts from the sections and citations of the version before it.
-  const previous = job.round > 0
-    ? PaperSections.parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${roundPrefix(job.runId, job.ideaId, job.round - 1)}/paper/sections.json`))))
+  const revision = job.round > 0
+    ? {
+        metaReview: job.metaReview ?? "",
+        ...PaperSections.parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${roundPrefix(job.runId, job.ideaId, job.round - 1)}/paper/sections.json`)))),
+      }
     : undefined;
-  for (const hit of previous?.citations ?? []) chosen.set(hit.key!, hit);
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   const say = (text: string) => ctx.progress(text, job.ideaId);
-  const material = async (citations: Citation[]) => ({
-    task: template.taskDescription,
-    idea: job.idea,
-    runs,
-    notes,
-    figures: await figures,
-    citations,
-    disclosure: ctx.llm.disclosure,
-  });
-  const texPath = join(ws, "latex", "template.tex");
-  const assemble = () => writeFile(texPath, assemblePaper(texTemplate, written, [...chosen.values()].map((h) => h.bibtex)));
+  if (snapshot) await say(`going on with the paper from ${JSON.stringify(snapshot.value)}, where another writer stopped`);
+  const material = (citations: CitationRef[]) => ({ task: template.taskDescription, idea: job.idea, runs, notes, figures, citations, disclosure: ctx.llm.disclosure });
+  const texOf = (paper: PaperParts) => assemblePaper(texTemplate, paper.written, paper.bibtex);
+  const latexDir = join(ws, "latex");
+  const texPath = join(latexDir, "template.tex");
+  const pdfPath = join(latexDir, "template.pdf");
+  const compileTex = async (tex: string) => {
+    await writeFile(texPath, tex);
+    await rm(join(latexDir, "references.bib"), { force: true });
+    return compileLatex(latexDir, { mainFile: "template.tex", timeoutMs: 60_000, signal: ctx.signal });
+  };
+  const changed = (sections: { section: Section; latex: string }[]): Written => Object.fromEntries(sections.map((s) => [s.section, s.latex]));
 
   const machine = writerMachine.provide({
     actors: {
-      findCitations: fromPromise(async ({ input }: { input: { round: number; citations: Citation[] } }) => {
-        if (previous) return { found: previous.citations.map((h) => ({ key: h.key!, title: h.title })), more: false };
-        const { query } = await ask(ctx.llm, chooseQuery, { idea: job.idea, round: input.round, have: input.citations }, opts);
+      findCitations: fromPromise(async ({ input }) => {
+        const { query } = await ask(ctx.llm, chooseQuery, { idea: job.idea, round: input.round, have: input.have }, opts);
         if (!query) return { found: [], more: false };
-        const hits = (await literature.search(query, 8, ctx.signal)).filter((h) => h.key && !known.has(h.key) && !chosen.has(h.key));
+        const hits = (await literature.search(query, 8, ctx.signal)).filter((h) => h.key && !known.has(h.key) && !input.have.some((c) => c.key === h.key));
         const { keys } = await ask(ctx.llm, pickCitations, {
           idea: job.idea,
           query,
           candidates: hits.map((h) => ({ key: h.key!, title: h.title, authors: h.authors, ...(h.year ? { year: h.year } : {}), ...(h.abstract ? { abstract: h.abstract } : {}) })),
         }, opts);
         // Only what the search returned can be cited.
-        const found = hits.filter((h) => keys.includes(h.key!));
-        for (const h of found) chosen.set(h.key!, h);
+        const found: Citation[] = hits.filter((h) => keys.includes(h.key!)).map((h) => CitationSchema.parse(h));
         await say(`citations: "${query}" → ${found.map((h) => h.key).join(", ") || "none chosen"}`);
-        return { found: found.map((h) => ({ key: h.key!, title: h.title })), more: found.length > 0 };
+        return { found, more: found.length > 0 };
       }),
-      writeSection: fromPromise(async ({ input }: { input: { section: string; citations: Citation[] } }) => {
+      writeSection: fromPromise(async ({ input }) => {
         const section = input.section as Section;
-        const { latex } = previous
-          ? await ask(ctx.llm, reviseSection, { ...(await material(input.citations)), section, latex: previous.sections[section] ?? "", metaReview: job.metaReview ?? "" }, opts)
-          : await ask(ctx.llm, writeSection, { ...(await material(input.citations)), section, written }, opts);
-        written[section] = latex;
-        await say(`${previous ? "revised" : "wrote"} the ${section}`);
+        const { latex } = await ask(ctx.llm, writeSection, { ...material(input.citations), section, written: input.written }, opts);
+        await say(`wrote the ${section}`);
+        return latex;
       }),
-      refineSection: fromPromise(async ({ input }: { input: { section: string } }) => {
+      reviseSection: fromPromise(async ({ input }) => {
         const section = input.section as Section;
-        const problems = checkSection(section, written[section] ?? "", { figures: await figures, citationKeys: [...known, ...chosen.keys()] });
-        const { latex } = await ask(ctx.llm, refineSection, { section, latex: written[section] ?? "", problems, checklist: CHECKLIST }, opts);
-        written[section] = latex;
+        const { latex } = await ask(ctx.llm, reviseSection, { ...material(input.citations), section, latex: input.latex, metaReview: input.metaReview }, opts);
+        await say(`revised the ${section}`);
+        return latex;
+      }),
+      refineSection: fromPromise(async ({ input }) => {
+        const section = input.section as Section;
+        const problems = checkSection(section, input.latex, { figures, citationKeys: [...known, ...input.citationKeys] });
+        const { latex } = await ask(ctx.llm, refineSection, { section, latex: input.latex, problems, checklist: CHECKLIST }, opts);
         if (problems.length) await say(`refined the ${section}: ${problems.length} problem${problems.length > 1 ? "s" : ""} found by the checklist`);
+        return latex;
       }),
-      compile: fromPromise(async () => {
-        await assemble();
+      compile: fromPromise(async ({ input }) => {
         // What LaTeX would only half-report (a missing figure is a warning) is caught before compiling.
-        const have = await figures;
         const before = [
-          ...Object.entries(written).flatMap(([section, latex]) =>
-            [...latex.matchAll(/\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}/g)].filter((m) => !have.includes(m[1]!)).map((m) => `${section}: figure file ${m[1]} does not exist (there are: ${have.join(", ")})`),
+          ...Object.entries(input.written).flatMap(([section, latex]) =>
+            [...latex.matchAll(/\\includegraphics(?:\[[^\]]*\])?\{([^}]*)\}/g)].filter((m) => !figures.includes(m[1]!)).map((m) => `${section}: figure file ${m[1]} does not exist (there are: ${figures.join(", ")})`),
           ),
-          ...checkPaper(written),
+          ...checkPaper(input.written),
         ];
         if (before.length) {
           await say(`not compiled: ${before.slice(0, 2).join("; ")}`);
           return { ok: false, errors: before };
         }
-        await rm(join(ws, "latex", "references.bib"), { force: true });
-        const result = await compileLatex(join(ws, "latex"), { mainFile: "template.tex", timeoutMs: 60_000, signal: ctx.signal });
+        const result = await compileTex(texOf(input));
         const errors = result.errors.map((e) => `${e.file ?? "template.tex"}${e.line ? `:${e.line}` : ""}: ${e.message}`);
         errors.push(...result.warnings.filter((w) => /undefined|does not exist|not found/i.test(w)));
         if (result.ok && result.pdfPath) {
-          errors.push(...(await lint(join(ws, "latex"))));
+          errors.push(...(await lint(latexDir)));
           const pages = await pageCount(result.pdfPath);
           if (pages > PAGE_LIMIT) errors.push(`the paper has ${pages} pages, over the limit of ${PAGE_LIMIT}: shorten it`);
         }
         await say(errors.length ? `LaTeX problems: ${errors.slice(0, 2).join("; ")}` : "the paper compiles");
         return { ok: errors.length === 0, errors };
       }),
-      checkClaims: fromPromise(async () => {
-        const claims = checkClaims(await readFile(texPath, "utf8"), collectFacts(ws));
-        await writeFile(join(ws, "latex", "claims.json"), JSON.stringify(claims, null, 2));
+      checkClaims: fromPromise(async ({ input }) => {
+        const claims = checkClaims(texOf(input), collectFacts(ws));
+        await writeFile(join(latexDir, "claims.json"), JSON.stringify(claims, null, 2));
         const missing = unmatched(claims);
         await say(missing.length ? `${missing.length} of ${claims.length} numbers match no run artifact` : `all ${claims.length} numbers trace to run artifacts`);
         return { unmatched: missing.map((c) => `${c.number} in the ${c.where}: "${c.context}"`) };
       }),
-      fixClaims: fromPromise(async ({ input }: { input: { unmatched: string[]; attempt: number } }) => {
+      fixClaims: fromPromise(async ({ input }) => {
         await say(`correcting numbers that match no run (attempt ${input.attempt})`);
-        const { sections } = await ask(ctx.llm, fixClaims, { unmatched: input.unmatched, sections: written, runs, notes }, opts);
-        for (const { section, latex } of sections) written[section] = latex;
+        const { sections } = await ask(ctx.llm, fixClaims, { unmatched: input.unmatched, sections: input.written, runs, notes }, opts);
+        return changed(sections);
       }),
-      fixLatex: fromPromise(async ({ input }: { input: { errors: string[]; attempt: number } }) => {
+      fixLatex: fromPromise(async ({ input }) => {
         await say(`fixing LaTeX (attempt ${input.attempt})`);
-        const { sections } = await ask(ctx.llm, fixLatex, { errors: input.errors, sections: written }, opts);
-        for (const { section, latex } of sections) written[section] = latex;
+        const { sections } = await ask(ctx.llm, fixLatex, { errors: input.errors, sections: input.written }, opts);
+        return changed(sections);
       }),
     },
   });
 
-  const out = await runMachine(machine, { sections: [...SECTIONS], citeRounds: ctx.config.citeRounds, maxFixes: ctx.config.maxFixes }, ctx, { actorId: `writer.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, ideaId: job.ideaId });
+  const out = await runMachine(machine, { sections: [...SECTIONS], citeRounds: ctx.config.citeRounds, maxFixes: ctx.config.maxFixes, revision }, ctx, {
+    actorId, ideaId: job.ideaId, snapshot,
+  });
+  // The paper as the machine ended with it, assembled from its context.
+  const tex = texOf({ written: out.written, bibtex: out.citations.map((c) => c.bibtex) });
   const paper = `${roundPrefix(job.runId, job.ideaId, job.round)}/paper`;
-  const claimsFile = join(ws, "latex", "claims.json");
+  const claimsFile = join(latexDir, "claims.json");
   if (existsSync(claimsFile)) await putArtifact(ctx.bus, `${paper}/claims.json`, await readFile(claimsFile));
-  await putArtifact(ctx.bus, `${paper}/sections.json`, JSON.stringify({ sections: written, citations: [...chosen.values()] }, null, 2));
+  await putArtifact(ctx.bus, `${paper}/sections.json`, JSON.stringify({ sections: out.written, citations: out.citations }, null, 2));
   if (out.error) {
-    await putArtifact(ctx.bus, `${paper}/template.tex`, await readFile(texPath)).catch(() => undefined);
+    await putArtifact(ctx.bus, `${paper}/template.tex`, tex).catch(() => undefined);
     throw new JobFailedError(`the paper for ${job.ideaId}${job.round ? ` (revision ${job.round})` : ""} failed: ${out.error.message}`, out.error);
   }
+  // A job taken over after its compile step has the TeX that compiled, but its PDF stayed with the writer that stopped.
+  if (!existsSync(pdfPath) && !(await compileTex(tex)).ok) {
+    const message = `the paper for ${job.ideaId} compiled on the writer that stopped, and not on ${ctx.by.node}`;
+    throw new JobFailedError(message, failure("environment", message, { hint: "install the same TeX packages on every writer node" }));
+  }
   const pdf = `${paper}/${job.ideaId}.pdf`;
-  const tex = `${paper}/template.tex`;
-  await putArtifact(ctx.bus, pdf, await readFile(join(ws, "latex", "template.pdf")));
-  await putArtifact(ctx.bus, tex, await readFile(texPath));
+  await putArtifact(ctx.bus, pdf, await readFile(pdfPath));
+  await putArtifact(ctx.bus, `${paper}/template.tex`, tex);
   await say(`paper ready: ${pdf}`);
-  return { pdf, tex };
+  return { pdf, tex: `${paper}/template.tex` };
 }
