@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import type { Bus } from "../bus/connection.js";
 import type { Logger } from "../bus/logger.js";
 import type { Job, JobResult } from "../bus/schemas.js";
-import { publishJob, serveJobs, type Worker } from "../bus/workQueue.js";
+import { serveJobs, type Worker } from "../bus/workQueue.js";
 import type { AgentContext } from "./runtime/agentContext.js";
 import { jobContexts } from "./runtime/jobContext.js";
 import { ROLE_QUEUES, type RoleName, type Roles } from "./runtime/roles.js";
@@ -44,13 +44,10 @@ export interface SwarmNode {
   stop(): Promise<void>;
 }
 
-function handOffToWriter(bus: Bus, job: Job<"experiment">): Promise<void> {
-  return publishJob(bus, "write", { jobId: `${job.runId}.write.${job.ideaId}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea });
-}
-
 /**
- * Starts the workers for the given roles; each takes jobs from its queue, on any run. A node with the coder
- * role also serves the GPU queue, one job per GPU it has.
+ * Starts the workers for the given roles; each takes jobs from its queue, on any run, and reports its outcome.
+ * What comes next is the run's pipeline's business (agents/runtime/pipeline.ts), not the worker's. A node with
+ * the coder role also serves the GPU queue, one job per GPU it has.
  */
 export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
   const nodeId = opts.nodeId ?? defaultNodeId();
@@ -81,18 +78,8 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
   const handlers: { [R in RoleName]: (job: Job<(typeof ROLE_QUEUES)[R]>, ctx: AgentContext) => Promise<JobResult<(typeof ROLE_QUEUES)[R]>> } = {
     ideator: (job, ctx) => ideate(job, ctx),
     critic: async (job, ctx) => judgeNovelty(job, ctx, await lit(ctx)),
-    coder: async (job, ctx) => {
-      const result = await experiment(job, ctx);
-      await handOffToWriter(ctx.bus, job);
-      return result;
-    },
-    writer: async (job, ctx) => {
-      const result = await writePaper(job, ctx, await lit(ctx));
-      await publishJob(ctx.bus, "chair", {
-        jobId: `${job.runId}.chair.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea, pdf: result.pdf, round: job.round,
-      });
-      return result;
-    },
+    coder: (job, ctx) => experiment(job, ctx),
+    writer: async (job, ctx) => writePaper(job, ctx, await lit(ctx)),
     areaChair: (job, ctx) => chair(job, ctx),
     reviewer: (job, ctx) => review(job, ctx),
   };
@@ -127,11 +114,9 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
       }),
     );
     workers.push(
-      serveJobs(opts.bus, "gpuExperiment", async (job, jc) => {
-        const result = await experiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index));
-        await handOffToWriter(opts.bus, job);
-        return result;
-      }, { concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log }),
+      serveJobs(opts.bus, "gpuExperiment", async (job, jc) => experiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index)), {
+        concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log,
+      }),
     );
   }
 

@@ -18,6 +18,8 @@ interface Context {
   quorum: number;
   deadlineMs: number;
   reviews: ReceivedReview[];
+  /** The reviewers heard from, either way: a chair that goes on after a restart hears their outcomes again. */
+  answered: number[];
   /** Reviews that failed, each named by its reviewer. */
   failures: Failure[];
   decision: { decision: "Accept" | "Reject"; metaReview: string; scores: Record<string, number> } | undefined;
@@ -44,21 +46,24 @@ export const areaChairMachine = setup({
     quorumWithThis: ({ context }) => context.reviews.length + 1 >= context.quorum,
     allAnswered: ({ context }) => context.reviews.length + context.failures.length + 1 >= context.reviewers,
     hasReviews: ({ context }) => context.reviews.length > 0,
+    heardFrom: ({ context }, { reviewer }: { reviewer: number }) => context.answered.includes(reviewer),
   },
   actions: {
-    noteFailure: assign({
-      failures: ({ context }, { reviewer, failure }: { reviewer: number; failure: Failure }) => [
-        ...context.failures,
-        { ...failure, message: `reviewer ${reviewer}: ${failure.message}` },
-      ],
-    }),
+    noteFailure: assign(({ context }, { reviewer, failure }: { reviewer: number; failure: Failure }) => ({
+      failures: [...context.failures, { ...failure, message: `reviewer ${reviewer}: ${failure.message}` }],
+      answered: [...context.answered, reviewer],
+    })),
+    noteReview: assign(({ context }, { review }: { review: ReceivedReview }) => ({
+      reviews: [...context.reviews, review],
+      answered: [...context.answered, review.reviewer],
+    })),
   },
   delays: {
     reviewDeadline: ({ context }) => context.deadlineMs,
   },
 }).createMachine({
   id: "areaChair",
-  context: ({ input }) => ({ ...input, reviews: [], failures: [], decision: undefined, error: undefined }),
+  context: ({ input }) => ({ ...input, reviews: [], answered: [], failures: [], decision: undefined, error: undefined }),
   initial: "requesting",
   states: {
     requesting: {
@@ -74,11 +79,13 @@ export const areaChairMachine = setup({
       invoke: { src: "collectReviews" },
       on: {
         REVIEW: [
-          { guard: "quorumWithThis", target: "deciding", actions: assign({ reviews: ({ context, event }) => [...context.reviews, event.review] }) },
-          { guard: "allAnswered", target: "judgingWhatCame", actions: assign({ reviews: ({ context, event }) => [...context.reviews, event.review] }) },
-          { actions: assign({ reviews: ({ context, event }) => [...context.reviews, event.review] }) },
+          { guard: { type: "heardFrom", params: ({ event }) => ({ reviewer: event.review.reviewer }) } },
+          { guard: "quorumWithThis", target: "deciding", actions: { type: "noteReview", params: ({ event }) => event } },
+          { guard: "allAnswered", target: "judgingWhatCame", actions: { type: "noteReview", params: ({ event }) => event } },
+          { actions: { type: "noteReview", params: ({ event }) => event } },
         ],
         REVIEW_FAILED: [
+          { guard: { type: "heardFrom", params: ({ event }) => ({ reviewer: event.reviewer }) } },
           {
             guard: "allAnswered",
             target: "judgingWhatCame",

@@ -69,7 +69,10 @@ export const ideatorMachine = setup({
     proposeIdea: declared<Idea, { proposed: number; earlier: IdeaRecord[] }>("proposeIdea"),
     reflectOnIdea: declared<{ idea: Idea; done: boolean; thought: string }, { idea: Idea; round: number }>("reflectOnIdea"),
     screenIdea: declared<{ duplicateOf?: string }, { idea: Idea; earlier: IdeaRecord[] }>("screenIdea"),
-    askCritic: declared<Verdict, { ideaId: string; idea: Idea; turn: number }>("askCritic"),
+    /** Puts the idea on the critic's queue. */
+    askCritic: declared<void, { ideaId: string; idea: Idea; turn: number }>("askCritic"),
+    /** The critic's verdict, from its job's outcome: the ideator waits in a state of its own, on any node's critic. */
+    awaitVerdict: declared<Verdict, { ideaId: string; idea: Idea; turn: number }>("awaitVerdict"),
     reviseIdea: declared<Idea, { idea: Idea; verdict: Verdict }>("reviseIdea"),
     handOff: declared<void, { ideaId: string; idea: Idea }>("handOff"),
   },
@@ -162,14 +165,27 @@ export const ideatorMachine = setup({
               records: [...context.records, recordOf(context, "rejected", `near-duplicate of ${event.output.duplicateOf}: not sent to the critic`)],
             })),
           },
-          { target: "awaitingVerdict" },
+          { target: "askingCritic" },
         ],
-        onError: { target: "awaitingVerdict" },
+        onError: { target: "askingCritic" },
+      },
+    },
+    askingCritic: {
+      invoke: {
+        src: "askCritic",
+        input: ({ context }) => ({ ideaId: context.ideaId, idea: context.idea!, turn: context.revisions }),
+        onDone: { target: "awaitingVerdict" },
+        onError: {
+          target: "nextIdea",
+          actions: assign(({ context, event }) => ({
+            records: [...context.records, failedRecordOf(context, event.error, "could not ask the critic")],
+          })),
+        },
       },
     },
     awaitingVerdict: {
       invoke: {
-        src: "askCritic",
+        src: "awaitVerdict",
         input: ({ context }) => ({ ideaId: context.ideaId, idea: context.idea!, turn: context.revisions }),
         onDone: [
           {
@@ -218,7 +234,7 @@ export const ideatorMachine = setup({
         src: "reviseIdea",
         input: ({ context }) => ({ idea: context.idea!, verdict: context.verdict! }),
         onDone: {
-          target: "awaitingVerdict",
+          target: "askingCritic",
           actions: assign(({ context, event }) => ({
             idea: event.output,
             revisions: context.revisions + 1,
@@ -237,11 +253,11 @@ export const ideatorMachine = setup({
         input: ({ context }) => ({ ideaId: context.ideaId, idea: context.idea! }),
         onDone: {
           target: "nextIdea",
-          actions: assign(({ context }) => ({ records: [...context.records, recordOf(context, "accepted", "handed to the coder")] })),
+          actions: assign(({ context }) => ({ records: [...context.records, recordOf(context, "accepted", "accepted: its experiments start")] })),
         },
         onError: {
           target: "nextIdea",
-          actions: assign(({ context, event }) => ({ records: [...context.records, failedRecordOf(context, event.error, "could not hand to the coder")] })),
+          actions: assign(({ context, event }) => ({ records: [...context.records, failedRecordOf(context, event.error, "could not announce the accepted idea")] })),
         },
       },
     },

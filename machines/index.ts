@@ -4,10 +4,15 @@ import { coderMachine } from "./coder.js";
 import { writerMachine } from "./writer.js";
 import { reviewerMachine } from "./reviewer.js";
 import { areaChairMachine } from "./areaChair.js";
+import { ideaMachine } from "./idea.js";
+import { pipelineMachine } from "./pipeline.js";
 
-export { ideatorMachine, criticMachine, coderMachine, writerMachine, reviewerMachine, areaChairMachine };
+export { ideatorMachine, criticMachine, coderMachine, writerMachine, reviewerMachine, areaChairMachine, ideaMachine, pipelineMachine };
 
-/** Every agent's statechart, by role name: what `npm run graph` draws and the path tests walk. */
+/**
+ * Every statechart, by name: the six agents, then the pipeline between them (one idea's way from experiment to
+ * decision, and the run that spawns the ideas). What `npm run graph` draws and the path tests walk.
+ */
 export const machines = {
   ideator: ideatorMachine,
   critic: criticMachine,
@@ -15,6 +20,8 @@ export const machines = {
   writer: writerMachine,
   reviewer: reviewerMachine,
   areaChair: areaChairMachine,
+  idea: ideaMachine,
+  pipeline: pipelineMachine,
 } as const;
 
 export type Role = keyof typeof machines;

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -6,8 +7,10 @@ import type { Bus } from "../bus/connection.js";
 import { watchEvents } from "../bus/events.js";
 import { getDirectory } from "../bus/artifacts.js";
 import { subjects } from "../bus/subjects.js";
-import { LlmExchange, Progress, outcomeSchema, type JobKind, type Outcome } from "../bus/schemas.js";
+import { LlmExchange, Progress, StateBatch, type StateEvent } from "../bus/schemas.js";
+import type { Failure } from "../bus/errors.js";
 import { rootLogger } from "../bus/logger.js";
+import type { PipelineOutput } from "../machines/pipeline.js";
 
 export interface IdeaSummary {
   ideaId: string;
@@ -69,77 +72,82 @@ function add(t: Totals, e: LlmExchange): void {
   t.costUsd += e.costUsd;
 }
 
+export interface RunFollower {
+  /** Every model exchange of the run so far, the ones before a resume included. */
+  exchanges: LlmExchange[];
+  /** Reads on until everything published before this call has been read, then stops reading. */
+  close(): Promise<void>;
+}
+
 /**
- * Follows a run's conversation until every novel idea has its decision (or has stopped), printing progress
- * as it comes; then mirrors the run's artifacts into `outDir` with ideas.json, llm.jsonl and cost.json.
+ * Follows a run's conversation while its pipeline runs: progress lines and state events go to the person
+ * watching (those older than `since` are not shown again after a resume), model exchanges are kept for the
+ * run's log and cost.
+ */
+export async function followRun(
+  bus: Bus,
+  runId: string,
+  on: { progress(p: Progress, spentUsd: number): void; state(e: StateEvent): void },
+  opts: { since?: string } = {},
+): Promise<RunFollower> {
+  const log = rootLogger().child({ runId, agent: "collector" });
+  const stream = await watchEvents(bus, subjects.conversation(runId), z.unknown(), log);
+  const exchanges: LlmExchange[] = [];
+  const endMark = `${runId}.end.${randomUUID()}`;
+  let spent = 0;
+  const fresh = (at: string) => !opts.since || at >= opts.since;
+  const reading = (async () => {
+    for await (const { subject, value } of stream) {
+      // sci.<runId>.conv.<topic>[.<jobId>]
+      const topic = subject.split(".")[3] ?? "";
+      if (topic === "progress") {
+        const p = Progress.safeParse(value);
+        if (p.success && fresh(p.data.at)) on.progress(p.data, spent);
+      } else if (topic === "state") {
+        const batch = StateBatch.safeParse(value);
+        if (batch.success) for (const e of batch.data.events) if (fresh(e.at)) on.state(e);
+      } else if (topic === "llm") {
+        const e = LlmExchange.safeParse(value);
+        if (e.success) {
+          exchanges.push(e.data);
+          spent += e.data.costUsd;
+        }
+      } else if (topic === "end" && (value as { mark?: unknown } | null)?.mark === endMark) {
+        return;
+      }
+    }
+  })();
+  return {
+    exchanges,
+    async close() {
+      // The conversation is one ordered stream: once the mark is read, so is everything said before it.
+      await bus.js.publish(subjects.end(runId), JSON.stringify({ mark: endMark }));
+      await reading;
+      await stream.close();
+    },
+  };
+}
+
+/**
+ * What a run leaves behind, read from its pipeline's end state: mirrors the run's artifacts into `outDir` and
+ * writes ideas.json, llm.jsonl, cost.json and status.json.
  */
 export async function collectRun(
   bus: Bus,
   runId: string,
   outDir: string,
-  opts: { budgetUsd: number | undefined; reviewers: number; lateReviewGraceMs: number },
-  onProgress: (p: Progress, spentUsd: number) => void,
+  run: PipelineOutput,
+  exchanges: LlmExchange[],
+  opts: { budgetUsd: number | undefined },
 ): Promise<RunSummary> {
   const { budgetUsd } = opts;
-  const log = rootLogger().child({ runId, agent: "collector" });
-  const stream = await watchEvents(bus, subjects.conversation(runId), z.unknown(), log);
-  const exchanges: LlmExchange[] = [];
-  let spent = 0;
-  const outcomes = new Map<JobKind, Outcome<JobKind>[]>();
-  let ideation: Outcome<"ideate"> | undefined;
-  const kinds: JobKind[] = ["ideate", "novelty", "experiment", "gpuExperiment", "write", "chair", "review"];
-
-  const chairsOf = (ideaId: string) => ((outcomes.get("chair") ?? []) as Outcome<"chair">[]).filter((o) => o.ideaId === ideaId);
-  // Finished once a decision sends it back for no further revision, or a step of it failed.
-  const terminal = (ideaId: string) =>
-    chairsOf(ideaId).some((o) => !o.ok || !o.result.revisionRequested) ||
-    (["experiment", "gpuExperiment", "write"] as JobKind[]).some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && !o.ok));
-  const accepted = () => (ideation?.ok ? ideation.result.ideas.filter((i) => i.status === "accepted").map((i) => i.ideaId) : []);
-  const finished = () => ideation !== undefined && accepted().every(terminal);
-  // Once every idea is decided, reviews still out (past the quorum) get a little longer to be recorded.
-  const reviewsIn = () =>
-    accepted().every((ideaId) => {
-      const rounds = chairsOf(ideaId).filter((o) => o.ok).length;
-      return (outcomes.get("review") ?? []).filter((o) => o.ideaId === ideaId).length >= opts.reviewers * rounds;
-    });
-  let grace: NodeJS.Timeout | undefined;
-
-  for await (const { subject, value } of stream) {
-    // sci.<runId>.conv.<topic>[.<jobId>]
-    const topic = subject.split(".")[3] ?? "";
-    if (topic === "progress") {
-      const p = Progress.safeParse(value);
-      if (p.success) onProgress(p.data, spent);
-    } else if (topic === "llm") {
-      const e = LlmExchange.safeParse(value);
-      if (e.success) {
-        exchanges.push(e.data);
-        spent += e.data.costUsd;
-      }
-    } else if ((kinds as string[]).includes(topic)) {
-      const kind = topic as JobKind;
-      const o = outcomeSchema(kind).safeParse(value);
-      if (!o.success) {
-        log.warn({ subject }, "skipped a malformed outcome");
-        continue;
-      }
-      const outcome = o.data as Outcome<JobKind>;
-      outcomes.set(kind, [...(outcomes.get(kind) ?? []), outcome]);
-      if (kind === "ideate" && outcome.jobId === `${runId}.ideate`) ideation = outcome as Outcome<"ideate">;
-    }
-    if (finished()) {
-      if (reviewsIn()) break;
-      grace ??= setTimeout(() => void stream.close(), opts.lateReviewGraceMs);
-    }
-  }
-  if (grace) clearTimeout(grace);
-  await stream.close();
-
   await getDirectory(bus, runId, outDir);
-  const ideasFile = ideation?.ok
-    ? ideation.result.ideas
-    : [];
-  await writeFile(join(outDir, "ideas.json"), JSON.stringify({ runId, ...(ideation && !ideation.ok ? { error: ideation.error } : {}), ideas: ideasFile }, null, 2));
+  const ideation = run.ideation;
+  const ideationFailure = run.failedAt === "ideate" ? run.failure : undefined;
+  await writeFile(
+    join(outDir, "ideas.json"),
+    JSON.stringify({ runId, ...(ideationFailure ? { error: ideationFailure.message } : {}), ideas: ideation?.ideas ?? [] }, null, 2),
+  );
   await writeFile(join(outDir, "llm.jsonl"), exchanges.map((e) => JSON.stringify(e)).join("\n") + (exchanges.length ? "\n" : ""));
 
   const total = zero();
@@ -152,80 +160,67 @@ export async function collectRun(
   }
   await writeFile(join(outDir, "cost.json"), JSON.stringify({ runId, estimated: exchanges.some((e) => e.usage.estimated), total, byAgent, byIdea }, null, 2));
 
-  const ideas: IdeaSummary[] = accepted().map((ideaId) => {
-    const failed = (["experiment", "gpuExperiment", "write", "chair"] as JobKind[])
-      .flatMap((k) => (outcomes.get(k) ?? []).flatMap((o) => (o.ideaId === ideaId && !o.ok ? [{ k, failure: o.failure }] : [])))[0];
-    const failure = failed ? `${failed.k}: ${failed.failure.message}${failed.failure.hint ? ` (${failed.failure.hint})` : ""}` : undefined;
-    // The latest version of the paper and the latest decision; every round's reviews.
-    const papers = ((outcomes.get("write") ?? []) as Outcome<"write">[]).filter((o) => o.ideaId === ideaId && o.ok);
-    const paper = papers[papers.length - 1];
-    const decisions = chairsOf(ideaId).filter((o): o is Extract<Outcome<"chair">, { ok: true }> => o.ok).sort((a, b) => a.result.round - b.result.round);
-    const decided = decisions[decisions.length - 1];
-    const roundDir = (round: number) => (round === 0 ? ideaId : `${ideaId}/revision_${round}`);
-    const reviews = ((outcomes.get("review") ?? []) as Outcome<"review">[])
-      .filter((o): o is Extract<Outcome<"review">, { ok: true }> => o.ideaId === ideaId && o.ok)
-      .map((o) => {
-        const parts = o.jobId.split(".");
-        const reviewer = Number(parts.pop());
-        const round = /^r(\d+)$/.exec(parts.pop() ?? "")?.[1];
-        const r = o.result.review;
-        return { file: `${roundDir(Number(round ?? 0))}/reviews/review_${reviewer}.json`, reviewer, node: o.by.node, overall: r.Overall, decision: r.Decision };
-      })
+  const roundDir = (ideaId: string, round: number) => (round === 0 ? ideaId : `${ideaId}/revision_${round}`);
+  const ideas: IdeaSummary[] = run.ideas.map((idea) => {
+    const decided = idea.decisions[idea.decisions.length - 1];
+    const reviews = idea.decisions
+      .flatMap((d) => d.reviewers.map((r) => ({ file: `${roundDir(idea.ideaId, d.round)}/reviews/review_${r.reviewer}.json`, reviewer: r.reviewer, node: r.node, overall: r.overall, decision: r.decision })))
       .filter((r) => existsSync(join(outDir, r.file)));
+    const failure = idea.failure ? `${idea.failedAt}: ${idea.failure.message}${idea.failure.hint ? ` (${idea.failure.hint})` : ""}` : undefined;
     return {
-      ideaId,
-      ...(paper?.ok ? { pdf: paper.result.pdf.slice(runId.length + 1) } : {}),
+      ideaId: idea.ideaId,
+      ...(idea.paper ? { pdf: idea.paper.pdf.slice(runId.length + 1) } : {}),
       reviews,
-      ...(decided ? { decision: decided.result.decision, metaReview: `${roundDir(decided.result.round)}/meta_review.json`, round: decided.result.round } : {}),
+      ...(decided && idea.status === "decided" ? { decision: decided.decision, metaReview: `${roundDir(idea.ideaId, decided.round)}/meta_review.json`, round: decided.round } : {}),
       ...(failure ? { error: failure } : {}),
     };
   });
-  const judged = ideation?.ok ? ideation.result.ideas : [];
-  const okFor = (kinds: JobKind[], ideaId: string) => kinds.some((k) => (outcomes.get(k) ?? []).some((o) => o.ideaId === ideaId && o.ok));
+  const judged = ideation?.ideas ?? [];
   const counts: RunCounts = {
     proposed: judged.length,
-    novel: ideas.length,
+    novel: run.ideas.length,
     undecided: judged.filter((i) => i.status === "undecided").length,
-    experimented: ideas.filter((i) => okFor(["experiment", "gpuExperiment"], i.ideaId)).length,
-    written: ideas.filter((i) => okFor(["write"], i.ideaId)).length,
+    experimented: run.ideas.filter((i) => i.experiment).length,
+    written: run.ideas.filter((i) => i.paper).length,
     decided: ideas.filter((i) => i.decision).length,
   };
   const budgetHit =
     budgetUsd !== undefined &&
-    (total.costUsd >= budgetUsd || [...outcomes.values()].flat().some((o) => !o.ok && o.failure.kind === "budget"));
-  const { status, reason } = judgeRun({ budgetHit, budgetUsd, spentUsd: total.costUsd, ideation, ideas, counts });
+    (total.costUsd >= budgetUsd || run.failure?.kind === "budget" || run.ideas.some((i) => i.failure?.kind === "budget"));
+  const { status, reason } = judgeRun({ budgetHit, budgetUsd, spentUsd: total.costUsd, run, ideas, counts });
   await writeStatus(outDir, { runId, status, reason, counts, costUsd: total.costUsd, budgetUsd });
   return {
     runId,
     status,
     ...(reason ? { reason } : {}),
     counts,
-    proposed: ideation?.ok ? ideation.result.ideas.length : 0,
+    proposed: judged.length,
     ideas,
     costUsd: total.costUsd,
     tokens: total.inputTokens + total.outputTokens,
   };
 }
 
-type IdeationOutcome = Outcome<"ideate"> | undefined;
-
 /** The run's status and, for anything short of completed, why: the first thing a person reads. */
-function judgeRun(r: { budgetHit: boolean; budgetUsd: number | undefined; spentUsd: number; ideation: IdeationOutcome; ideas: IdeaSummary[]; counts: RunCounts }): { status: RunStatus; reason?: string } {
-  const { counts, ideas, ideation } = r;
+function judgeRun(r: { budgetHit: boolean; budgetUsd: number | undefined; spentUsd: number; run: PipelineOutput; ideas: IdeaSummary[]; counts: RunCounts }): { status: RunStatus; reason?: string } {
+  const { counts, ideas, run } = r;
   const stopped = ideas.filter((i) => !i.decision).map((i) => `${i.ideaId} stopped (${i.error ?? "no decision arrived"})`);
+  const why = (f: Failure) => `${f.message}${f.hint ? ` (${f.hint})` : ""}`;
   if (r.budgetHit) {
     return { status: "budget reached", reason: `the budget of $${r.budgetUsd!.toFixed(4)} was reached ($${r.spentUsd.toFixed(4)} spent); ${counts.decided} of ${counts.novel} novel ideas decided${stopped.length ? `; ${stopped.join("; ")}` : ""}` };
   }
-  if (!ideation) return { status: "failed", reason: "ideation never reported back" };
-  if (!ideation.ok) return { status: "failed", reason: `ideation failed: ${ideation.failure.message}${ideation.failure.hint ? ` (${ideation.failure.hint})` : ""}` };
-  if (counts.novel === 0) {
-    const judged = ideation.result.ideas;
-    const why = judged.map((i) => `"${i.idea.Title}" ${i.status === "undecided" ? (i.verdict?.reason ?? "undecided: the critic could not decide") : i.status === "rejected" ? (i.verdict ? `not novel: ${i.verdict.reason}` : (i.history.at(-1) ?? "rejected")) : `failed: ${i.history.at(-1) ?? "no verdict"}`}`);
-    const failures = ideation.result.failures ?? [];
+  if (run.failure && (run.failedAt === "baseline" || run.failedAt === "gpuBaseline")) return { status: "failed", reason: `the baseline failed before any model call: ${why(run.failure)}` };
+  if (run.failure && !run.ideas.length) return { status: "failed", reason: `ideation failed: ${why(run.failure)}` };
+  const ideation = run.ideation;
+  if (!ideation && !run.ideas.length) return { status: "failed", reason: "ideation never reported back" };
+  if (counts.novel === 0 && ideation) {
+    const judged = ideation.ideas;
+    const verdicts = judged.map((i) => `"${i.idea.Title}" ${i.status === "undecided" ? (i.verdict?.reason ?? "undecided: the critic could not decide") : i.status === "rejected" ? (i.verdict ? `not novel: ${i.verdict.reason}` : (i.history.at(-1) ?? "rejected")) : `failed: ${i.history.at(-1) ?? "no verdict"}`}`);
+    const failures = ideation.failures ?? [];
     return {
       status: judged.length ? "no novel idea" : "failed",
       reason: judged.length
-        ? `no idea was judged novel (${counts.proposed} proposed${counts.undecided ? `, ${counts.undecided} undecided` : ""}): ${why.join("; ")}`
+        ? `no idea was judged novel (${counts.proposed} proposed${counts.undecided ? `, ${counts.undecided} undecided` : ""}): ${verdicts.join("; ")}`
         : `no idea was proposed${failures.length ? `: ${failures.join("; ")}` : ""}`,
     };
   }

@@ -8,10 +8,8 @@ import { connectBus, describeBusStatus, type Bus } from "../bus/connection.js";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
-import { publishJob } from "../bus/workQueue.js";
-import { awaitOutcome } from "../bus/events.js";
 import { putArtifact } from "../bus/artifacts.js";
-import { Idea, RunConfig, type FinalInfo } from "../bus/schemas.js";
+import { Idea, RunConfig, type FinalInfo, type JobResult } from "../bus/schemas.js";
 import { readArchive, writeArchive } from "../agents/ideator/ideator.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { codeFiles, loadTemplate, runNeeds } from "../agents/templates.js";
@@ -22,7 +20,9 @@ import { replayLogName } from "../agents/llm/replayProvider.js";
 import { startNode, type SwarmNode } from "../agents/node.js";
 import { ROLE_NAMES, parseRoles, type RoleName } from "../agents/runtime/roles.js";
 import { listNodes } from "../agents/runtime/nodeRegistry.js";
-import { NO_COUNTS, collectRun, writeStatus, type RunSummary } from "./collect.js";
+import { collectRun, followRun, type RunSummary } from "./collect.js";
+import { runPipeline } from "../agents/runtime/pipeline.js";
+import { holdRunLease, type RunLease } from "../bus/lease.js";
 import { fail, parseFlags } from "./cli.js";
 
 const HELP = `npm run swarm -- [flags]
@@ -43,6 +43,8 @@ const HELP = `npm run swarm -- [flags]
   --bibliography <file>  the BibTeX file for --literature local (default: config/bibliography.bib)
   --budget <USD>      once the run has spent this much, no new paid work starts
   --replay <runId>    answer every model call from that run's llm.jsonl (in --out); no network call
+  --resume <runId>    go on with a run that was stopped or killed (in --out), as it was configured: no model
+                      call that had been answered and no experiment run that had finished is made again
   --out <dir>         where results/<runId>/ goes (default: results)
   --max-runs <n>      experiment runs per idea besides the baseline (default: the template's, else 3)
   --review-deadline <s>  seconds the area chair waits for reviews (default: 600)
@@ -73,6 +75,7 @@ const Flags = z.object({
   literature: z.enum(["s2", "openalex", "auto", "local"]).optional(),
   bibliography: z.string().optional(),
   replay: z.string().regex(/^[A-Za-z0-9-]+$/, "a run id").optional(),
+  resume: z.string().regex(/^[A-Za-z0-9-]+$/, "a run id").optional(),
   out: z.string().default("results"),
   "max-runs": count(1, 20).optional(),
   "review-deadline": z.coerce.number().min(1).default(600),
@@ -133,6 +136,7 @@ async function main(): Promise<void> {
     literature: { type: "string" },
     bibliography: { type: "string" },
     replay: { type: "string" },
+    resume: { type: "string" },
     out: { type: "string" },
     "max-runs": { type: "string" },
     "review-deadline": { type: "string" },
@@ -148,17 +152,24 @@ async function main(): Promise<void> {
 
   // A replay repeats an earlier run's configuration and answers, so it reads that run first.
   const replayed = flags.replay ? await readReplayed(resolve(flags.out, flags.replay)) : undefined;
-  const template = loadTemplate(flags.template ?? replayed?.template ?? "nanofit");
-  const reviewers = flags.reviewers ?? replayed?.reviewers ?? 3;
+  if (flags.replay && flags.resume) throw new UserError("--replay and --resume do not go together", { hint: "--resume <runId> goes on with a run as it was configured; a replay is a new run" });
+  // A resumed run keeps the configuration it started with; what is given beside --resume is not applied.
+  const resumed = flags.resume ? await readResumed(resolve(flags.out, flags.resume)) : undefined;
+  const resumedAt = resumed ? new Date().toISOString() : undefined;
+  const prior = replayed ?? resumed;
+  const template = loadTemplate(flags.template ?? prior?.template ?? "nanofit");
+  const reviewers = resumed?.reviewers ?? flags.reviewers ?? replayed?.reviewers ?? 3;
   if (flags.quorum !== undefined && flags.quorum > reviewers) {
     throw new UserError(`--quorum ${flags.quorum} is more than the ${reviewers} reviewers asked for`, { hint: `give --quorum at most ${reviewers}, or more --reviewers` });
   }
-  const ideas = flags.ideas ?? replayed?.ideas ?? 1;
+  const ideas = resumed?.ideas ?? flags.ideas ?? replayed?.ideas ?? 1;
   const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: 1, writer: 1, areaChair: 1, reviewer: reviewers };
-  const llm: LlmChoice = replayed
-    ? { provider: "replay", model: flags.replay! }
-    : parseLlm(flags.llm ?? process.env.SWARM_LLM ?? defaults.llm ?? "offline");
-  const roleLlm = replayed ? {} : parseRoleLlm(flags["role-llm"], defaults.roleLlm);
+  const llm: LlmChoice = resumed
+    ? resumed.llm
+    : replayed
+      ? { provider: "replay", model: flags.replay! }
+      : parseLlm(flags.llm ?? process.env.SWARM_LLM ?? defaults.llm ?? "offline");
+  const roleLlm: Partial<Record<RoleName, LlmChoice>> = resumed ? resumed.roleLlm : replayed ? {} : parseRoleLlm(flags["role-llm"], defaults.roleLlm);
   const choices = [llm, ...Object.values(roleLlm)].filter((c, i, all) => all.findIndex((o) => o.provider === c.provider && o.model === c.model) === i);
   const offline = choices.every((c) => c.provider === "offline");
   line(
@@ -171,10 +182,10 @@ async function main(): Promise<void> {
   if (flags.bibliography && !existsSync(flags.bibliography)) {
     throw new UserError(`no bibliography at ${flags.bibliography}`, { hint: "give a BibTeX file, or leave --bibliography out for the shipped one" });
   }
-  const budgetUsd = flags.budget ?? defaults.budgetUsd ?? undefined;
+  const budgetUsd = resumed ? resumed.budgetUsd : (flags.budget ?? defaults.budgetUsd ?? undefined);
   if (budgetUsd !== undefined) line(`Budget: $${budgetUsd.toFixed(4)}; no new paid work starts past it.`);
 
-  const profile = flags.profile ?? replayed?.profile ?? "full";
+  const profile = resumed?.profile ?? flags.profile ?? replayed?.profile ?? "full";
   const needs = runNeeds(template, profile);
   // Experiments run here only if this process codes and can meet the profile's need for a GPU.
   const localGpus = roles.coder ? await detectGpus() : [];
@@ -187,16 +198,20 @@ async function main(): Promise<void> {
   line(formatPreflight(report));
   assertPreflight(report);
 
-  const runId = newRunId();
+  const runId = resumed?.runId ?? newRunId();
   const outDir = resolve(flags.out, runId);
   await mkdir(outDir, { recursive: true });
+  const stopPipeline = new AbortController();
 
   let server: LocalNats | undefined;
   let bus: Bus | undefined;
   let node: SwarmNode | undefined;
+  let lease: RunLease | undefined;
   let stopping: Promise<never> | undefined;
   const shutdown = (code: number): Promise<never> =>
     (stopping ??= (async () => {
+      stopPipeline.abort();
+      await lease?.stop().catch(() => undefined);
       await node?.stop().catch(() => undefined);
       await bus?.close().catch(() => undefined);
       await server?.stop().catch(() => undefined);
@@ -210,7 +225,11 @@ async function main(): Promise<void> {
   process.once("SIGTERM", () => void shutdown(143));
 
   try {
-    if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen });
+    // A resumed run's server opens the same store on the same port, so that nodes that joined it reconnect by themselves.
+    const busFile = join(outDir, "bus.json");
+    const port = resumed && existsSync(busFile) ? z.object({ port: z.number().int() }).safeParse(JSON.parse(await readFile(busFile, "utf8"))).data?.port : undefined;
+    if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen, ...(port ? { port } : {}) });
+    if (server) await writeFile(busFile, JSON.stringify({ port: Number(new URL(server.url).port) }));
     const url = natsUrl ?? server!.url;
     bus = await connectBus(url, {
       name: `swarm ${runId}`,
@@ -220,7 +239,7 @@ async function main(): Promise<void> {
         if (status.type !== "closed" || (status.error && !stopping)) line(`[${new Date().toISOString().slice(11, 19)}] ${describeBusStatus(status)}`);
       },
     });
-    line(`Run ${runId} on template ${template.name}`);
+    line(resumed ? `Resuming run ${runId} on template ${template.name} (started ${resumed.startedAt})` : `Run ${runId} on template ${template.name}`);
     const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
     const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replace("127.0.0.1", flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen));
     line(`NATS: ${url}`);
@@ -233,7 +252,7 @@ async function main(): Promise<void> {
       if (choice.provider !== "offline" && choice.provider !== "replay") line(`✓ ${choice.provider}/${choice.model}: credentials and model accepted`);
     }
 
-    const config: RunConfig = RunConfig.parse({
+    const config: RunConfig = resumed ?? RunConfig.parse({
       runId,
       template: template.name,
       profile,
@@ -260,7 +279,15 @@ async function main(): Promise<void> {
       startedAt: new Date().toISOString(),
     });
     await putRunConfig(bus, config);
-    await writeFile(join(outDir, "config.json"), JSON.stringify(config, null, 2));
+    if (!resumed) await writeFile(join(outDir, "config.json"), JSON.stringify(config, null, 2));
+    // The run's jobs are done only while its swarm holds its lease: killed, they wait for --resume.
+    lease = await holdRunLease(bus, runId, {
+      log,
+      onLost: (by) => {
+        line(`Run ${runId} was taken over by a swarm on ${by.node} (--resume there): this one stops.`);
+        void shutdown(1);
+      },
+    });
 
     // Scratch folders live with the run's output; the literature cache beside the runs it serves.
     node = await startNode({ bus, roles, log: log.child({ runId }), workRoot: join(outDir, "work"), cacheDir: join(resolve(flags.out), "cache") });
@@ -280,27 +307,40 @@ async function main(): Promise<void> {
     const startFrom = replayed ? join(resolve(flags.out), flags.replay!, "archive.json") : archiveFile;
     const archived = existsSync(startFrom) ? z.array(Idea).safeParse(JSON.parse(await readFile(startFrom, "utf8"))) : undefined;
     const startArchive = archived?.success ? archived.data : [];
-    if ((await readArchive(bus, template.name)).length === 0) await writeArchive(bus, template.name, startArchive);
-    await writeFile(join(outDir, "archive.json"), JSON.stringify(startArchive, null, 2));
-    // The baseline needs no model: a template that cannot run here stops the run before anything is spent.
-    const baselineKind = needs.gpu ? "gpuBaseline" : "baseline";
-    line(`Computing the baseline run_0 of ${template.name} before any model call…`);
-    await publishJob(bus, baselineKind, { jobId: `${runId}.baseline`, runId });
-    const base = await awaitOutcome(bus, runId, baselineKind, `${runId}.baseline`, { log });
-    if (!base.ok) {
-      const reason = `the baseline failed before any model call: ${base.error}`;
-      await writeStatus(outDir, { runId, status: "failed", reason, counts: NO_COUNTS, costUsd: 0, budgetUsd });
-      line(`\nRun ${runId} failed: the unchanged template does not run on node ${base.by.node}, so nothing was spent.\n  ${base.error.replace(/\n/g, "\n  ")}`);
-      line(`  status:   ${relative(process.cwd(), join(outDir, "status.json"))}`);
-      return void (await shutdown(1));
+    if (!resumed) {
+      if ((await readArchive(bus, template.name)).length === 0) await writeArchive(bus, template.name, startArchive);
+      await writeFile(join(outDir, "archive.json"), JSON.stringify(startArchive, null, 2));
     }
-    line(`✓ baseline run_0 ${base.result.cached ? "from the cache" : `in ${(base.result.ms / 1000).toFixed(1)} s`} on ${base.by.node}: ${describeResults(base.result.run.results)}`);
-    await publishJob(bus, "ideate", { jobId: `${runId}.ideate`, runId, count: ideas });
-
-    const summary = await collectRun(bus, runId, outDir, { budgetUsd, reviewers, lateReviewGraceMs: Math.min(60_000, flags["review-deadline"] * 1000) }, (p, spent) => {
-      const who = `${p.by.agent}@${p.by.node === node!.nodeId ? "local" : p.by.node}`;
-      line(`[${p.at.slice(11, 19)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${p.ideaId}: ` : ""}${p.text}`);
+    // The run's pipeline (machines/pipeline.ts) runs here: the baseline, before any model call, then ideation,
+    // and each accepted idea's experiments, paper and review; it is persisted at every step, so --resume goes on.
+    if (!resumed) line(`Computing the baseline run_0 of ${template.name} before any model call…`);
+    const follower = await followRun(bus, runId, {
+      progress: (p, spent) => {
+        const who = `${p.by.agent}@${p.by.node === node!.nodeId ? "local" : p.by.node}`;
+        line(`[${p.at.slice(11, 19)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${p.ideaId}: ` : ""}${p.text}`);
+      },
+      // The pipeline's own steps, from its state events: where each idea stands.
+      state: (e) => {
+        if (e.machine !== "idea" || !e.ideaId) return;
+        line(`[${e.at.slice(11, 19)}] ${"pipeline".padEnd(22)} ${e.ideaId}: ${describeIdeaState(e.state)}`);
+      },
+    }, { since: resumedAt });
+    const pipeline = await runPipeline({
+      bus, config, baselineKind: needs.gpu ? "gpuBaseline" : "baseline", experimentKind: needs.gpu ? "gpuExperiment" : "experiment",
+      by: { agent: "pipeline", node: node.nodeId }, log: log.child({ runId, agent: "pipeline" }), signal: stopPipeline.signal, resume: Boolean(resumed),
+      onOutcome: (kind, o) => {
+        if ((kind === "baseline" || kind === "gpuBaseline") && o.ok) {
+          const base = o.result as JobResult<"baseline">;
+          line(`✓ baseline run_0 ${base.cached ? "from the cache" : `in ${(base.ms / 1000).toFixed(1)} s`} on ${o.by.node}: ${describeResults(base.run.results)}`);
+        } else if ((kind === "baseline" || kind === "gpuBaseline") && !o.ok) {
+          line(`\nRun ${runId} failed: the unchanged template does not run on node ${o.by.node}, so nothing was spent.\n  ${o.failure.message.replace(/\n/g, "\n  ")}`);
+        }
+      },
     });
+    await follower.close();
+    const summary = await collectRun(bus, runId, outDir, pipeline, follower.exchanges, { budgetUsd: config.budgetUsd });
+    // The run is over: jobs of it still queued (reviews past the quorum) are dropped, not kept for a --resume.
+    await lease.end();
     const archive = await readArchive(bus, template.name);
     if (archive.length && !replayed) {
       await mkdir(dirname(archiveFile), { recursive: true });
@@ -317,11 +357,37 @@ async function main(): Promise<void> {
   }
 }
 
+/** The configuration of a run to go on with; one that has ended is not resumed. */
+async function readResumed(dir: string): Promise<RunConfig> {
+  if (!existsSync(join(dir, "config.json"))) {
+    throw new UserError(`no run to resume in ${dir}`, { hint: "give the id of a run under --out (the folder name in results/)" });
+  }
+  if (existsSync(join(dir, "status.json"))) {
+    const status = z.object({ status: z.string() }).safeParse(JSON.parse(await readFile(join(dir, "status.json"), "utf8"))).data?.status ?? "unknown";
+    throw new UserError(`run ${dir.split("/").pop()} has already ended (${status}); there is nothing to resume`, { hint: "start a new run, or --replay it" });
+  }
+  return RunConfig.parse(JSON.parse(await readFile(join(dir, "config.json"), "utf8")));
+}
+
 async function readReplayed(dir: string): Promise<RunConfig> {
   if (!existsSync(join(dir, "llm.jsonl")) || !existsSync(join(dir, "config.json"))) {
     throw new UserError(`no finished run to replay in ${dir}`, { hint: "give the id of a run under --out that has llm.jsonl and config.json" });
   }
   return RunConfig.parse(JSON.parse(await readFile(join(dir, "config.json"), "utf8")));
+}
+
+const IDEA_STATES: Record<string, string> = {
+  experimenting: "→ experimenting (coder)",
+  writing: "→ writing the paper (writer)",
+  reviewing: "→ under review (area chair)",
+  revising: "→ revising from the meta-review (writer)",
+  decided: "→ decided",
+  failed: "→ failed",
+};
+
+/** An idea machine's state, for a person. */
+function describeIdeaState(state: unknown): string {
+  return IDEA_STATES[String(state)] ?? `→ ${JSON.stringify(state)}`;
 }
 
 /** `moons: acc 0.912, loss 0.3`: the first metrics of each dataset, for one line. */

@@ -9,6 +9,7 @@ import {
   getNextTransitions,
   SimulatedClock,
   toPromise,
+  waitFor,
   type AnyEventObject,
   type AnyMachineSnapshot,
   type AnyStateMachine,
@@ -17,10 +18,12 @@ import { getShortestPaths, getStateNodes } from "xstate/graph";
 import type { Idea, Review, RunRecord, Verdict } from "../bus/schemas.js";
 import { machines, type Role } from "../machines/index.js";
 import type { ChairEvent, ReceivedReview } from "../machines/areaChair.js";
-import type { PlannedRun, RunAttempt } from "../machines/coder.js";
+import type { PlannedRun, PlotAttempt, RunAttempt } from "../machines/coder.js";
 import { toMermaid } from "../machines/mermaid.js";
+import type { JobEvent } from "../machines/idea.js";
+import type { PipelineEvent } from "../machines/pipeline.js";
 import type { CriticStep, Decision } from "../machines/critic.js";
-import type { Citation, CompileReport } from "../machines/writer.js";
+import type { Citation, CompileReport, Written } from "../machines/writer.js";
 import { LiteratureError } from "../agents/literature/errors.js";
 import { BudgetReachedError, ModelBehaviorError, ProviderError } from "../agents/llm/errors.js";
 import { BusError, type Failure } from "../bus/errors.js";
@@ -47,6 +50,9 @@ const review: Review = {
 };
 const received = (reviewer: number): ReceivedReview => ({ reviewer, node: "n1", review });
 const baseline: RunRecord = { run: "run_0", description: "baseline", ok: true, attempts: 1 };
+const cited = (key: string): Citation => ({ key, title: `On ${key}`, authors: ["A. Author"], bibtex: `@article{${key}, title={On ${key}}}` });
+const experimented = { runs: [baseline], figures: ["fit.png"], notes: "notes" };
+const decision = (d: "Accept" | "Reject") => ({ decision: d, metaReview: "m", scores: { Overall: 5 }, reviews: 1, round: 0, reviewers: [{ reviewer: 0, node: "n1", overall: 5, decision: d }] });
 
 /** The id xstate gives the actor invoked by a state: `<index>.<state id>` unless the machine names it. */
 function invokeId(machine: AnyStateMachine, state: string): string {
@@ -67,6 +73,8 @@ function outcomes(machine: AnyStateMachine, state: string, outputs: unknown[], f
 
 interface Traversal {
   input: unknown;
+  /** Inputs that take another path from the start (the writer's revision), walked as well. */
+  otherInputs?: unknown[];
   events: (m: AnyStateMachine) => AnyEventObject[];
 }
 
@@ -81,6 +89,7 @@ const traversals: Record<Role, Traversal> = {
         { idea: idea("alpha"), done: true, thought: "fine" },
       ]),
       ...outcomes(m, "screening", [{}, { duplicateOf: "beta" }]),
+      ...outcomes(m, "askingCritic", [undefined]),
       ...outcomes(m, "awaitingVerdict", [verdict("novel"), verdict("revise"), verdict("not novel"), verdict("undecided")]),
       ...outcomes(m, "revising", [idea("alpha")]),
       ...outcomes(m, "handingOff", [undefined]),
@@ -103,26 +112,29 @@ const traversals: Record<Role, Traversal> = {
       ...outcomes(m, "running", [{ ok: true, stderrTail: "" }, { ok: false, stderrTail: "Traceback" }] satisfies RunAttempt[]),
       ...outcomes(m, "fixing", [undefined]),
       ...outcomes(m, "runFailed", [undefined]),
-      ...outcomes(m, "plotting", [["fig.png"]]),
+      ...outcomes(m, "plotting", ["plot code"]),
+      ...outcomes(m, "runningPlot", [{ figures: ["fig.png"], stderrTail: "" }, { figures: [], stderrTail: "Traceback" }] satisfies PlotAttempt[]),
       ...outcomes(m, "noting", ["notes"]),
     ],
   },
   writer: {
-    input: { sections: ["Introduction", "Method"], citeRounds: 2, maxFixes: 1 },
+    input: { sections: ["introduction", "method"], citeRounds: 2, maxFixes: 1 },
+    otherInputs: [{ sections: ["introduction", "method"], citeRounds: 2, maxFixes: 1, revision: { metaReview: "too thin", sections: { introduction: "x" }, citations: [] } }],
     events: (m) => [
       ...outcomes(m, "citing", [
-        { found: [{ key: "a", title: "A" }], more: true },
+        { found: [cited("a")], more: true },
         { found: [], more: false },
       ]),
-      ...outcomes(m, "drafting", [undefined]),
-      ...outcomes(m, "refining", [undefined]),
+      ...outcomes(m, "drafting", ["drafted"]),
+      ...outcomes(m, "revising", ["revised"]),
+      ...outcomes(m, "refining", ["refined"]),
       ...outcomes(m, "compiling", [
         { ok: true, errors: [] },
         { ok: false, errors: ["Undefined control sequence"] },
       ]),
-      ...outcomes(m, "fixing", [undefined]),
+      ...outcomes(m, "fixing", [{ method: "fixed" }] satisfies Written[]),
       ...outcomes(m, "checkingClaims", [{ unmatched: [] }, { unmatched: ["0.97 in the abstract"] }]),
-      ...outcomes(m, "fixingClaims", [undefined]),
+      ...outcomes(m, "fixingClaims", [{ introduction: "fixed" }] satisfies Written[]),
     ],
   },
   reviewer: {
@@ -146,6 +158,26 @@ const traversals: Record<Role, Traversal> = {
       { type: "xstate.after.reviewDeadline.areaChair.collecting" },
       ...outcomes(m, "deciding", [{ decision: "Accept", metaReview: "good", scores: { Overall: 6 } }]),
     ],
+  },
+  idea: {
+    input: { runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", revisionRounds: 1 },
+    events: () => [
+      { type: "EXPERIMENTED", result: experimented },
+      { type: "WRITTEN", result: { pdf: "r1/alpha/paper/alpha.pdf", tex: "r1/alpha/paper/template.tex" } },
+      { type: "DECIDED", result: decision("Reject"), spentUsd: 0 },
+      { type: "DECIDED", result: decision("Accept"), spentUsd: 0 },
+      { type: "JOB_FAILED", kind: "write", failure: { kind: "model", retryable: false, message: "LaTeX still fails" } },
+    ] satisfies JobEvent[],
+  },
+  pipeline: {
+    input: { runId: "r1", ideas: 1, baselineKind: "baseline", experimentKind: "experiment", revisionRounds: 0 },
+    events: () => [
+      { type: "BASELINE_DONE", result: { run: baseline, cached: false, ms: 800 } },
+      { type: "JOB_FAILED", kind: "baseline", failure: { kind: "template", retryable: false, message: "no numpy" } },
+      { type: "IDEA_ACCEPTED", ideaId: "alpha", idea: idea("alpha") },
+      { type: "IDEATED", result: { ideas: [] } },
+      { type: "xstate.done.actor.alpha", actorId: "alpha", output: { ideaId: "alpha", status: "decided", round: 0, decisions: [] } },
+    ] satisfies PipelineEvent[],
   },
 };
 
@@ -192,10 +224,15 @@ describe("every state of every machine is reachable", () => {
     it(role, () => {
       const machine: AnyStateMachine = machines[role];
       const all = getStateNodes(machine.root).map((node) => node.id);
-      const { reached, paths, broken } = reachedStates(machine, traversals[role]);
-      expect(paths).toBeGreaterThan(0);
-      // An error event no transition takes stops the machine in status "error" rather than in a state.
-      expect(broken).toEqual([]);
+      const traversal = traversals[role];
+      const reached = new Set<string>();
+      for (const input of [traversal.input, ...(traversal.otherInputs ?? [])]) {
+        const walked = reachedStates(machine, { ...traversal, input });
+        expect(walked.paths).toBeGreaterThan(0);
+        // An error event no transition takes stops the machine in status "error" rather than in a state.
+        expect(walked.broken).toEqual([]);
+        walked.reached.forEach((id) => reached.add(id));
+      }
       expect([...reached].sort()).toEqual([...all].sort());
     });
   }
@@ -281,6 +318,8 @@ describe("the loops that matter", () => {
         screenIdea: fromPromise(async () => ({})),
         askCritic: fromPromise(async ({ input }) => {
           calls.push(`critic ${input.ideaId} turn ${input.turn}`);
+        }),
+        awaitVerdict: fromPromise(async ({ input }) => {
           if (input.ideaId === "beta") return verdict("not novel", "done before");
           return verdict(input.turn === 0 ? "revise" : "novel");
         }),
@@ -324,7 +363,8 @@ describe("the loops that matter", () => {
         proposeIdea: fromPromise(async () => idea("alpha")),
         reflectOnIdea: fromPromise(async ({ input }) => ({ idea: input.idea, done: true, thought: "fine" })),
         screenIdea: fromPromise(async () => ({})),
-        askCritic: fromPromise(async () => verdict("undecided", "undecided: literature unreachable (Semantic Scholar answered 429)")),
+        askCritic: fromPromise(async () => {}),
+        awaitVerdict: fromPromise(async () => verdict("undecided", "undecided: literature unreachable (Semantic Scholar answered 429)")),
         reviseIdea: fromPromise(async ({ input }) => input.idea),
         handOff: fromPromise(async ({ input }) => {
           handed.push(input.ideaId);
@@ -424,14 +464,17 @@ describe("the loops that matter", () => {
 
   it("coder: keeps run_1 and run_2 when run_3 fails every fix, then plots", async () => {
     const runs: string[] = [];
+    const edits: string[] = [];
     const fixes: string[] = [];
-    let plotted: RunRecord[] = [];
+    let plotted: { run: string }[] = [];
     const discarded: string[] = [];
     const machine = machines.coder.provide({
       actors: {
         ensureBaseline: fromPromise(async () => baseline),
         planRuns: fromPromise(async () => [{ description: "wider" }, { description: "deeper" }, { description: "broken" }]),
-        editCode: fromPromise(async () => {}),
+        editCode: fromPromise(async ({ input }) => {
+          edits.push(`${input.run} from ${input.from}`);
+        }),
         runExperiment: fromPromise(async ({ input }): Promise<RunAttempt> => {
           runs.push(input.run);
           return input.run === "run_3"
@@ -442,12 +485,13 @@ describe("the loops that matter", () => {
           fixes.push(`${input.run}: ${input.stderrTail}`);
         }),
         discardRun: fromPromise(async ({ input }) => {
-          discarded.push(input.run);
+          discarded.push(`${input.run} back to ${input.restore}`);
         }),
-        makePlots: fromPromise(async ({ input }) => {
+        editPlot: fromPromise(async ({ input }) => {
           plotted = input.runs;
-          return ["loss.png"];
+          return "plot code";
         }),
+        runPlot: fromPromise(async (): Promise<PlotAttempt> => ({ figures: ["loss.png"], stderrTail: "" })),
         writeNotes: fromPromise(async () => "loss.png: loss per run"),
       },
     });
@@ -456,8 +500,10 @@ describe("the loops that matter", () => {
 
     expect(out.error).toBeUndefined();
     expect(runs).toEqual(["run_1", "run_2", "run_3", "run_3", "run_3"]);
+    // Each run's edit starts from the last run that worked; a failed run goes back to it.
+    expect(edits).toEqual(["run_1 from run_0", "run_2 from run_1", "run_3 from run_2"]);
     expect(fixes).toEqual(["run_3: ZeroDivisionError", "run_3: ZeroDivisionError"]);
-    expect(discarded).toEqual(["run_3"]);
+    expect(discarded).toEqual(["run_3 back to run_2"]);
     expect(out.runs.map((r) => [r.run, r.ok, r.attempts])).toEqual([
       ["run_0", true, 1],
       ["run_1", true, 1],
@@ -467,6 +513,200 @@ describe("the loops that matter", () => {
     expect(out.runs[3]!.error).toContain("ZeroDivisionError");
     expect(plotted.map((r) => r.run)).toEqual(["run_0", "run_1", "run_2", "run_3"]);
     expect(out.figures).toEqual(["loss.png"]);
+  });
+
+  /** A coder whose one run works, with scripted plot steps. */
+  function plotter(editPlot: (input: { feedback: string }) => Promise<string>, runPlot: (input: { plotCode: string }) => Promise<PlotAttempt>) {
+    return machines.coder.provide({
+      actors: {
+        ensureBaseline: fromPromise(async () => baseline),
+        planRuns: fromPromise(async () => [{ description: "wider" }]),
+        editCode: fromPromise(async () => {}),
+        runExperiment: fromPromise(async (): Promise<RunAttempt> => ({ ok: true, stderrTail: "", results: { d: { means: { loss: 1 } } } })),
+        fixCode: fromPromise(async () => {}),
+        discardRun: fromPromise(async () => {}),
+        editPlot: fromPromise(async ({ input }) => editPlot(input)),
+        runPlot: fromPromise(async ({ input }) => runPlot(input)),
+        writeNotes: fromPromise(async () => "notes"),
+      },
+    });
+  }
+
+  it("coder: plot.py is edited again with its stderr until it plots; an edit that does not apply counts as an attempt", async () => {
+    const asked: string[] = [];
+    const ran: string[] = [];
+    const machine = plotter(
+      async ({ feedback }) => {
+        asked.push(feedback);
+        if (asked.length === 1) throw new ModelBehaviorError("the SEARCH text matches nowhere in plot.py");
+        return `plot ${asked.length}`;
+      },
+      async ({ plotCode }) => {
+        ran.push(plotCode);
+        return ran.length === 1 ? { figures: [], stderrTail: "KeyError: 'run_1'" } : { figures: ["loss.png"], stderrTail: "" };
+      },
+    );
+    const actor = createActor(machine, { input: { idea: idea("alpha"), maxRuns: 1, maxFixes: 2 } }).start();
+    const out = await toPromise(actor);
+    expect(asked).toEqual(["", "the SEARCH text matches nowhere in plot.py", "KeyError: 'run_1'"]);
+    expect(ran).toEqual(["plot 2", "plot 3"]);
+    expect(actor.getSnapshot().value).toBe("done");
+    expect(out.figures).toEqual(["loss.png"]);
+  });
+
+  it("coder: a plot.py that never plots is the model's failure; a provider outage while editing it fails the job for redelivery", async () => {
+    const failing = plotter(async () => "plot code", async () => ({ figures: [], stderrTail: "Traceback: no such file run_1/all_results.npy" }));
+    const failed = await toPromise(createActor(failing, { input: { idea: idea("alpha"), maxRuns: 1, maxFixes: 1 } }).start());
+    expect(failed.error).toEqual({ kind: "model", retryable: false, message: "plot.py failed after 2 attempts: Traceback: no such file run_1/all_results.npy" });
+    expect(failed.runs.map((r) => [r.run, r.ok])).toEqual([["run_0", true], ["run_1", true]]);
+
+    let ran = 0;
+    const down = plotter(
+      async () => {
+        throw new ProviderError("openai: HTTP 503: busy", 503);
+      },
+      async () => {
+        ran++;
+        return { figures: ["loss.png"], stderrTail: "" };
+      },
+    );
+    const outage = await toPromise(createActor(down, { input: { idea: idea("alpha"), maxRuns: 1, maxFixes: 3 } }).start());
+    expect(outage.error).toEqual({ kind: "provider", retryable: true, message: "plotting failed: openai: HTTP 503: busy" });
+    expect(ran).toBe(0);
+  });
+
+  it("coder: restored from its persisted snapshot while editing run_3, it edits and runs only run_3 and plans nothing again", async () => {
+    const calls: string[] = [];
+    const coder = (stopAtRun3: boolean) =>
+      machines.coder.provide({
+        actors: {
+          ensureBaseline: fromPromise(async () => {
+            calls.push("baseline");
+            return baseline;
+          }),
+          planRuns: fromPromise(async () => {
+            calls.push("plan");
+            return [{ description: "wider" }, { description: "deeper" }, { description: "longer" }];
+          }),
+          editCode: fromPromise(async ({ input }) => {
+            calls.push(`edit ${input.run} from ${input.from}`);
+            // The process "dies" here: the step never ends.
+            if (stopAtRun3 && input.run === "run_3") await new Promise(() => undefined);
+          }),
+          runExperiment: fromPromise(async ({ input }): Promise<RunAttempt> => {
+            calls.push(`run ${input.run}`);
+            return { ok: true, stderrTail: "", results: { d: { means: { loss: 1 } } } };
+          }),
+          fixCode: fromPromise(async () => {}),
+          discardRun: fromPromise(async () => {}),
+          editPlot: fromPromise(async ({ input }) => {
+            calls.push(`plot ${input.runs.map((r) => r.run).join(" ")}`);
+            return "plot code";
+          }),
+          runPlot: fromPromise(async (): Promise<PlotAttempt> => ({ figures: ["loss.png"], stderrTail: "" })),
+          writeNotes: fromPromise(async () => "notes"),
+        },
+      });
+    const input = { idea: idea("alpha"), maxRuns: 3, maxFixes: 1 };
+    const first = createActor(coder(true), { input }).start();
+    await waitFor(first, (s) => s.matches("editing") && s.context.runIndex === 2);
+    // As runMachine keeps it: JSON, in KV.
+    const persisted = JSON.parse(JSON.stringify(first.getPersistedSnapshot()));
+    first.stop();
+    expect(calls).toEqual(["baseline", "plan", "edit run_1 from run_0", "run run_1", "edit run_2 from run_1", "run run_2", "edit run_3 from run_2"]);
+
+    calls.length = 0;
+    const out = await toPromise(createActor(coder(false), { input, snapshot: persisted }).start());
+    expect(calls).toEqual(["edit run_3 from run_2", "run run_3", "plot run_0 run_1 run_2 run_3"]);
+    expect(out.error).toBeUndefined();
+    expect(out.runs.map((r) => [r.run, r.ok])).toEqual([["run_0", true], ["run_1", true], ["run_2", true], ["run_3", true]]);
+  });
+
+  /** The writer with fakes that say what they were asked; `hold` keeps one step from ever ending. */
+  function writer(calls: string[], hold?: string) {
+    const step = async (name: string) => {
+      calls.push(name);
+      if (name === hold) await new Promise(() => undefined);
+    };
+    return machines.writer.provide({
+      actors: {
+        findCitations: fromPromise(async ({ input }) => {
+          await step(`cite ${input.round} having ${input.have.map((c) => c.key).join(",") || "none"}`);
+          return { found: input.round === 0 ? [cited("smith2017")] : [], more: input.round === 0 };
+        }),
+        writeSection: fromPromise(async ({ input }) => {
+          await step(`write ${input.section} after ${Object.keys(input.written).join(",") || "nothing"}`);
+          return `${input.section} drafted`;
+        }),
+        reviseSection: fromPromise(async ({ input }) => {
+          await step(`revise ${input.section} for "${input.metaReview}"`);
+          return `${input.latex}, revised`;
+        }),
+        refineSection: fromPromise(async ({ input }) => {
+          await step(`refine ${input.section} citing ${input.citationKeys.join(",")}`);
+          return `${input.latex}, refined`;
+        }),
+        compile: fromPromise(async ({ input }): Promise<CompileReport> => {
+          await step(`compile ${Object.keys(input.written).join(",")} with ${input.bibtex.length} entries`);
+          return { ok: true, errors: [] };
+        }),
+        checkClaims: fromPromise(async (): Promise<{ unmatched: string[] }> => ({ unmatched: [] })),
+        fixClaims: fromPromise(async (): Promise<Written> => ({})),
+        fixLatex: fromPromise(async (): Promise<Written> => ({})),
+      },
+    });
+  }
+
+  it("writer: a first version cites, then drafts and refines each section; the sections and citations are its output", async () => {
+    const calls: string[] = [];
+    const out = await toPromise(createActor(writer(calls), { input: { sections: ["introduction", "method"], citeRounds: 3, maxFixes: 1 } }).start());
+    expect(calls).toEqual([
+      "cite 0 having none",
+      "cite 1 having smith2017",
+      "write introduction after nothing",
+      "refine introduction citing smith2017",
+      "write method after introduction",
+      "refine method citing smith2017",
+      "compile introduction,method with 1 entries",
+    ]);
+    expect(out.written).toEqual({ introduction: "introduction drafted, refined", method: "method drafted, refined" });
+    expect(out.citations).toEqual([cited("smith2017")]);
+  });
+
+  it("writer: a revision revises each section of the version before from the meta-review, keeps its citations and looks for none", async () => {
+    const calls: string[] = [];
+    const revision = { metaReview: "too thin", sections: { introduction: "intro v1", method: "method v1" }, citations: [cited("smith2017")] };
+    const actor = createActor(writer(calls), { input: { sections: ["introduction", "method"], citeRounds: 3, maxFixes: 1, revision } }).start();
+    const out = await toPromise(actor);
+    expect(calls).toEqual([
+      'revise introduction for "too thin"',
+      "refine introduction citing smith2017",
+      'revise method for "too thin"',
+      "refine method citing smith2017",
+      "compile introduction,method with 1 entries",
+    ]);
+    expect(actor.getSnapshot().value).toBe("done");
+    expect(out.written).toEqual({ introduction: "intro v1, revised, refined", method: "method v1, revised, refined" });
+    expect(out.citations).toEqual([cited("smith2017")]);
+  });
+
+  it("writer: restored from its persisted snapshot while refining the method, it goes on from the sections and citations in its context", async () => {
+    const calls: string[] = [];
+    const input = { sections: ["introduction", "method", "results"], citeRounds: 2, maxFixes: 1 };
+    const first = createActor(writer(calls, "refine method citing smith2017"), { input }).start();
+    await waitFor(first, (s) => s.matches("refining") && s.context.sectionIndex === 1);
+    const persisted = JSON.parse(JSON.stringify(first.getPersistedSnapshot()));
+    first.stop();
+
+    const again: string[] = [];
+    const out = await toPromise(createActor(writer(again), { input, snapshot: persisted }).start());
+    expect(again).toEqual([
+      "refine method citing smith2017",
+      "write results after introduction,method",
+      "refine results citing smith2017",
+      "compile introduction,method,results with 1 entries",
+    ]);
+    expect(out.written.introduction).toBe("introduction drafted, refined");
   });
 
   function chair(send: (sendBack: (e: ChairEvent) => void) => void) {
@@ -550,7 +790,8 @@ describe("failures are typed in context and output", () => {
         runExperiment: fromPromise(async (): Promise<RunAttempt> => ({ ok: true, stderrTail: "", results: { d: { means: { loss: 1 } } } })),
         fixCode: fromPromise(async () => {}),
         discardRun: fromPromise(async () => {}),
-        makePlots: fromPromise(async () => ["loss.png"]),
+        editPlot: fromPromise(async () => "plot code"),
+        runPlot: fromPromise(async (): Promise<PlotAttempt> => ({ figures: ["loss.png"], stderrTail: "" })),
         writeNotes: fromPromise(async () => "notes"),
       },
     });
@@ -622,7 +863,8 @@ describe("failures are typed in context and output", () => {
         }),
         reflectOnIdea: fromPromise(async ({ input }) => ({ idea: input.idea, done: true, thought: "fine" })),
         screenIdea: fromPromise(async () => ({})),
-        askCritic: fromPromise(async (): Promise<Verdict> => {
+        askCritic: fromPromise(async () => {}),
+        awaitVerdict: fromPromise(async (): Promise<Verdict> => {
           throw new ModelBehaviorError("the critic's model gave garbage");
         }),
         reviseIdea: fromPromise(async ({ input }) => input.idea),
@@ -643,15 +885,16 @@ describe("failures are typed in context and output", () => {
     const writer = machines.writer.provide({
       actors: {
         findCitations: fromPromise(async (): Promise<{ found: Citation[]; more: boolean }> => ({ found: [], more: false })),
-        writeSection: fromPromise(async () => {}),
-        refineSection: fromPromise(async () => {}),
+        writeSection: fromPromise(async () => "draft"),
+        reviseSection: fromPromise(async ({ input }) => input.latex),
+        refineSection: fromPromise(async ({ input }) => input.latex),
         checkClaims: fromPromise(async (): Promise<{ unmatched: string[] }> => ({ unmatched: [] })),
-        fixClaims: fromPromise(async () => {}),
+        fixClaims: fromPromise(async (): Promise<Written> => ({})),
         compile: fromPromise(async (): Promise<CompileReport> => ({ ok: false, errors: ["Undefined control sequence"] })),
-        fixLatex: fromPromise(async () => {}),
+        fixLatex: fromPromise(async (): Promise<Written> => ({})),
       },
     });
-    const written = await toPromise(createActor(writer, { input: { sections: ["Introduction"], citeRounds: 1, maxFixes: 1 } }).start());
+    const written = await toPromise(createActor(writer, { input: { sections: ["introduction"], citeRounds: 1, maxFixes: 1 } }).start());
     expect(written.error).toEqual({ kind: "model", retryable: false, message: "LaTeX still fails: Undefined control sequence" });
 
     const reviewer = machines.reviewer.provide({

@@ -8,7 +8,7 @@ import { watchEvents } from "../../bus/events.js";
 import { subjects } from "../../bus/subjects.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
-import { runMachine } from "../runtime/runMachine.js";
+import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import { metaReview } from "./prompts.js";
 
 const NUMERIC: (keyof Review)[] = ["Originality", "Quality", "Clarity", "Significance", "Soundness", "Presentation", "Contribution", "Overall", "Confidence"];
@@ -66,18 +66,15 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
       }),
     },
   });
-  const out = await runMachine(machine, { reviewers: k, quorum: Math.min(ctx.config.quorum, k), deadlineMs: ctx.config.reviewDeadlineMs }, ctx, { actorId: `areaChair.${job.ideaId}${job.round ? `.r${job.round}` : ""}`, ideaId: job.ideaId });
+  const actorId = `areaChair.${job.ideaId}${job.round ? `.r${job.round}` : ""}`;
+  const out = await runMachine(machine, { reviewers: k, quorum: Math.min(ctx.config.quorum, k), deadlineMs: ctx.config.reviewDeadlineMs }, ctx, {
+    actorId, ideaId: job.ideaId, snapshot: await restoreFrom(ctx, actorId, areaChairMachine),
+  });
   if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error!.message}`, out.error);
-  // A rejected paper goes back to the writer with the meta-review while revision rounds are left.
-  const revisionRequested = out.decision.decision === "Reject" && job.round < ctx.config.revisionRounds;
-  const result = { ...out.decision, reviews: out.reviews.length, round: job.round, revisionRequested };
-  await putArtifact(ctx.bus, `${prefix}/meta_review.json`, JSON.stringify({ ...result, reviewers: out.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node })) }, null, 2));
+  const reviewers = out.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node, overall: r.review.Overall, decision: r.review.Decision }));
+  const result = { ...out.decision, reviews: out.reviews.length, round: job.round, reviewers };
+  await putArtifact(ctx.bus, `${prefix}/meta_review.json`, JSON.stringify(result, null, 2));
   const label = job.round ? ` on revision ${job.round}` : "";
-  await ctx.progress(`decision${label}: ${result.decision} (mean Overall ${result.scores.Overall} over ${result.reviews} reviews)${revisionRequested ? "; sent back to the writer for a revision" : ""}`, job.ideaId);
-  if (revisionRequested) {
-    await publishJob(ctx.bus, "write", {
-      jobId: `${job.runId}.write.${job.ideaId}.r${job.round + 1}`, runId: job.runId, ideaId: job.ideaId, idea: job.idea, round: job.round + 1, metaReview: out.decision.metaReview,
-    });
-  }
+  await ctx.progress(`decision${label}: ${result.decision} (mean Overall ${result.scores.Overall} over ${result.reviews} reviews)`, job.ideaId);
   return result;
 }

@@ -4,7 +4,7 @@ import type { Job, JobResult } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
-import { runMachine } from "../runtime/runMachine.js";
+import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import { LiteratureError } from "../literature/errors.js";
 import type { LiteratureSource } from "../literature/source.js";
 import { decide, think } from "./prompts.js";
@@ -31,7 +31,7 @@ export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, liter
       decide: fromPromise(async ({ input }) => ask(ctx.llm, decide, input, opts)),
     },
   });
-  const out = await runMachine(machine, { idea: job.idea, maxRounds: ctx.config.noveltyRounds }, ctx, { actorId: `critic.${job.ideaId}.${job.turn}`, ideaId: job.ideaId });
+  const out = await runMachine(machine, { idea: job.idea, maxRounds: ctx.config.noveltyRounds }, ctx, { actorId: `critic.${job.ideaId}.${job.turn}`, ideaId: job.ideaId, snapshot: await restoreFrom(ctx, `critic.${job.ideaId}.${job.turn}`, criticMachine) });
   // The failure of the step that broke decides: a provider's outage is retried, a model's garbage is final.
   if (!out.verdict) throw new JobFailedError(`the critic reached no verdict on ${job.ideaId}: ${out.error!.message}`, out.error);
   return out.verdict;

@@ -4,18 +4,19 @@ import type { Idea, Job, JobResult } from "../../bus/schemas.js";
 import { Idea as IdeaSchema } from "../../bus/schemas.js";
 import { JobFailedError, publishJob } from "../../bus/workQueue.js";
 import { errorOf } from "../../bus/errors.js";
-import { awaitOutcome } from "../../bus/events.js";
-import { loadTemplate, readTemplateFile, runNeeds } from "../templates.js";
+import { awaitOutcome, publishAccepted } from "../../bus/events.js";
+import { loadTemplate, readTemplateFile } from "../templates.js";
 import { ask } from "../llm/task.js";
 import { assertWithinBudget } from "../llm/budget.js";
 import type { AgentContext } from "../runtime/agentContext.js";
-import { runMachine } from "../runtime/runMachine.js";
+import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import { proposeIdea, reflectOnIdea, reviseIdea } from "./prompts.js";
 import { nearDuplicate } from "./nearDuplicate.js";
 import { z } from "zod";
 import type { Bus } from "../../bus/connection.js";
+import { kvKeys } from "../../bus/subjects.js";
 
-const archiveKey = (template: string) => `archive.${template.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+const archiveKey = kvKeys.archive;
 
 /** Ideas proposed by earlier runs of the same template, so a new run does not propose them again. */
 export async function readArchive(bus: Bus, template: string): Promise<Idea[]> {
@@ -34,6 +35,7 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
   const code = readTemplateFile(template, "experiment.py");
   const earlierRuns = await readArchive(ctx.bus, template.name);
   const opts = { signal: ctx.signal };
+  const noveltyJobId = (i: { ideaId: string; turn: number }) => `${job.runId}.novelty.${i.ideaId}.${i.turn}`;
 
   const machine = ideatorMachine.provide({
     actors: {
@@ -54,10 +56,11 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
         return twin ? { duplicateOf: twin.Name } : {};
       }),
       askCritic: fromPromise(async ({ input }: { input: { ideaId: string; idea: Idea; turn: number } }) => {
-        const jobId = `${job.runId}.novelty.${input.ideaId}.${input.turn}`;
         await ctx.progress(`asking the critic about "${input.idea.Title}"`, input.ideaId);
-        await publishJob(ctx.bus, "novelty", { jobId, runId: job.runId, ideaId: input.ideaId, idea: input.idea, turn: input.turn });
-        const outcome = await awaitOutcome(ctx.bus, job.runId, "novelty", jobId, { signal: ctx.signal, log: ctx.log });
+        await publishJob(ctx.bus, "novelty", { jobId: noveltyJobId(input), runId: job.runId, ideaId: input.ideaId, idea: input.idea, turn: input.turn });
+      }),
+      awaitVerdict: fromPromise(async ({ input }: { input: { ideaId: string; idea: Idea; turn: number } }) => {
+        const outcome = await awaitOutcome(ctx.bus, job.runId, "novelty", noveltyJobId(input), { signal: ctx.signal, log: ctx.log });
         if (!outcome.ok) throw errorOf(outcome.failure);
         const { verdict, reason } = outcome.result;
         await ctx.progress(
@@ -73,14 +76,9 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
         return ask(ctx.llm, reviseIdea, { idea: input.idea, verdict: input.verdict, code }, opts);
       }),
       handOff: fromPromise(async ({ input }: { input: { ideaId: string; idea: Idea } }) => {
-        // Experiments that need a GPU wait on their own queue, which only nodes with GPUs serve.
-        await publishJob(ctx.bus, runNeeds(template, ctx.config.profile).gpu ? "gpuExperiment" : "experiment", {
-          jobId: `${job.runId}.experiment.${input.ideaId}`,
-          runId: job.runId,
-          ideaId: input.ideaId,
-          idea: input.idea,
-        });
-        await ctx.progress(`handed "${input.idea.Title}" to the coder`, input.ideaId);
+        // The run's pipeline takes it from here, while the ideator goes on with the next idea.
+        await publishAccepted(ctx.bus, { runId: job.runId, ideaId: input.ideaId, idea: input.idea, by: ctx.by });
+        await ctx.progress(`"${input.idea.Title}" accepted: its experiments start`, input.ideaId);
       }),
     },
   });
@@ -89,7 +87,7 @@ export async function ideate(job: Job<"ideate">, ctx: AgentContext): Promise<Job
     machine,
     { target: job.count, maxReflections: ctx.config.maxReflections, maxRevisions: ctx.config.maxRevisions },
     ctx,
-    { actorId: "ideator" },
+    { actorId: "ideator", snapshot: await restoreFrom(ctx, "ideator", ideatorMachine) },
   );
   // An idea the critic could not judge stays open: a later run, with the literature back, may propose it again.
   await writeArchive(ctx.bus, template.name, [...earlierRuns, ...records.filter((r) => r.status !== "undecided").map((r) => r.idea)]);

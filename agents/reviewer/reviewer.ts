@@ -10,7 +10,7 @@ import { getArtifact, putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { extractPdfText } from "../tools/pdfText.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
-import { runMachine } from "../runtime/runMachine.js";
+import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import { ReviewExample, reflectOnReview, writeReview } from "./prompts.js";
 
 const EXAMPLES_DIR = fileURLToPath(new URL("../../config/review_examples", import.meta.url));
@@ -58,7 +58,8 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
       ),
     },
   });
-  const out = await runMachine(machine, { maxReflections: ctx.config.reviewReflections }, ctx, { actorId: `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}.${job.reviewer}`, ideaId: job.ideaId });
+  const actorId = `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}.${job.reviewer}`;
+  const out = await runMachine(machine, { maxReflections: ctx.config.reviewReflections }, ctx, { actorId, ideaId: job.ideaId, snapshot: await restoreFrom(ctx, actorId, reviewerMachine) });
   if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error!.message}`, out.error);
   // The reviewer keeps its own review, so one that arrives after the area chair decided is still recorded.
   await putArtifact(

@@ -1,0 +1,100 @@
+import { fromCallback } from "xstate";
+import type { Bus } from "../../bus/connection.js";
+import type { Logger } from "../../bus/logger.js";
+import { awaitOutcome, watchEvents } from "../../bus/events.js";
+import { publishJob } from "../../bus/workQueue.js";
+import { subjects } from "../../bus/subjects.js";
+import { failureOf } from "../../bus/errors.js";
+import { AcceptedIdea, type Actor, type JobKind, type JobResult, type Outcome, type RunConfig } from "../../bus/schemas.js";
+import { ideaMachine, type JobEvent, type JobRequest } from "../../machines/idea.js";
+import { pipelineMachine, type AcceptedEvent, type PipelineOutput } from "../../machines/pipeline.js";
+import { spentUsd } from "../llm/budget.js";
+import { restoreFrom, runMachine } from "./runMachine.js";
+
+/** The pipeline's actor id in its run: its persisted snapshot holds every idea's too. */
+export const PIPELINE_ACTOR = "pipeline";
+
+export interface PipelineOptions {
+  bus: Bus;
+  config: RunConfig;
+  baselineKind: "baseline" | "gpuBaseline";
+  experimentKind: "experiment" | "gpuExperiment";
+  by: Actor;
+  log: Logger;
+  signal: AbortSignal;
+  /** Go on from the run's persisted pipeline (`--resume`), rather than start it. */
+  resume: boolean;
+  /** Told of every outcome the pipeline receives, for the person watching. */
+  onOutcome?: (kind: JobKind, outcome: Outcome<JobKind>) => void;
+}
+
+/** The typed event an outcome becomes. */
+async function eventOf(bus: Bus, runId: string, kind: JobKind, outcome: Outcome<JobKind>): Promise<JobEvent> {
+  if (!outcome.ok) return { type: "JOB_FAILED", kind, failure: outcome.failure };
+  switch (kind) {
+    case "baseline":
+    case "gpuBaseline":
+      return { type: "BASELINE_DONE", result: outcome.result as JobResult<"baseline"> };
+    case "ideate":
+      return { type: "IDEATED", result: outcome.result as JobResult<"ideate"> };
+    case "experiment":
+    case "gpuExperiment":
+      return { type: "EXPERIMENTED", result: outcome.result as JobResult<"experiment"> };
+    case "write":
+      return { type: "WRITTEN", result: outcome.result as JobResult<"write"> };
+    case "chair":
+      return { type: "DECIDED", result: outcome.result as JobResult<"chair">, spentUsd: await spentUsd(bus, runId) };
+    default:
+      throw new Error(`the pipeline does not wait for ${kind} jobs`);
+  }
+}
+
+/**
+ * Runs a run's pipeline (machines/pipeline.ts, one idea machine per accepted idea) in this process until every
+ * idea has ended. Each step puts its job on a work queue (idempotently: the job id is the msgID, and a job
+ * whose outcome is recorded is not redone) and waits for that job's outcome on its own subject; so a pipeline
+ * that goes on from its snapshot after a crash asks again for what it was waiting for, and gets the answer that
+ * came while it was away.
+ */
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineOutput> {
+  const { bus, config, log } = opts;
+  const runId = config.runId;
+  const job = fromCallback<JobEvent, JobRequest>(({ input, sendBack }) => {
+    const stop = new AbortController();
+    void (async () => {
+      await publishJob(bus, input.kind, input.job as never);
+      const outcome = (await awaitOutcome(bus, runId, input.kind, input.job.jobId, { signal: stop.signal, log })) as Outcome<JobKind>;
+      opts.onOutcome?.(input.kind, outcome);
+      sendBack(await eventOf(bus, runId, input.kind, outcome));
+    })().catch((err: unknown) => {
+      if (!stop.signal.aborted) sendBack({ type: "JOB_FAILED", kind: input.kind, failure: failureOf(err, `waiting for ${input.job.jobId}`) });
+    });
+    return () => stop.abort();
+  });
+  const watchIdeas = fromCallback<AcceptedEvent, { runId: string }>(({ input, sendBack }) => {
+    let closed = false;
+    let close = async () => {};
+    void (async () => {
+      const stream = await watchEvents(bus, subjects.accepted(input.runId), AcceptedIdea, log);
+      close = () => stream.close();
+      if (closed) return void stream.close();
+      for await (const { value } of stream) sendBack({ type: "IDEA_ACCEPTED", ideaId: value.ideaId, idea: value.idea });
+    })().catch((err: Error) => log.error({ err: err.message }, "following the accepted ideas failed; the ideation's record still starts them"));
+    return () => {
+      closed = true;
+      void close();
+    };
+  });
+  const machine = pipelineMachine.provide({ actors: { job, watchIdeas, idea: ideaMachine.provide({ actors: { job } }) } });
+  const ctx = { bus, runId, by: opts.by, log, signal: opts.signal };
+  const snapshot = opts.resume ? await restoreFrom(ctx, PIPELINE_ACTOR, pipelineMachine) : undefined;
+  return runMachine(
+    machine,
+    {
+      runId, ideas: config.ideas, baselineKind: opts.baselineKind, experimentKind: opts.experimentKind, revisionRounds: config.revisionRounds,
+      ...(config.budgetUsd !== undefined ? { budgetUsd: config.budgetUsd } : {}),
+    },
+    ctx,
+    { actorId: PIPELINE_ACTOR, snapshot },
+  );
+}

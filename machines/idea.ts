@@ -1,0 +1,159 @@
+import { assign, setup } from "xstate";
+import type { Idea, JobInput, JobKind, JobResult } from "../bus/schemas.js";
+import type { Failure } from "../bus/errors.js";
+import { declaredCallback } from "./declare.js";
+
+/** A job the pipeline puts on a work queue, and waits for. */
+export type JobRequest = { [K in JobKind]: { kind: K; job: JobInput<K> } }[JobKind];
+
+/** What a job's outcome tells the pipeline, one event per kind of result; a failure of any kind is JOB_FAILED. */
+export type JobEvent =
+  | { type: "BASELINE_DONE"; result: JobResult<"baseline"> }
+  | { type: "IDEATED"; result: JobResult<"ideate"> }
+  | { type: "EXPERIMENTED"; result: JobResult<"experiment"> }
+  | { type: "WRITTEN"; result: JobResult<"write"> }
+  /** The run's spend when the decision arrived: a revision is new paid work. */
+  | { type: "DECIDED"; result: JobResult<"chair">; spentUsd: number }
+  | { type: "JOB_FAILED"; kind: JobKind; failure: Failure };
+
+export type Decision = JobResult<"chair">;
+
+export interface IdeaInput {
+  runId: string;
+  ideaId: string;
+  idea: Idea;
+  /** `gpuExperiment` when the template's profile needs a GPU: only nodes with GPUs serve that queue. */
+  experimentKind: "experiment" | "gpuExperiment";
+  /** Times a rejected paper is revised from its meta-review and reviewed again. */
+  revisionRounds: number;
+  budgetUsd?: number | undefined;
+}
+
+interface Context extends IdeaInput {
+  /** 0 while the paper as first written is reviewed; r while its r-th revision is. */
+  round: number;
+  experiment: JobResult<"experiment"> | undefined;
+  paper: JobResult<"write"> | undefined;
+  /** Every round's decision, in order. */
+  decisions: Decision[];
+  failure: Failure | undefined;
+  /** The job kind that failed. */
+  failedAt: JobKind | undefined;
+}
+
+export interface IdeaOutput {
+  ideaId: string;
+  status: "decided" | "failed";
+  round: number;
+  experiment?: JobResult<"experiment">;
+  paper?: JobResult<"write">;
+  decisions: Decision[];
+  failure?: Failure;
+  failedAt?: JobKind;
+}
+
+const suffix = (round: number) => (round ? `.r${round}` : "");
+
+const outputOf = (c: Context): IdeaOutput => ({
+  ideaId: c.ideaId,
+  status: c.failure ? "failed" : "decided",
+  round: c.round,
+  ...(c.experiment ? { experiment: c.experiment } : {}),
+  ...(c.paper ? { paper: c.paper } : {}),
+  decisions: c.decisions,
+  ...(c.failure ? { failure: c.failure } : {}),
+  ...(c.failedAt ? { failedAt: c.failedAt } : {}),
+});
+
+/**
+ * One idea's way through the swarm, after the critic judged it novel: its experiments (the coder), the paper
+ * (the writer), the area chair's decision, and while revision rounds and budget are left, a revision of a
+ * rejected paper from its meta-review and another review. Each step is a job on a work queue, and its outcome
+ * comes back as an event: the pipeline holds no edge between agents anywhere else.
+ */
+export const ideaMachine = setup({
+  types: {
+    input: {} as IdeaInput,
+    context: {} as Context,
+    events: {} as JobEvent,
+    output: {} as IdeaOutput,
+  },
+  actors: {
+    job: declaredCallback<JobEvent, JobRequest>("job"),
+  },
+  guards: {
+    revise: ({ context }, { decision, spentUsd }: { decision: Decision; spentUsd: number }) =>
+      decision.decision === "Reject" &&
+      context.round < context.revisionRounds &&
+      (context.budgetUsd === undefined || spentUsd < context.budgetUsd),
+  },
+  actions: {
+    fail: assign((_, { kind, failure }: { kind: JobKind; failure: Failure }) => ({ failure, failedAt: kind })),
+  },
+}).createMachine({
+  id: "idea",
+  context: ({ input }) => ({ ...input, round: 0, experiment: undefined, paper: undefined, decisions: [], failure: undefined, failedAt: undefined }),
+  initial: "experimenting",
+  states: {
+    experimenting: {
+      invoke: {
+        src: "job",
+        input: ({ context: c }): JobRequest => ({ kind: c.experimentKind, job: { jobId: `${c.runId}.experiment.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
+      },
+      on: {
+        EXPERIMENTED: { target: "writing", actions: assign({ experiment: ({ event }) => event.result }) },
+        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    writing: {
+      invoke: {
+        src: "job",
+        input: ({ context: c }): JobRequest => ({ kind: "write", job: { jobId: `${c.runId}.write.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: 0 } }),
+      },
+      on: {
+        WRITTEN: { target: "reviewing", actions: assign({ paper: ({ event }) => event.result }) },
+        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    reviewing: {
+      invoke: {
+        src: "job",
+        input: ({ context: c }): JobRequest => ({
+          kind: "chair",
+          job: { jobId: `${c.runId}.chair.${c.ideaId}${suffix(c.round)}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, pdf: c.paper!.pdf, round: c.round },
+        }),
+      },
+      on: {
+        DECIDED: [
+          {
+            guard: { type: "revise", params: ({ event }) => ({ decision: event.result, spentUsd: event.spentUsd }) },
+            target: "revising",
+            actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result], round: context.round + 1 })),
+          },
+          { target: "decided", actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result] })) },
+        ],
+        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    // The writer revises the paper from the meta-review of the round before; the chair then reviews it again.
+    revising: {
+      invoke: {
+        src: "job",
+        input: ({ context: c }): JobRequest => ({
+          kind: "write",
+          job: {
+            jobId: `${c.runId}.write.${c.ideaId}${suffix(c.round)}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: c.round,
+            metaReview: c.decisions[c.decisions.length - 1]!.metaReview,
+          },
+        }),
+      },
+      on: {
+        WRITTEN: { target: "reviewing", actions: assign({ paper: ({ event }) => event.result }) },
+        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    decided: { type: "final" },
+    failed: { type: "final" },
+  },
+  output: ({ context }) => outputOf(context),
+});

@@ -1,0 +1,142 @@
+import { assign, enqueueActions, setup } from "xstate";
+import type { Idea, JobKind, JobResult } from "../bus/schemas.js";
+import type { Failure } from "../bus/errors.js";
+import { declaredCallback } from "./declare.js";
+import { ideaMachine, type IdeaOutput, type JobEvent, type JobRequest } from "./idea.js";
+
+/** The ideator judged an idea novel: it goes to the coder at once, while the ideator works on the next. */
+export type AcceptedEvent = { type: "IDEA_ACCEPTED"; ideaId: string; idea: Idea };
+
+/** What XState sends when a spawned idea reaches its end (`xstate.done.actor.<ideaId>`). */
+type IdeaDone = { type: `xstate.done.actor.${string}`; actorId: string; output: IdeaOutput };
+
+export type PipelineEvent = JobEvent | AcceptedEvent | IdeaDone;
+
+const isIdeaDone = (event: PipelineEvent): event is IdeaDone => event.type.startsWith("xstate.done.actor.");
+
+export interface PipelineInput {
+  runId: string;
+  /** Ideas the ideator is asked for. */
+  ideas: number;
+  baselineKind: "baseline" | "gpuBaseline";
+  experimentKind: "experiment" | "gpuExperiment";
+  revisionRounds: number;
+  budgetUsd?: number | undefined;
+}
+
+interface Context extends PipelineInput {
+  baseline: JobResult<"baseline"> | undefined;
+  ideation: JobResult<"ideate"> | undefined;
+  /** Why the run could not go on: its baseline or its ideation failed. */
+  failure: Failure | undefined;
+  failedAt: JobKind | undefined;
+  /** The ideas in flight and finished, in the order they were accepted. */
+  accepted: { ideaId: string; idea: Idea }[];
+  finished: Record<string, IdeaOutput>;
+}
+
+export interface PipelineOutput {
+  baseline?: JobResult<"baseline">;
+  ideation?: JobResult<"ideate">;
+  failure?: Failure;
+  failedAt?: JobKind;
+  ideas: IdeaOutput[];
+}
+
+/**
+ * A run: the template's baseline before any model call, then ideation, during which every idea the critic
+ * judges novel starts its own pipeline (an idea machine, spawned with the idea's id) while the ideator goes on;
+ * the run ends when ideation has ended and every idea has been decided or has failed.
+ */
+export const pipelineMachine = setup({
+  types: {
+    input: {} as PipelineInput,
+    context: {} as Context,
+    events: {} as PipelineEvent,
+    output: {} as PipelineOutput,
+  },
+  actors: {
+    idea: ideaMachine,
+    job: declaredCallback<JobEvent, JobRequest>("job"),
+    /** Sends IDEA_ACCEPTED for every idea the ideator accepts in this run, those accepted before a restart included. */
+    watchIdeas: declaredCallback<AcceptedEvent, { runId: string }>("watchIdeas"),
+  },
+  guards: {
+    isNew: ({ context }, { ideaId }: { ideaId: string }) => !context.accepted.some((a) => a.ideaId === ideaId),
+    allFinished: ({ context }) => context.accepted.every((a) => context.finished[a.ideaId] !== undefined),
+  },
+  actions: {
+    /** Starts the pipeline of each idea not yet started: the accepted event and the ideation's record both name it. */
+    start: enqueueActions(({ context, enqueue }, { ideas }: { ideas: { ideaId: string; idea: Idea }[] }) => {
+      const fresh = ideas.filter((i, n) => !context.accepted.some((a) => a.ideaId === i.ideaId) && ideas.findIndex((o) => o.ideaId === i.ideaId) === n);
+      for (const { ideaId, idea } of fresh) {
+        enqueue.spawnChild("idea", {
+          id: ideaId,
+          input: {
+            runId: context.runId, ideaId, idea, experimentKind: context.experimentKind, revisionRounds: context.revisionRounds,
+            ...(context.budgetUsd !== undefined ? { budgetUsd: context.budgetUsd } : {}),
+          },
+        });
+      }
+      if (fresh.length) enqueue.assign({ accepted: [...context.accepted, ...fresh] });
+    }),
+    /** An idea reached its end: the event is XState's, named by the idea's id. */
+    finish: assign({ finished: ({ context, event }) => (isIdeaDone(event) ? { ...context.finished, [event.actorId]: event.output } : context.finished) }),
+    fail: assign((_, { kind, failure }: { kind: JobKind; failure: Failure }) => ({ failure, failedAt: kind })),
+  },
+}).createMachine({
+  id: "pipeline",
+  context: ({ input }) => ({ ...input, baseline: undefined, ideation: undefined, failure: undefined, failedAt: undefined, accepted: [], finished: {} }),
+  initial: "baseline",
+  states: {
+    // The unchanged template, before any model call: a template that cannot run here stops the run with nothing spent.
+    baseline: {
+      invoke: {
+        src: "job",
+        input: ({ context: c }): JobRequest => ({ kind: c.baselineKind, job: { jobId: `${c.runId}.baseline`, runId: c.runId } }),
+      },
+      on: {
+        BASELINE_DONE: { target: "ideating", actions: assign({ baseline: ({ event }) => event.result }) },
+        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    ideating: {
+      invoke: [
+        { src: "job", input: ({ context: c }): JobRequest => ({ kind: "ideate", job: { jobId: `${c.runId}.ideate`, runId: c.runId, count: c.ideas } }) },
+        { src: "watchIdeas", input: ({ context }) => ({ runId: context.runId }) },
+      ],
+      on: {
+        IDEA_ACCEPTED: {
+          guard: { type: "isNew", params: ({ event }) => ({ ideaId: event.ideaId }) },
+          actions: { type: "start", params: ({ event }) => ({ ideas: [{ ideaId: event.ideaId, idea: event.idea }] }) },
+        },
+        IDEATED: {
+          target: "finishing",
+          actions: [
+            assign({ ideation: ({ event }) => event.result }),
+            {
+              type: "start",
+              params: ({ event }) => ({ ideas: event.result.ideas.filter((i) => i.status === "accepted").map(({ ideaId, idea }) => ({ ideaId, idea })) }),
+            },
+          ],
+        },
+        "xstate.done.actor.*": { actions: "finish" },
+        // The ideas already accepted still go to their end.
+        JOB_FAILED: { target: "finishing", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    finishing: {
+      always: { guard: "allFinished", target: "done" },
+      on: { "xstate.done.actor.*": { actions: "finish" } },
+    },
+    done: { type: "final" },
+    failed: { type: "final" },
+  },
+  output: ({ context }) => ({
+    ...(context.baseline ? { baseline: context.baseline } : {}),
+    ...(context.ideation ? { ideation: context.ideation } : {}),
+    ...(context.failure ? { failure: context.failure } : {}),
+    ...(context.failedAt ? { failedAt: context.failedAt } : {}),
+    ideas: context.accepted.flatMap((a) => (context.finished[a.ideaId] ? [context.finished[a.ideaId]!] : [])),
+  }),
+});
