@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { pino } from "pino";
 import { natsForSuite } from "./helpers/nats.js";
+import { recordingNode } from "./helpers/recordingNode.js";
 import { experiment } from "../agents/coder/coder.js";
 import { createLlm } from "../agents/llm/client.js";
 import { offlineProvider } from "../agents/llm/offline/offlineProvider.js";
@@ -13,7 +14,6 @@ import { RunConfig } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { getArtifact, hasArtifact } from "../bus/artifacts.js";
 import type { AgentContext } from "../agents/runtime/agentContext.js";
-import type { LlmProvider } from "../agents/llm/types.js";
 import "../agents/offline.js";
 
 const log = pino({ level: "silent" });
@@ -107,29 +107,8 @@ describe("the coder, taken over by another node", () => {
       jobId: "j2", runId, ideaId: "lr_sweep",
       idea: { Name: "lr_sweep", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.01, 0.1, 0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 },
     };
-    /** A node of its own (its own workspace), whose model calls are recorded; `stopAt` stops the node when that call comes. */
-    const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) => {
-      const controller = new AbortController();
-      const tasks: string[] = [];
-      const progress: string[] = [];
-      const base = offlineProvider();
-      const provider: LlmProvider = {
-        ...base,
-        async complete(req) {
-          const data = req.data as Record<string, unknown>;
-          tasks.push(`${req.task}${typeof data.run === "string" ? ` ${data.run}` : ""}`);
-          if (stopAt?.(req.task, data)) controller.abort();
-          return base.complete(req);
-        },
-      };
-      const by = { agent: "coder", node: name };
-      const ctx: AgentContext = {
-        bus: nats.bus, runId, config, by, log, signal: controller.signal, workRoot: join(dir, name),
-        llm: createLlm(provider, { bus: nats.bus, runId, by, log }),
-        progress: async (text) => void progress.push(text),
-      };
-      return { ctx, tasks, progress };
-    };
+    const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) =>
+      recordingNode({ bus: nats.bus, runId, config, log, dir, agent: "coder", label: (d) => (typeof d.run === "string" ? d.run : undefined) }, name, stopAt);
 
     // The first node stops (as a killed process would) while the model edits run_3.
     const a = node("node-a", (task, data) => task === "coder.edit" && data.run === "run_3");

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { natsForSuite } from "./helpers/nats.js";
+import { recordingNode } from "./helpers/recordingNode.js";
 import { runScript } from "./helpers/cli.js";
 import { checkPaper, checkSection } from "../agents/writer/checklist.js";
 import { checkClaims, collectFacts, matches, unmatched, type Fact } from "../agents/writer/claims.js";
@@ -180,29 +181,8 @@ describe("the writer, taken over and revising", () => {
     });
     await putRunConfig(nats.bus, config);
     const idea: Idea = { Name: "lr", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 };
-    /** A node of its own, whose model calls are recorded; `stopAt` stops the node when that call comes. */
-    const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) => {
-      const controller = new AbortController();
-      const tasks: string[] = [];
-      const progress: string[] = [];
-      const base = offlineProvider();
-      const provider: LlmProvider = {
-        ...base,
-        async complete(req) {
-          const data = req.data as Record<string, unknown>;
-          tasks.push(`${req.task}${typeof data.section === "string" ? ` ${data.section}` : ""}`);
-          if (stopAt?.(req.task, data)) controller.abort();
-          return base.complete(req);
-        },
-      };
-      const by = { agent: "writer", node: name };
-      const ctx: AgentContext = {
-        bus: nats.bus, runId, config, by, log, signal: controller.signal, workRoot: join(dir, name),
-        llm: createLlm(provider, { bus: nats.bus, runId, by, log }),
-        progress: async (text) => void progress.push(text),
-      };
-      return { ctx, tasks, progress };
-    };
+    const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) =>
+      recordingNode({ bus: nats.bus, runId, config, log, dir, agent: "writer", label: (d) => (typeof d.section === "string" ? d.section : undefined) }, name, stopAt);
     await experiment({ jobId: "e", runId, ideaId: "lr", idea }, node("coder").ctx);
     const bibliography = await localBibliography(DEFAULT_BIBLIOGRAPHY);
 

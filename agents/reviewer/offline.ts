@@ -1,5 +1,4 @@
 import { OFFLINE_NOTE, respond } from "../llm/offline/registry.js";
-import { keywords } from "../text.js";
 import * as reviewer from "./prompts.js";
 
 // The offline stand-in's reviews: scores from what the paper's text shows.

@@ -8,7 +8,7 @@ import { kvKeys } from "../../bus/subjects.js";
 export const snapshotKey = kvKeys.snapshot;
 
 /** Bumped whenever what a persisted actor holds changes shape; fixtures of every version live in test/fixtures/snapshots/. */
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 
 /** An actor as runMachine writes it to KV: enough to look at it (machine, state) and to restore it (the snapshot). */
 export const PersistedActor = z.object({

@@ -1,5 +1,5 @@
 import type { RunRecord } from "../../bus/schemas.js";
-import { OFFLINE_NOTE, respond } from "../llm/offline/registry.js";
+import { respond } from "../llm/offline/registry.js";
 import { texEscape } from "../tools/latex.js";
 import { fmt } from "../llm/offline/shared.js";
 import { jaccard, keywords } from "../text.js";

@@ -16,7 +16,7 @@ const { values } = parseArgs({ options: { "ack-wait-ms": { type: "string", defau
 const ackWaitMs = z.coerce.number().int().min(500).parse(values["ack-wait-ms"]);
 const root = resolve(import.meta.dirname, "../..");
 
-/** Where to kill, and how to tell what the resumed run did again. */
+/** Where to kill, and how to name the steps that the run's output announces, to tell which were done in both lives. */
 const STAGES = [
   { stage: "experimenting", killAt: /coder@local .*: run_1 succeeded/, redone: /running (run_\d)|running (the baseline)/ },
   { stage: "writing", killAt: /writer@local .*: wrote the introduction/, redone: /(?:wrote|revised) the (\w+)|(planned \d+ runs?)/ },
@@ -61,7 +61,10 @@ for (const { stage, killAt, redone } of STAGES) {
     const res = await resumed;
     const finish = performance.now() - t0;
     if (res.exitCode !== 0) throw new Error(`the resume of ${stage} failed:\n${(res.all ?? "").slice(-3000)}`);
-    const again = [...(res.all ?? "").matchAll(new RegExp(redone, "g"))].map((m) => m[1] ?? m[2]).filter(Boolean);
+    // Work of the same name in both lives: what the kill made the run do twice.
+    const done = (text: string) => new Set([...text.matchAll(new RegExp(redone, "g"))].map((m) => m[1] ?? m[2]).filter((w): w is string => Boolean(w)));
+    const before = done(killed.all ?? "");
+    const again = [...done(res.all ?? "")].filter((w) => before.has(w));
     process.stdout.write(`${stage.padEnd(14)} ${((await pickup) / 1000).toFixed(1).padStart(9)} ${(finish / 1000).toFixed(1).padStart(9)}  ${again.join(", ") || "nothing"}\n`);
   } finally {
     await rm(out, { recursive: true, force: true });
