@@ -108,10 +108,12 @@ function watchStatus(nc: NatsConnection, log: Logger, onStatus?: (status: BusSta
 
 /**
  * How long a worker may stay silent on a job before JetStream hands it to another worker (workers say
- * `working()` three times as often). Set where the consumers are first created, e.g. shorter for tests;
- * workers read it back from their consumer.
+ * `working()` three times as often): how soon the job of a worker that died, or of a swarm that was killed
+ * and resumed, is taken up again. A worker that is only slow loses nothing by it: its claim keeps the job
+ * (serveJobs). Set where the consumers are first created, e.g. shorter for tests; workers read it back from
+ * their consumer.
  */
-export const ACK_WAIT_MS = Number(process.env.SWARM_ACK_WAIT_MS ?? 30_000);
+export const ACK_WAIT_MS = Number(process.env.SWARM_ACK_WAIT_MS ?? 10_000);
 
 async function ensureStream(jsm: JetStreamManager, name: string, subjectList: string[], retention: RetentionPolicy): Promise<void> {
   try {

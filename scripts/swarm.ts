@@ -218,8 +218,17 @@ async function main(): Promise<void> {
       process.exit(code);
     })());
   interrupted = () => stopping;
-  process.once("SIGINT", () => {
-    line("\nInterrupted: stopping the agents and the local NATS server…");
+  // A Ctrl-C reaches this process twice at once (from the terminal, and passed on by npm): only a second one a
+  // moment later means "leave now", with the jobs in flight left for their acknowledgement time to pass.
+  let interruptedAt = 0;
+  process.on("SIGINT", () => {
+    if (interruptedAt && Date.now() - interruptedAt > 2000) {
+      line("Interrupted again: leaving at once.");
+      process.exit(130);
+    }
+    if (interruptedAt) return;
+    interruptedAt = Date.now();
+    line(`\nInterrupted: stopping the agents and the local NATS server… Go on later with: npm run swarm -- --out ${flags.out} --resume ${runId}`);
     void shutdown(130);
   });
   process.once("SIGTERM", () => void shutdown(143));

@@ -3,7 +3,7 @@
  * offline run: how long `--resume` takes to pick the interrupted job up, how long it takes to finish the run,
  * and what is done again. Prints figures; not run by the tests.
  *
- *   npm run bench:resume [-- --ack-wait-ms 30000]
+ *   npm run bench:resume [-- --ack-wait-ms 10000]
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { execa, type ResultPromise } from "execa";
 import { z } from "zod";
 
-const { values } = parseArgs({ options: { "ack-wait-ms": { type: "string", default: "30000" } } });
+const { values } = parseArgs({ options: { "ack-wait-ms": { type: "string", default: "10000" } } });
 const ackWaitMs = z.coerce.number().int().min(500).parse(values["ack-wait-ms"]);
 const root = resolve(import.meta.dirname, "../..");
 
