@@ -85,6 +85,12 @@ const Flags = z.object({
   listen: z.string().regex(/^[0-9A-Za-z.:-]+$/, "an IP address or host name").default("127.0.0.1"),
 });
 
+/** Flags that make up a run's configuration: a resumed run keeps the values it started with. */
+const RUN_FLAGS = [
+  "template", "profile", "ideas", "reviewers", "quorum", "revisions", "few-shot", "llm", "role-llm", "budget", "literature",
+  "bibliography", "max-runs", "review-deadline", "run-timeout", "literature-wait",
+];
+
 /** A whole number in [min, max]: one message for every value outside it, negative or too large alike. */
 function count(min: number, max: number) {
   return z.coerce.number().int(`must be a whole number from ${min} to ${max}`).min(min, `must be a whole number from ${min} to ${max}`).max(max, `must be a whole number from ${min} to ${max}`);
@@ -156,6 +162,10 @@ async function main(): Promise<void> {
   // A resumed run keeps the configuration it started with; what is given beside --resume is not applied.
   const resumed = flags.resume ? await readResumed(resolve(flags.out, flags.resume)) : undefined;
   const resumedAt = resumed ? new Date().toISOString() : undefined;
+  if (resumed) {
+    const given = RUN_FLAGS.filter((f) => process.argv.some((a) => a === `--${f}` || a.startsWith(`--${f}=`)));
+    if (given.length) line(`Resuming keeps the run's own configuration: ${given.map((f) => `--${f}`).join(", ")} not applied.`);
+  }
   const prior = replayed ?? resumed;
   const template = loadTemplate(flags.template ?? prior?.template ?? "nanofit");
   const reviewers = resumed?.reviewers ?? flags.reviewers ?? replayed?.reviewers ?? 3;
