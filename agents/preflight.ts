@@ -5,6 +5,7 @@ import { z } from "zod";
 import { EnvironmentError, UserError } from "../bus/errors.js";
 import { missingTexPackages, texPackagesFix } from "./texPackages.js";
 import { pythonPackage } from "./packages.js";
+import { BWRAP_PATHS, UNSAFE_NO_SANDBOX_ENV } from "./coder/sandbox.js";
 
 export interface PythonInfo {
   /** The interpreter itself (`sys.executable`), not a shim in front of it. */
@@ -34,6 +35,8 @@ export interface PreflightNeeds {
   pythonModules: string[];
   /** A template's own files, checked before anything runs: the packages its paper loads, the syntax of its code. */
   template?: { texFile: string; pythonFiles: string[] };
+  /** Generated code runs here, so bubblewrap must be installed (or --unsafe-no-sandbox given). */
+  sandbox?: boolean;
 }
 
 export interface PreflightOptions {
@@ -68,6 +71,7 @@ export async function runPreflight(needs: PreflightNeeds, opts: PreflightOptions
   }
   const python = await pythonCheck(needs.pythonModules, opts);
   checks.push(python.check);
+  if (needs.sandbox) checks.push(await sandboxCheck(env));
   if (needs.template) {
     if (needs.tex) checks.push(await texPackagesCheck(needs.template.texFile, env));
     checks.push(await syntaxCheck(needs.template.pythonFiles, python.info, opts));
@@ -90,6 +94,18 @@ export function formatPreflight(report: PreflightReport): string {
   return report.checks
     .map((c) => `${c.ok ? "✓" : "✗"} ${c.name}: ${c.detail}${!c.ok && c.fix ? ` (fix: ${c.fix})` : ""}`)
     .join("\n");
+}
+
+async function sandboxCheck(env: NodeJS.ProcessEnv): Promise<PreflightCheck> {
+  for (const path of BWRAP_PATHS) if (await isExecutableFile(path)) return { name: "bubblewrap", ok: true, detail: path };
+  return env[UNSAFE_NO_SANDBOX_ENV] === "1"
+    ? { name: "bubblewrap", ok: true, detail: "not installed: --unsafe-no-sandbox was given, so generated code runs WITHOUT a sandbox" }
+    : {
+        name: "bubblewrap",
+        ok: false,
+        detail: `bubblewrap is not installed (${BWRAP_PATHS.join(" or ")}), and generated code runs only in its sandbox`,
+        fix: "apt-get install -y bubblewrap (or, on a machine you do not mind losing, --unsafe-no-sandbox)",
+      };
 }
 
 async function binaryCheck(name: string, env: NodeJS.ProcessEnv, fix: string): Promise<PreflightCheck> {
