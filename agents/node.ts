@@ -1,3 +1,4 @@
+import { readdir, rm, rmdir, stat, utimes } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,9 +14,9 @@ import { ideate } from "./ideator/ideator.js";
 import { judgeNovelty } from "./critic/critic.js";
 import { chooseLiterature } from "./literature/fallback.js";
 import type { LiteratureSource } from "./literature/source.js";
-import { experiment } from "./coder/coder.js";
+import { experiment, experimentWorkspace } from "./coder/coder.js";
 import { baseline } from "./coder/baseline.js";
-import { writePaper } from "./writer/writer.js";
+import { paperWorkspace, writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
 import { detectGpus, type GpuInfo } from "./gpus.js";
@@ -42,6 +43,26 @@ export interface SwarmNode {
   nodeId: string;
   gpus: GpuInfo[];
   stop(): Promise<void>;
+}
+
+/** How long the folder of a job that failed here is kept for a person to look into; then it is removed. */
+export const FAILED_WORK_DAYS = 7;
+
+/**
+ * Work folders (`<workRoot>/<runId>/<name>`) of failed jobs kept longer than FAILED_WORK_DAYS, except those of
+ * jobs running now; a run folder left empty goes too.
+ */
+async function pruneWork(workRoot: string, active: Set<string>, log: Logger): Promise<void> {
+  const before = Date.now() - FAILED_WORK_DAYS * 24 * 60 * 60 * 1000;
+  const dirs = async (dir: string) => (await readdir(dir, { withFileTypes: true }).catch(() => [])).filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
+  for (const runDir of await dirs(workRoot)) {
+    for (const ws of await dirs(runDir)) {
+      if (active.has(ws) || (await stat(ws)).mtimeMs >= before) continue;
+      await rm(ws, { recursive: true, force: true });
+      log.info({ workspace: ws }, `removed ${ws}, a failed job's folder kept for ${FAILED_WORK_DAYS} days`);
+    }
+    await rmdir(runDir).catch(() => undefined);
+  }
 }
 
 /**
@@ -75,11 +96,39 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
 
   const contextFor = jobContexts(opts.bus, nodeId, workRoot);
 
+  const active = new Set<string>();
+  const prune = () => pruneWork(workRoot, active, opts.log).catch((err: Error) => opts.log.warn({ err: err.message }, "could not prune old work folders"));
+  /**
+   * Runs a job in its work folder `ws`, and removes the folder once the job is done: its outputs are in the
+   * object store by then (every upload is awaited before the job returns). A failed job's folder is kept for
+   * a person to look into, for FAILED_WORK_DAYS or until the job is tried again here.
+   */
+  async function inWorkspace<R>(ws: string, ctx: AgentContext, work: () => Promise<R>): Promise<R> {
+    active.add(ws);
+    try {
+      const result = await work();
+      await rm(ws, { recursive: true, force: true }).catch((err: Error) => ctx.log.warn({ err: err.message, workspace: ws }, `could not remove ${ws}`));
+      return result;
+    } catch (err) {
+      // A job stopped here (the node leaves, or another worker took it over) did not fail: its folder is just scratch.
+      if (!ctx.signal.aborted) {
+        const now = new Date();
+        await utimes(ws, now, now).catch(() => undefined);
+        ctx.log.warn({ workspace: ws, keepDays: FAILED_WORK_DAYS }, `the job failed; its work folder ${ws} is kept for ${FAILED_WORK_DAYS} days`);
+        void prune();
+      }
+      throw err;
+    } finally {
+      active.delete(ws);
+    }
+  }
+  void prune();
+
   const handlers: { [R in RoleName]: (job: Job<(typeof ROLE_QUEUES)[R]>, ctx: AgentContext) => Promise<JobResult<(typeof ROLE_QUEUES)[R]>> } = {
     ideator: (job, ctx) => ideate(job, ctx),
     critic: async (job, ctx) => judgeNovelty(job, ctx, await lit(ctx)),
-    coder: (job, ctx) => experiment(job, ctx),
-    writer: async (job, ctx) => writePaper(job, ctx, await lit(ctx)),
+    coder: (job, ctx) => inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx)),
+    writer: async (job, ctx) => inWorkspace(paperWorkspace(ctx.workRoot, job), ctx, async () => writePaper(job, ctx, await lit(ctx))),
     areaChair: (job, ctx) => chair(job, ctx),
     reviewer: (job, ctx) => review(job, ctx),
   };
@@ -114,7 +163,10 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
       }),
     );
     workers.push(
-      serveJobs(opts.bus, "gpuExperiment", async (job, jc) => experiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index)), {
+      serveJobs(opts.bus, "gpuExperiment", async (job, jc) => {
+        const ctx = await contextFor("coder", job, jc, gpus[jc.slot]!.index);
+        return inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx));
+      }, {
         concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log,
       }),
     );

@@ -2,6 +2,7 @@ import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type { Bus } from "./connection.js";
 import { BusError } from "./errors.js";
+import { inert } from "./inert.js";
 import { retryBus } from "./retryBus.js";
 
 /** Stops the waiting for a bus that is away (a stopping worker passes its signal). */
@@ -65,14 +66,38 @@ export async function putDirectory(
   return names;
 }
 
-/** Downloads every object whose name starts with `prefix/` into `dir`, keeping the rest of the path. */
+/** Longest path below the prefix, and longest single name in it (in bytes, as file systems count). */
+const MAX_PATH_CHARS = 512;
+const MAX_PART_BYTES = 255;
+
+/**
+ * Why an object's name (below its prefix) may not become a file: anyone who can write to the object store
+ * names these files, so a name may not climb out of the folder, be absolute, or carry control characters.
+ */
+function unsafeFileName(rel: string): string | undefined {
+  if (rel.length > MAX_PATH_CHARS) return `is over ${MAX_PATH_CHARS} characters long`;
+  if (inert(rel, MAX_PATH_CHARS) !== rel || rel.includes("\\")) return "has control, invisible or backslash characters";
+  const parts = rel.split("/");
+  if (parts.some((part) => part === ".." || part === "." || part === "")) return "is absolute, or has an empty, . or .. part";
+  if (parts.some((part) => Buffer.byteLength(part) > MAX_PART_BYTES)) return `has a part over ${MAX_PART_BYTES} bytes`;
+  return undefined;
+}
+
+/**
+ * Downloads every object whose name starts with `prefix/` into `dir`, keeping the rest of the path; an object
+ * whose name is not a safe file name there is skipped, with a warning.
+ */
 export async function getDirectory(bus: Bus, prefix: string, dir: string, opts: ArtifactOptions = {}): Promise<string[]> {
   const written: string[] = [];
   const listed = await retryBus(`listing of ${prefix}/`, () => bus.obj.list(), { log: bus.log, ...opts });
   for (const info of listed) {
     if (info.deleted || !info.name.startsWith(`${prefix}/`)) continue;
     const rel = info.name.slice(prefix.length + 1);
-    if (rel.split("/").some((part) => part === ".." || part === "")) continue;
+    const why = unsafeFileName(rel);
+    if (why) {
+      bus.log.warn({ name: inert(info.name, 300) }, `not mirroring artifact ${inert(info.name, 120)}: its name ${why}`);
+      continue;
+    }
     const target = join(dir, rel);
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, await getArtifact(bus, info.name, opts));

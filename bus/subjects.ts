@@ -30,8 +30,8 @@ export const subjects = {
 } as const;
 
 export const STREAMS = {
-  /** Work-queue stream: a job is removed once a worker acks it. */
-  jobs: { name: "SCI_JOBS", subjects: ["sci.*.jobs.*"] },
+  /** Work-queue stream: a job is removed once a worker acks it. It takes `anyJob(kind)` of the known kinds only. */
+  jobs: { name: "SCI_JOBS" },
   /** Everything agents say to each other, kept so a run can be replayed and resumed. */
   conversation: { name: "SCI_CONV", subjects: ["sci.*.conv.>"] },
 } as const;

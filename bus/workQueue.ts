@@ -65,7 +65,7 @@ const doneKey = kvKeys.done;
 const claimKey = kvKeys.claim;
 
 /** `<runId>.claim.<jobId>` in KV: who is doing the job. Written by create or compare-and-set only. */
-const Claim = z.object({
+export const Claim = z.object({
   /** The holding connection's instanceId; null once it let go (a failure to retry, a worker leaving). */
   holder: z.string().min(1).nullable(),
   node: z.string(),
@@ -73,7 +73,7 @@ const Claim = z.object({
   /** Attempts that ended without an outcome. */
   failures: z.number().int().min(0),
 });
-type Claim = z.infer<typeof Claim>;
+export type Claim = z.infer<typeof Claim>;
 
 function readClaim(entry: KvEntry | null): Claim | undefined {
   if (!entry || entry.operation !== "PUT") return undefined;
@@ -139,18 +139,21 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
   }
 
   async function handle(msg: JsMsg, slot: number, ackWaitMs: number): Promise<void> {
+    // A rejected job is acked, which removes it from the work queue: nats-server 2.9 ignores a term() that
+    // carries a reason, so such a job stayed pending, came back forever, and 1,000 of them filled the
+    // consumer's max_ack_pending and wedged the queue.
     let raw: unknown;
     try {
       raw = JSON.parse(dec.decode(msg.data));
     } catch {
-      log.warn({ subject: msg.subject }, "rejected a job that is not JSON");
-      msg.term("not JSON");
+      log.warn({ subject: msg.subject, bytes: msg.data.length }, "rejected a job that is not JSON; it is dropped");
+      msg.ack();
       return;
     }
     const parsed = jobSchemas[kind].safeParse(raw);
     if (!parsed.success) {
-      log.warn({ subject: msg.subject, issues: parsed.error.issues }, `rejected a malformed ${kind} job`);
-      msg.term("schema");
+      log.warn({ subject: msg.subject, issues: parsed.error.issues.slice(0, 5) }, `rejected a malformed ${kind} job; it is dropped`);
+      msg.ack();
       return;
     }
     const job = parsed.data as Job<K>;
@@ -221,7 +224,8 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       jobLog.error({ failures }, `${kind} job failed: ${failure.message}`);
       await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
       await bus.kv.put(done, "failed");
-      msg.term(failure.message.slice(0, 200));
+      // Its outcome says why; acked, it leaves the queue (nats-server 2.9 ignores a term() that carries a reason).
+      msg.ack();
       return;
     }
 
@@ -299,7 +303,7 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       if (!(await stillOurs().catch(() => false))) return;
       await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
       await bus.kv.put(done, "failed");
-      msg.term(failure.message.slice(0, 200));
+      msg.ack();
     } finally {
       clearInterval(heartbeat);
       bus.held.delete(key);

@@ -48,13 +48,16 @@ async function restoreWorkspace(ctx: AgentContext, persisted: PersistedActor, pr
   return kept;
 }
 
+/** The folder an idea's experiments run in on this node; startNode removes it once the job is done. */
+export const experimentWorkspace = (workRoot: string, job: { runId: string; ideaId: string }) => join(workRoot, job.runId, job.ideaId);
+
 export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
   const template = loadTemplate(ctx.config.template);
   const needs = runNeeds(template, ctx.config.profile);
   const python = await requirePython(template, ctx.by.node);
   // A GPU slot sees its own GPU only; the profile may set variables of its own (e.g. SWARM_PROFILE=reduced).
   const runEnv = { ...needs.env, ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}) };
-  const ws = join(ctx.workRoot, job.runId, job.ideaId);
+  const ws = experimentWorkspace(ctx.workRoot, job);
   const prefix = `${job.runId}/${job.ideaId}`;
   const actorId = `coder.${job.ideaId}`;
   const opts = { signal: ctx.signal, ideaId: job.ideaId };

@@ -95,10 +95,13 @@ async function pageCount(pdf: string): Promise<number> {
   return Number(/^Pages:\s+(\d+)/m.exec(stdout)?.[1] ?? 0);
 }
 
+/** The folder a paper is built in on this node, every round in the same one; startNode removes it once the job is done. */
+export const paperWorkspace = (workRoot: string, job: { runId: string; ideaId: string }) => join(workRoot, job.runId, `${job.ideaId}-paper`);
+
 export async function writePaper(job: Job<"write">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"write">> {
   const template = loadTemplate(ctx.config.template);
   const prefix = `${job.runId}/${job.ideaId}`;
-  const ws = join(ctx.workRoot, job.runId, `${job.ideaId}-paper`);
+  const ws = paperWorkspace(ctx.workRoot, job);
   await rm(ws, { recursive: true, force: true });
   await mkdir(ws, { recursive: true });
   // The writer may run on another machine than the coder: everything it needs comes from the object store.

@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { natsForSuite } from "./helpers/nats.js";
+import { connectBus } from "../bus/connection.js";
+import { startLocalNats } from "../bus/server.js";
+import { publishJob, serveJobs } from "../bus/workQueue.js";
+import { awaitOutcome } from "../bus/events.js";
+import { STREAMS, subjects } from "../bus/subjects.js";
+import { JOB_KINDS, type Review } from "../bus/schemas.js";
+
+const log = pino({ level: "silent" });
+const by = { agent: "reviewer", node: "test" };
+const review: Review = {
+  Summary: "s", Strengths: ["a"], Weaknesses: ["b"], Originality: 2, Quality: 2, Clarity: 3, Significance: 2,
+  Questions: [], Limitations: [], Ethical_Concerns: false, Soundness: 2, Presentation: 3, Contribution: 2,
+  Overall: 4, Confidence: 3, Decision: "Reject",
+};
+const DAY_NS = 24 * 60 * 60 * 1e9;
+
+describe("bounded streams on a real nats-server", () => {
+  let env: Awaited<ReturnType<typeof natsForSuite>>;
+  beforeAll(async () => {
+    env = await natsForSuite();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it("bounds both streams by age and size, and the jobs stream takes the known kinds only", async () => {
+    const jobs = (await env.bus.jsm.streams.info(STREAMS.jobs.name)).config;
+    expect([...jobs.subjects].sort()).toEqual(JOB_KINDS.map(subjects.anyJob).sort());
+    expect(jobs).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 1024 ** 3, discard: "new", retention: "workqueue" });
+    const conv = (await env.bus.jsm.streams.info(STREAMS.conversation.name)).config;
+    expect(conv).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 4 * 1024 ** 3, discard: "old" });
+  });
+
+  it("refuses a job of an unknown kind at publish, and stores nothing for it", async () => {
+    // No stream takes the subject, so nats-server 2.9 has no one to answer the publish: no responders.
+    await expect(env.bus.js.publish("sci.run-u.jobs.mine", new TextEncoder().encode("{}"), { timeout: 2_000 })).rejects.toThrow();
+    const info = await env.bus.jsm.streams.info(STREAMS.jobs.name, { subjects_filter: "sci.run-u.>" });
+    expect(info.state.messages).toBe(0);
+  });
+
+  it("drops 1,200 malformed review jobs (more than max_ack_pending) and then handles a good one at once", async () => {
+    const junk = new TextEncoder().encode('{"nope":1}');
+    const subject = subjects.job("run-j", "review");
+    await Promise.all(Array.from({ length: 1_200 }, (_, i) => env.bus.js.publish(subject, i % 2 ? junk : new TextEncoder().encode(`not json ${i}`))));
+    let handled = 0;
+    const worker = serveJobs(env.bus, "review", async () => {
+      handled++;
+      return { review, reflections: 0 };
+    }, { concurrency: 1, by, log });
+    await publishJob(env.bus, "review", { jobId: "good", runId: "run-j", ideaId: "idea_j", pdf: "p", reviewer: 0 });
+    const started = Date.now();
+    const outcome = await awaitOutcome(env.bus, "run-j", "review", "good");
+    const tookMs = Date.now() - started;
+    await worker.stop();
+    expect(outcome.ok).toBe(true);
+    expect(handled).toBe(1);
+    // Well under one ack wait (10 s): nothing rejected waited to come back.
+    expect(tookMs).toBeLessThan(8_000);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await env.bus.jsm.streams.info(STREAMS.jobs.name, { subjects_filter: subject })).state.messages).toBe(0);
+    expect((await env.bus.jsm.consumers.info(STREAMS.jobs.name, "jobs-review")).num_ack_pending).toBe(0);
+  }, 30_000);
+});
+
+describe("streams made by an earlier release", () => {
+  it("are brought to this release's subjects and limits when a swarm connects", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "swarm-stores-"));
+    const server = await startLocalNats({ storeDir: join(dir, "nats") });
+    try {
+      const nc = await connect({ servers: server.url });
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.add({ name: STREAMS.jobs.name, subjects: ["sci.*.jobs.*"], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
+      await jsm.streams.add({ name: STREAMS.conversation.name, subjects: ["sci.*.conv.>"], retention: RetentionPolicy.Limits, storage: StorageType.File });
+      await nc.close();
+      const bus = await connectBus(server.url, { log });
+      const jobs = (await bus.jsm.streams.info(STREAMS.jobs.name)).config;
+      expect([...jobs.subjects].sort()).toEqual(JOB_KINDS.map(subjects.anyJob).sort());
+      expect(jobs).toMatchObject({ max_age: 30 * DAY_NS, discard: "new" });
+      expect((await bus.jsm.streams.info(STREAMS.conversation.name)).config).toMatchObject({ max_age: 30 * DAY_NS, discard: "old" });
+      await bus.close();
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
