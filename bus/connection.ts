@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { connect, RequestError, type NatsConnection } from "@nats-io/transport-node";
+import { AuthorizationError, PermissionViolationError, connect, RequestError, type NatsConnection } from "@nats-io/transport-node";
 import {
   AckPolicy,
   DeliverPolicy,
+  DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   RetentionPolicy,
@@ -75,7 +76,7 @@ const RECONNECT = {
   maxPingOut: 3,
 } as const;
 
-function watchStatus(nc: NatsConnection, log: Logger, onStatus?: (status: BusStatus) => void): void {
+function watchStatus(nc: NatsConnection, log: Logger, identity: string, onStatus?: (status: BusStatus) => void): void {
   const tell = (status: BusStatus) => {
     try {
       onStatus?.(status);
@@ -95,6 +96,9 @@ function watchStatus(nc: NatsConnection, log: Logger, onStatus?: (status: BusSta
         lostAt = undefined;
         log.info({ server: s.server, downMs }, "NATS connection back");
         tell({ type: "back", server: s.server, downMs });
+      } else if (s.type === "error" && s.error instanceof PermissionViolationError) {
+        // The server says only which subject; which identity asked is what tells a misconfigured node from a forger.
+        log.error({ operation: s.error.operation, subject: s.error.subject, identity }, `NATS refused ${identity} a ${s.error.operation} on ${s.error.subject}`);
       } else if (s.type === "error") {
         log.warn({ err: s.error.message }, "NATS server reported an error");
       }
@@ -115,10 +119,36 @@ function watchStatus(nc: NatsConnection, log: Logger, onStatus?: (status: BusSta
  */
 export const ACK_WAIT_MS = Number(process.env.SWARM_ACK_WAIT_MS ?? 10_000);
 
-async function ensureStream(jsm: JetStreamManager, name: string, subjectList: string[], retention: RetentionPolicy): Promise<void> {
-  try {
-    await jsm.streams.info(name);
-  } catch {
+const DAY_NS = 24 * 60 * 60 * 1_000_000_000;
+const GIB = 1024 ** 3;
+
+/** What each stream keeps, and what it does once full. */
+const STREAM_LIMITS = {
+  // The record a run is resumed and replayed from: a month of runs, and once full the oldest runs' turns go
+  // first, so that a live run is never refused its progress and outcomes.
+  conversation: { max_age: 30 * DAY_NS, max_bytes: 4 * GIB, discard: DiscardPolicy.Old },
+  // Jobs are small (blobs are in the object store) and leave once done; one still waiting after the month
+  // its run's conversation is kept can no longer be resumed. Full, it refuses new jobs at publish, where the
+  // publisher hears of it, rather than dropping queued work unheard.
+  jobs: { max_age: 30 * DAY_NS, max_bytes: 1 * GIB, discard: DiscardPolicy.New },
+} as const;
+
+type StreamLimits = (typeof STREAM_LIMITS)[keyof typeof STREAM_LIMITS];
+
+/**
+ * Creates the stream, or brings one that an earlier release made to this configuration; a change the server
+ * refuses is logged and the stream kept as it is, since it still works.
+ */
+async function ensureStream(
+  jsm: JetStreamManager,
+  name: string,
+  subjectList: string[],
+  retention: RetentionPolicy,
+  limits: StreamLimits,
+  log?: Logger,
+): Promise<void> {
+  const info = await jsm.streams.info(name).catch(() => undefined);
+  if (!info) {
     await jsm.streams.add({
       name,
       subjects: subjectList,
@@ -126,7 +156,22 @@ async function ensureStream(jsm: JetStreamManager, name: string, subjectList: st
       storage: StorageType.File,
       // Job ids are msgIDs: a job published twice inside this window is stored once.
       duplicate_window: 10 * 60 * 1_000_000_000,
+      ...limits,
     });
+    return;
+  }
+  const { config } = info;
+  const same =
+    [...config.subjects].sort().join() === [...subjectList].sort().join() &&
+    config.max_age === limits.max_age &&
+    config.max_bytes === limits.max_bytes &&
+    config.discard === limits.discard;
+  if (same) return;
+  try {
+    await jsm.streams.update(name, { ...config, subjects: subjectList, ...limits });
+    log?.info({ stream: name, subjects: subjectList, ...limits }, `stream ${name} updated to this release's subjects and limits`);
+  } catch (err) {
+    log?.warn({ stream: name, err: (err as Error).message }, `stream ${name} keeps its earlier configuration: the server refused the update`);
   }
 }
 
@@ -134,11 +179,12 @@ async function ensureStream(jsm: JetStreamManager, name: string, subjectList: st
  * Creates (once) the streams, the durable consumers, the KV bucket and the object store. Deliveries are not
  * bounded: a job waiting for its run's lease or for a slow holder is delivered again and again, and
  * serveJobs counts the attempts that failed itself (in the job's claim). Consumers made by releases that
- * bounded deliveries are changed to match.
+ * bounded deliveries are changed to match. The jobs stream takes the known job kinds only, so that a job of
+ * any other kind is refused at publish (no stream answers it) instead of being stored with no worker for it.
  */
-export async function ensureTopology(jsm: JetStreamManager, opts: { ackWaitMs?: number } = {}): Promise<void> {
-  await ensureStream(jsm, STREAMS.jobs.name, [...STREAMS.jobs.subjects], RetentionPolicy.Workqueue);
-  await ensureStream(jsm, STREAMS.conversation.name, [...STREAMS.conversation.subjects], RetentionPolicy.Limits);
+export async function ensureTopology(jsm: JetStreamManager, opts: { ackWaitMs?: number; log?: Logger } = {}): Promise<void> {
+  await ensureStream(jsm, STREAMS.jobs.name, JOB_KINDS.map(subjects.anyJob), RetentionPolicy.Workqueue, STREAM_LIMITS.jobs, opts.log);
+  await ensureStream(jsm, STREAMS.conversation.name, [...STREAMS.conversation.subjects], RetentionPolicy.Limits, STREAM_LIMITS.conversation, opts.log);
   for (const kind of JOB_KINDS) {
     const durable = durableName(kind);
     const info = await jsm.consumers.info(STREAMS.jobs.name, durable).catch(() => undefined);
@@ -221,21 +267,36 @@ export interface ConnectOptions {
   ackWaitMs?: number;
   /** Told when the connection is lost, when it is back, and when it is closed. */
   onStatus?: (status: BusStatus) => void;
+  /**
+   * The identity to connect as (bus/auth.ts), needed by a server that listens beyond loopback. A role's identity
+   * may not create streams or consumers: it finds the ones the swarm made.
+   */
+  credential?: { user: string; password: string; role: string };
 }
 
 export async function connectBus(url: string, opts: ConnectOptions = {}): Promise<Bus> {
   const log = (opts.log ?? rootLogger()).child({ component: "bus" });
   let nc: NatsConnection;
   try {
-    nc = await connect({ servers: url, name: opts.name ?? "scientist-swarm", ...RECONNECT });
+    const auth = opts.credential ? { user: opts.credential.user, pass: opts.credential.password } : {};
+    nc = await connect({ servers: url, name: opts.name ?? "scientist-swarm", ...RECONNECT, ...auth });
   } catch (err) {
+    if (err instanceof AuthorizationError) {
+      throw new BusError(
+        opts.credential
+          ? `NATS at ${url} refused the credentials of ${opts.credential.user}: they belong to another run or server`
+          : `NATS at ${url} requires credentials: the swarm listens beyond loopback`,
+        { hint: "on the swarm's machine, `npm run swarm -- creds --role <role> --out FILE`; then `npm run node -- --creds FILE --roles …`", cause: err },
+      );
+    }
     throw new BusError(`cannot connect to NATS at ${url}: ${(err as Error).message}`, {
       hint: "is the swarm running? Check NATS_URL, or unset it to start a local server",
       cause: err,
     });
   }
   let reconnectedAt = 0;
-  watchStatus(nc, log, (status) => {
+  const identity = opts.credential?.role ?? "this connection";
+  watchStatus(nc, log, identity, (status) => {
     if (status.type === "back") reconnectedAt = Date.now();
     opts.onStatus?.(status);
   });
@@ -244,7 +305,7 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
   answerHolderQuestions(nc, instanceId, held);
   try {
     const jsm = await jetstreamManager(nc);
-    await ensureTopology(jsm, opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs });
+    if (!opts.credential || opts.credential.role === "swarm") await ensureTopology(jsm, opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs });
     const js = jetstream(nc);
     const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1 });
     const obj = await new Objm(js).create(BUCKETS.artifacts);

@@ -1,12 +1,19 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
+import { loadOrCreateIdentities, serverAuthConfig, writePrivate, type Identities } from "./auth.js";
 import { EnvironmentError, BusError } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 export interface LocalNats {
   url: string;
   port: number;
+  /**
+   * The identities the server admits, when it listens beyond loopback (then a client without one is refused);
+   * undefined on loopback, where every process of this machine may connect without credentials.
+   */
+  identities?: Identities;
   /** Stops the server and waits for it to exit. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -35,10 +42,17 @@ function installExitHook(): void {
   });
 }
 
+/** Whether an address to listen on admits only this machine. */
+export function isLoopback(host: string): boolean {
+  return /^(127\.|localhost$|::1$)/.test(host);
+}
+
 /**
  * Starts Debian's nats-server with JetStream on `port` (a free one unless told) of `host` (loopback unless
  * told otherwise), its store under `storeDir`. Starting it again with the same port and store is a restart:
- * clients reconnect to it and find their streams.
+ * clients reconnect to it and find their streams, and a server beyond loopback keeps its identities.
+ * Beyond loopback the server always requires credentials: its configuration (written beside the store,
+ * readable by its owner only) names one user per identity with that identity's permissions.
  * Resolves once the server says it is ready to take clients.
  */
 export async function startLocalNats(opts: { storeDir: string; log?: Logger; binary?: string; host?: string; port?: number }): Promise<LocalNats> {
@@ -46,7 +60,16 @@ export async function startLocalNats(opts: { storeDir: string; log?: Logger; bin
   const host = opts.host ?? "127.0.0.1";
   mkdirSync(opts.storeDir, { recursive: true });
   const port = opts.port ?? (await freePort());
-  const child = spawn(binary, ["-js", "-a", host, "-p", String(port), "-sd", opts.storeDir], {
+  let identities: Identities | undefined;
+  const args = ["-js", "-a", host, "-p", String(port), "-sd", opts.storeDir];
+  if (!isLoopback(host)) {
+    identities = loadOrCreateIdentities(join(opts.storeDir, "identities.json"));
+    const conf = join(opts.storeDir, "auth.conf");
+    writePrivate(conf, serverAuthConfig(identities));
+    // Command-line flags win over the file, which holds only the authorization block.
+    args.unshift("-c", conf);
+  }
+  const child = spawn(binary, args, {
     stdio: ["ignore", "ignore", "pipe"],
   });
   live.add(child);
@@ -83,16 +106,22 @@ export async function startLocalNats(opts: { storeDir: string; log?: Logger; bin
       reject(new BusError(`nats-server exited with code ${code} before it was ready:\n${stderr.slice(-2000)}`));
     });
   });
-  // Keep draining stderr so the server never blocks on a full pipe.
+  // Keep draining stderr so the server never blocks on a full pipe; what it refused someone is worth a line.
+  child.stderr?.on("data", (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) {
+      if (/Violation/.test(line)) opts.log?.warn({ server: line.replace(/^.*?\[(ERR|WRN|INF)\] /, "") }, "nats-server refused a client");
+    }
+  });
   child.stderr?.resume();
   // Clients on this machine connect over loopback whatever address the server listens on.
   const url = `nats://127.0.0.1:${port}`;
-  opts.log?.debug({ url, storeDir: opts.storeDir }, "local nats-server started");
+  opts.log?.debug({ url, storeDir: opts.storeDir, auth: Boolean(identities) }, "local nats-server started");
 
   let stopping: Promise<void> | undefined;
   return {
     url,
     port,
+    ...(identities ? { identities } : {}),
     stop() {
       stopping ??= (async () => {
         if (child.exitCode === null && child.signalCode === null) {

@@ -9,12 +9,14 @@ import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { putArtifact } from "../bus/artifacts.js";
+import { inert } from "../bus/inert.js";
 import { Idea, RunConfig, type FinalInfo, type JobResult } from "../bus/schemas.js";
 import { readArchive, writeArchive } from "../agents/ideator/ideator.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { codeFiles, loadTemplate, runNeeds } from "../agents/templates.js";
 import { detectGpus } from "../agents/gpus.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
+import { UNSAFE_NO_SANDBOX_ENV } from "../agents/coder/sandbox.js";
 import { createProvider, parseLlm, type LlmChoice } from "../agents/llm/providers.js";
 import { replayLogName } from "../agents/llm/replayProvider.js";
 import { startNode, type SwarmNode } from "../agents/node.js";
@@ -24,6 +26,8 @@ import { collectRun, followRun, type RunSummary } from "./collect.js";
 import { runPipeline } from "../agents/runtime/pipeline.js";
 import { holdRunLease, type RunLease } from "../bus/lease.js";
 import { fail, parseFlags } from "./cli.js";
+import { credsCommand, runCredsFile } from "./creds.js";
+import { IDENTITIES, writeCredsFile } from "../bus/auth.js";
 
 const HELP = `npm run swarm -- [flags]
 
@@ -54,7 +58,11 @@ const HELP = `npm run swarm -- [flags]
   --roles <list>      roles this process hosts, e.g. ideator,critic,coder,writer,areaChair
                       (default: every role, with reviewer=<k>); others come from joined nodes
   --listen <addr>     address the local nats-server listens on (default: 127.0.0.1, this machine only;
-                      0.0.0.0 lets nodes on other machines join — the server has no authentication)
+                      0.0.0.0 lets nodes on other machines join, each with a role's credentials: see creds)
+  --unsafe-no-sandbox run generated code even without bubblewrap, with the host's every file in its reach
+                      (only on a machine you do not mind losing; install bubblewrap instead)
+
+  npm run swarm -- creds --role <role> --out <file>   writes one role's credentials for a node on another machine
 
 Keys and base URLs come from the environment: OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY,
 ANTHROPIC_BASE_URL (openai-compatible: OPENAI_BASE_URL or SWARM_BASE_URL, and SWARM_API_KEY if it needs one).
@@ -83,6 +91,7 @@ const Flags = z.object({
   "literature-wait": z.coerce.number().min(1, "must be at least 1 second").default(300),
   roles: z.string().optional(),
   listen: z.string().regex(/^[0-9A-Za-z.:-]+$/, "an IP address or host name").default("127.0.0.1"),
+  "unsafe-no-sandbox": z.boolean().optional(),
 });
 
 /** Flags that make up a run's configuration: a resumed run keeps the values it started with. */
@@ -106,6 +115,11 @@ function newRunId(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   return `${stamp}-${randomBytes(2).toString("hex")}`;
 }
+
+/** How much of a name (a node, an idea) and of a line of text from the bus is printed; failures may take a few lines. */
+const ID_CHARS = 80;
+const TEXT_CHARS = 500;
+const BLOCK_CHARS = 4000;
 
 function line(text: string): void {
   process.stdout.write(`${text}\n`);
@@ -150,8 +164,11 @@ async function main(): Promise<void> {
     "literature-wait": { type: "string" },
     roles: { type: "string" },
     listen: { type: "string" },
+    "unsafe-no-sandbox": { type: "boolean" },
   }, Flags);
   if (flags.help) return line(HELP);
+  // The sandbox reads it when it runs generated code (agents/coder/sandbox.ts).
+  if (flags["unsafe-no-sandbox"]) process.env[UNSAFE_NO_SANDBOX_ENV] = "1";
   const started = Date.now();
   const log = rootLogger();
   const defaults = Defaults.parse(JSON.parse(readFileSync(new URL("../config/defaults.json", import.meta.url), "utf8")));
@@ -202,7 +219,7 @@ async function main(): Promise<void> {
   const codesHere = Boolean(roles.coder) && (!needs.gpu || localGpus.length > 0);
   const natsUrl = process.env.NATS_URL;
   const report = await runPreflight({
-    nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: codesHere ? template.python : [],
+    nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: codesHere ? template.python : [], sandbox: Boolean(roles.coder),
     template: { texFile: join(template.dir, "latex", "template.tex"), pythonFiles: codeFiles(template.dir).filter((f) => f.endsWith(".py")).map((f) => join(template.dir, f)) },
   });
   line(formatPreflight(report));
@@ -253,16 +270,25 @@ async function main(): Promise<void> {
     bus = await connectBus(url, {
       name: `swarm ${runId}`,
       log,
+      ...(server?.identities ? { credential: { ...server.identities.swarm, role: "swarm" } } : {}),
       // A restart of the server delays the run; the person sees why it pauses and when it goes on.
       onStatus: (status) => {
-        if (status.type !== "closed" || (status.error && !stopping)) line(`[${new Date().toISOString().slice(11, 19)}] ${describeBusStatus(status)}`);
+        if (status.type !== "closed" || (status.error && !stopping)) line(`[${new Date().toISOString().slice(11, 19)}] ${inert(describeBusStatus(status), 300)}`);
       },
     });
     line(resumed ? `Resuming run ${runId} on template ${template.name} (started ${resumed.startedAt})` : `Run ${runId} on template ${template.name}`);
     const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
     const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replace("127.0.0.1", flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen));
     line(`NATS: ${url}`);
-    line(`Add nodes with: NATS_URL=${joinUrl} npm run node -- --roles reviewer=2${loopbackOnly ? "   (this machine only; --listen 0.0.0.0 for others)" : ""}`);
+    if (server?.identities) {
+      // Beyond loopback a node needs its role's credentials: one private file per role, in the run's folder.
+      for (const role of IDENTITIES) {
+        if (role !== "swarm") writeCredsFile(runCredsFile(outDir, role), { kind: "scientist-swarm-creds", url: joinUrl, role, runId, ...server.identities[role] });
+      }
+      line(`Add nodes with: npm run node -- --creds ${relative(process.cwd(), runCredsFile(outDir, "reviewer")) || "."} --roles reviewer=2   (copy the file to that machine; other roles: npm run swarm -- creds --role <role> --out <file>)`);
+    } else {
+      line(`Add nodes with: NATS_URL=${joinUrl} npm run node -- --roles reviewer=2${loopbackOnly ? "   (this machine only; --listen 0.0.0.0 for others)" : ""}`);
+    }
 
     if (replayed) await putArtifact(bus, replayLogName(runId), await readFile(join(resolve(flags.out, flags.replay!), "llm.jsonl")));
     // Credentials and models are proven with one cheap call each before anything is spent.
@@ -303,7 +329,7 @@ async function main(): Promise<void> {
     lease = await holdRunLease(bus, runId, {
       log,
       onLost: (by) => {
-        line(`Run ${runId} was taken over by a swarm on ${by.node} (--resume there): this one stops.`);
+        line(`Run ${runId} was taken over by a swarm on ${inert(by.node, ID_CHARS)} (--resume there): this one stops.`);
         void shutdown(1);
       },
     });
@@ -316,7 +342,7 @@ async function main(): Promise<void> {
       const withGpu = (await listNodes(bus)).filter((n) => n.gpus.length > 0);
       line(
         withGpu.length
-          ? `Profile ${profile} needs a GPU: ${withGpu.map((n) => `${n.nodeId} (${n.gpus.length} GPU${n.gpus.length > 1 ? "s" : ""})`).join(", ")} will run the experiments.`
+          ? `Profile ${profile} needs a GPU: ${withGpu.map((n) => `${inert(n.nodeId, ID_CHARS)} (${n.gpus.length} GPU${n.gpus.length > 1 ? "s" : ""})`).join(", ")} will run the experiments.`
           : `Profile ${profile} needs a GPU and no node with one has joined: experiments wait until \`npm run node -- --roles coder\` runs on a GPU machine${template.manifest.profiles.reduced ? ` (or use --profile reduced on CPU)` : ""}.`,
       );
     }
@@ -335,13 +361,14 @@ async function main(): Promise<void> {
     if (!resumed) line(`Computing the baseline run_0 of ${template.name} before any model call…`);
     const follower = await followRun(bus, runId, {
       progress: (p, spent) => {
-        const who = `${p.by.agent}@${p.by.node === node!.nodeId ? "local" : p.by.node}`;
-        line(`[${p.at.slice(11, 19)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${p.ideaId}: ` : ""}${p.text}`);
+        // Everything in it came over the bus: one line, short, with no escape sequence or control character left.
+        const who = `${inert(p.by.agent, 20)}@${p.by.node === node!.nodeId ? "local" : inert(p.by.node, ID_CHARS)}`;
+        line(`[${inert(p.at.slice(11, 19), 8)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${inert(p.ideaId, ID_CHARS)}: ` : ""}${inert(p.text, TEXT_CHARS)}`);
       },
       // The pipeline's own steps, from its state events: where each idea stands.
       state: (e) => {
         if (e.machine !== "idea" || !e.ideaId) return;
-        line(`[${e.at.slice(11, 19)}] ${"pipeline".padEnd(22)} ${e.ideaId}: ${describeIdeaState(e.state)}`);
+        line(`[${inert(e.at.slice(11, 19), 8)}] ${"pipeline".padEnd(22)} ${inert(e.ideaId, ID_CHARS)}: ${describeIdeaState(e.state)}`);
       },
     }, { since: resumedAt });
     const pipeline = await runPipeline({
@@ -350,9 +377,9 @@ async function main(): Promise<void> {
       onOutcome: (kind, o) => {
         if ((kind === "baseline" || kind === "gpuBaseline") && o.ok) {
           const base = o.result as JobResult<"baseline">;
-          line(`✓ baseline run_0 ${base.cached ? "from the cache" : `in ${(base.ms / 1000).toFixed(1)} s`} on ${o.by.node}: ${describeResults(base.run.results)}`);
+          line(`✓ baseline run_0 ${base.cached ? "from the cache" : `in ${(base.ms / 1000).toFixed(1)} s`} on ${inert(o.by.node, ID_CHARS)}: ${inert(describeResults(base.run.results), TEXT_CHARS)}`);
         } else if ((kind === "baseline" || kind === "gpuBaseline") && !o.ok) {
-          line(`\nRun ${runId} failed: the unchanged template does not run on node ${o.by.node}, so nothing was spent.\n  ${o.failure.message.replace(/\n/g, "\n  ")}`);
+          line(`\nRun ${runId} failed: the unchanged template does not run on node ${inert(o.by.node, ID_CHARS)}, so nothing was spent.\n  ${inert(o.failure.message, BLOCK_CHARS, { lines: true }).replace(/\n/g, "\n  ")}`);
         }
       },
     });
@@ -406,7 +433,7 @@ const IDEA_STATES: Record<string, string> = {
 
 /** An idea machine's state, for a person. */
 function describeIdeaState(state: unknown): string {
-  return IDEA_STATES[String(state)] ?? `→ ${JSON.stringify(state)}`;
+  return IDEA_STATES[String(state)] ?? `→ ${inert(JSON.stringify(state) ?? "", ID_CHARS)}`;
 }
 
 /** `moons: acc 0.912, loss 0.3`: the first metrics of each dataset, for one line. */
@@ -422,17 +449,19 @@ function printSummary(s: RunSummary, outDir: string, offline: boolean, seconds: 
   line("");
   line(`Run ${s.runId} ${s.status} in ${seconds.toFixed(0)} s${offline ? " — OFFLINE: no language model wrote any of it" : ""}.`);
   line(`  results:  ${rel("")}`);
-  if (s.reason) line(`  why:      ${s.reason}`);
+  if (s.reason) line(`  why:      ${inert(s.reason, TEXT_CHARS)}`);
   const c = s.counts;
   line(`  ideas:    ${rel("ideas.json")} (${c.novel} novel of ${c.proposed} proposed${c.undecided ? `, ${c.undecided} undecided` : ""}; ${c.experimented} experimented, ${c.written} written, ${c.decided} decided)`);
   for (const idea of s.ideas) {
-    line(`  ${idea.ideaId}:`);
-    if (idea.error) line(`    stopped: ${idea.error}`);
-    if (idea.pdf) line(`    paper:    ${rel(idea.pdf)}`);
-    for (const r of idea.reviews) line(`    review:   ${rel(r.file)} (reviewer ${r.reviewer} on node ${r.node}: Overall ${r.overall}, ${r.decision})`);
-    if (idea.decision) line(`    decision: ${idea.decision}${idea.round ? ` after ${idea.round} revision${idea.round > 1 ? "s" : ""}` : ""} — ${rel(idea.metaReview!)}`);
+    line(`  ${inert(idea.ideaId, ID_CHARS)}:`);
+    if (idea.error) line(`    stopped: ${inert(idea.error, TEXT_CHARS)}`);
+    if (idea.pdf) line(`    paper:    ${inert(rel(idea.pdf), TEXT_CHARS)}`);
+    for (const r of idea.reviews) {
+      line(`    review:   ${inert(rel(r.file), TEXT_CHARS)} (reviewer ${r.reviewer} on node ${inert(r.node, ID_CHARS)}: Overall ${inert(String(r.overall), 8)}, ${inert(r.decision, 20)})`);
+    }
+    if (idea.decision) line(`    decision: ${inert(idea.decision, 20)}${idea.round ? ` after ${idea.round} revision${idea.round > 1 ? "s" : ""}` : ""} — ${inert(rel(idea.metaReview!), TEXT_CHARS)}`);
   }
   line(`  cost:     ${rel("cost.json")} ($${s.costUsd.toFixed(4)}, ${s.tokens} tokens${offline ? ", estimated" : ""})`);
 }
 
-main().catch((err) => interrupted() ?? fail(err));
+(process.argv[2] === "creds" ? credsCommand(process.argv.slice(3)) : main()).catch((err) => interrupted() ?? fail(err));

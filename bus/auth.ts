@@ -1,0 +1,182 @@
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { z } from "zod";
+import { UserError } from "./errors.js";
+import type { JobKind } from "./schemas.js";
+import { BUCKETS, STREAMS, durableName } from "./subjects.js";
+
+/**
+ * Who may connect to a swarm's server beyond loopback: the swarm itself, and one identity per role that a
+ * joined node serves. Each is a user with a random password, written into the server's configuration.
+ */
+export const IDENTITIES = ["swarm", "ideator", "critic", "coder", "writer", "areaChair", "reviewer"] as const;
+export type Identity = (typeof IDENTITIES)[number];
+export type WorkerRole = Exclude<Identity, "swarm">;
+
+/** What a role's work needs from the bus, as data: the permission table below is derived from it. */
+interface RoleNeeds {
+  /** Job kinds it takes from their work queues, and whose outcomes it publishes. */
+  serves: JobKind[];
+  /** Job kinds it puts on a queue, and whose outcomes it then reads. */
+  asks: JobKind[];
+  /** Other conversation subjects it publishes, beyond progress, state and model exchanges (all roles). */
+  says: string[];
+  /** Whether it uploads artifacts (code, figures, papers, reviews). */
+  uploads: boolean;
+  /** KV keys it writes beyond claims, done-markers, snapshots, spend and its node's advert (all roles). */
+  kvWrites: string[];
+}
+
+export const ROLE_NEEDS: Record<WorkerRole, RoleNeeds> = {
+  ideator: { serves: ["ideate"], asks: ["novelty"], says: ["sci.*.conv.accepted.*"], uploads: false, kvWrites: ["archive.*"] },
+  critic: { serves: ["novelty"], asks: [], says: [], uploads: false, kvWrites: [] },
+  coder: { serves: ["baseline", "gpuBaseline", "experiment", "gpuExperiment"], asks: [], says: [], uploads: true, kvWrites: [] },
+  writer: { serves: ["write"], asks: [], says: [], uploads: true, kvWrites: [] },
+  areaChair: { serves: ["chair"], asks: ["review"], says: [], uploads: true, kvWrites: [] },
+  reviewer: { serves: ["review"], asks: [], says: [], uploads: true, kvWrites: [] },
+};
+
+export interface Permissions {
+  publish: string[];
+  subscribe: string[];
+}
+
+const KV = `$KV.${BUCKETS.runs}`;
+const KV_STREAM = `KV_${BUCKETS.runs}`;
+const OBJ = `$O.${BUCKETS.artifacts}`;
+const OBJ_STREAM = `OBJ_${BUCKETS.artifacts}`;
+const API = "$JS.API";
+
+/**
+ * The subjects one role may publish to and subscribe to. Reading is broad (a node serves every run, and the
+ * JetStream API cannot tell one run's reads from another's); writing is what the role's work produces.
+ * Object names are base64 in their subjects, so uploads cannot be limited by name; KV keys are plain tokens,
+ * so a role's writes are limited to the kinds of key it keeps (never a run's config or lease).
+ */
+export function rolePermissions(role: WorkerRole): Permissions {
+  const needs = ROLE_NEEDS[role];
+  const conv = STREAMS.conversation.name;
+  const jobs = STREAMS.jobs.name;
+  const publish = [
+    `${API}.INFO`,
+    ...[jobs, conv, KV_STREAM, OBJ_STREAM].map((s) => `${API}.STREAM.INFO.${s}`),
+    ...needs.serves.flatMap((k) => [
+      `${API}.CONSUMER.INFO.${jobs}.${durableName(k)}`,
+      `${API}.CONSUMER.MSG.NEXT.${jobs}.${durableName(k)}`,
+      `$JS.ACK.${jobs}.${durableName(k)}.>`,
+      `sci.*.conv.${k}.>`,
+    ]),
+    ...needs.asks.map((k) => `sci.*.jobs.${k}`),
+    ...needs.says,
+    "sci.*.conv.progress",
+    "sci.*.conv.state",
+    "sci.*.conv.llm.>",
+    // A model answer already paid for is looked up by its subject (recordedLlmExchange).
+    `${API}.STREAM.MSG.GET.${conv}`,
+    // Waiting for an outcome reads the conversation through an ordered consumer of its own.
+    `${API}.CONSUMER.CREATE.${conv}.>`,
+    `${API}.CONSUMER.MSG.NEXT.${conv}.*`,
+    `${API}.CONSUMER.INFO.${conv}.*`,
+    `${API}.CONSUMER.DELETE.${conv}.*`,
+    `${API}.DIRECT.GET.${KV_STREAM}.>`,
+    `${API}.STREAM.MSG.GET.${KV_STREAM}`,
+    ...["*.claim.*", "*.done.*", "*.snap.>", "*.spent", "nodes.*", ...needs.kvWrites].map((k) => `${KV}.${k}`),
+    // Artifacts are read by every role (a replayed run's model answers are one); an ordered push consumer reads their chunks.
+    `${API}.DIRECT.GET.${OBJ_STREAM}.>`,
+    `${API}.STREAM.MSG.GET.${OBJ_STREAM}`,
+    `${API}.CONSUMER.CREATE.${OBJ_STREAM}.>`,
+    `${API}.CONSUMER.DELETE.${OBJ_STREAM}.*`,
+    `$JS.FC.${OBJ_STREAM}.>`,
+    ...(needs.uploads ? [`${OBJ}.C.*`, `${OBJ}.M.*`, `${API}.STREAM.PURGE.${OBJ_STREAM}`] : []),
+    // Asking another connection whether it still holds a claim (askHolder).
+    "sci.live.*",
+  ];
+  return { publish, subscribe: ["_INBOX.>", "sci.live.*"] };
+}
+
+/** One identity's user name and password on one server. */
+export const Credential = z.object({ user: z.string().min(1), password: z.string().min(16) });
+export type Credential = z.infer<typeof Credential>;
+
+export const Identities = z.object(Object.fromEntries(IDENTITIES.map((i) => [i, Credential])) as Record<Identity, typeof Credential>);
+export type Identities = z.infer<typeof Identities>;
+
+/** Fresh passwords for every identity: a new server configuration revokes every credential handed out before. */
+export function newIdentities(): Identities {
+  return Object.fromEntries(IDENTITIES.map((i) => [i, { user: i, password: randomBytes(24).toString("base64url") }])) as Identities;
+}
+
+/** Writes a file only its owner can read. */
+export function writePrivate(file: string, text: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  writeFileSync(file, text, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/** The identities kept beside a server's store, so that a restarted server (a resumed run) takes the same credentials. */
+export function loadOrCreateIdentities(file: string): Identities {
+  if (existsSync(file)) {
+    const kept = Identities.safeParse(JSON.parse(readFileSync(file, "utf8")));
+    if (kept.success) return kept.data;
+  }
+  const fresh = newIdentities();
+  writePrivate(file, JSON.stringify(fresh, null, 2));
+  return fresh;
+}
+
+/** JSON strings are valid strings in nats-server's configuration syntax, and keep every character inert. */
+const q = (s: string) => JSON.stringify(s);
+const list = (xs: string[]) => `[${xs.map(q).join(", ")}]`;
+
+/** The `authorization` block of nats-server's configuration: the swarm may do anything, each role only its work. */
+export function serverAuthConfig(ids: Identities): string {
+  const users = IDENTITIES.map((i) => {
+    const p: Permissions = i === "swarm" ? { publish: [">"], subscribe: [">"] } : rolePermissions(i);
+    return [
+      `    {`,
+      `      user: ${q(ids[i].user)}`,
+      `      password: ${q(ids[i].password)}`,
+      `      permissions: {`,
+      `        publish: { allow: ${list(p.publish)} }`,
+      `        subscribe: { allow: ${list(p.subscribe)} }`,
+      // Answers to askHolder go to the asker's inbox, and only as a reply to a question received.
+      ...(i === "swarm" ? [] : [`        allow_responses: true`]),
+      `      }`,
+      `    }`,
+    ].join("\n");
+  });
+  return `# Written by scientist-swarm for one run; a new run writes new passwords.\nauthorization {\n  users: [\n${users.join("\n")}\n  ]\n}\n`;
+}
+
+/** What is handed to another machine so that a node joins as one role. */
+export const CredsFile = z.object({
+  kind: z.literal("scientist-swarm-creds"),
+  url: z.string().regex(/^nats:\/\/[^\s/]+:\d+$/, "nats://<host>:<port>"),
+  role: z.enum(IDENTITIES.filter((i): i is WorkerRole => i !== "swarm") as [WorkerRole, ...WorkerRole[]]),
+  user: z.string().min(1),
+  password: z.string().min(16),
+  runId: z.string(),
+});
+export type CredsFile = z.infer<typeof CredsFile>;
+
+export function writeCredsFile(file: string, creds: CredsFile): void {
+  writePrivate(file, `${JSON.stringify(CredsFile.parse(creds), null, 2)}\n`);
+}
+
+export function readCredsFile(file: string): CredsFile {
+  if (!existsSync(file)) throw new UserError(`no credentials file at ${file}`, { hint: "get one with `npm run swarm -- creds --role <role> --out FILE` on the swarm's machine" });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    throw new UserError(`${file} is not a credentials file (not JSON)`, { hint: "use the file `npm run swarm -- creds` wrote, unchanged" });
+  }
+  const parsed = CredsFile.safeParse(raw);
+  if (!parsed.success) {
+    throw new UserError(`${file} is not a credentials file: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`).join("; ")}`, {
+      hint: "use the file `npm run swarm -- creds` wrote, unchanged",
+    });
+  }
+  return parsed.data;
+}

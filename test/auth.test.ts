@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { pino } from "pino";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startLocalNats, type LocalNats } from "../bus/server.js";
+import { connectBus, type Bus } from "../bus/connection.js";
+import { publishJob, serveJobs } from "../bus/workQueue.js";
+import { awaitOutcome, publishOutcome, publishProgress } from "../bus/events.js";
+import { getArtifact, putArtifact } from "../bus/artifacts.js";
+import { kvKeys } from "../bus/subjects.js";
+import { CredsFile, readCredsFile, writeCredsFile, type WorkerRole } from "../bus/auth.js";
+import type { Review } from "../bus/schemas.js";
+
+const review: Review = {
+  Summary: "s", Strengths: ["a"], Weaknesses: ["b"], Originality: 2, Quality: 2, Clarity: 3, Significance: 2,
+  Questions: [], Limitations: [], Ethical_Concerns: false, Soundness: 2, Presentation: 3, Contribution: 2,
+  Overall: 4, Confidence: 3, Decision: "Reject",
+};
+const idea = { Name: "n", Title: "t", Experiment: "e", Interestingness: 5, Feasibility: 5, Novelty: 5 };
+
+describe("a swarm's server beyond loopback", () => {
+  const log = pino({ level: "silent" });
+  /** What the server refused anyone, as the swarm logs it. */
+  const refused: string[] = [];
+  const serverLog = pino({ level: "warn" }, { write: (line: string) => void refused.push(line) });
+  const violation = (subject: string) => new RegExp(`Permissions Violation for Publish to "${subject.replace(/[.$]/g, "\\$&")}"`);
+  let dir: string;
+  let server: LocalNats;
+  let swarm: Bus;
+  let reviewer: Bus;
+  const as = (role: WorkerRole | "swarm", name = role) => connectBus(server.url, { name, log, credential: { ...server.identities![role], role } });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "swarm-auth-"));
+    server = await startLocalNats({ storeDir: join(dir, "nats"), host: "0.0.0.0", log: serverLog });
+    swarm = await as("swarm");
+    reviewer = await as("reviewer");
+  });
+  afterAll(async () => {
+    await reviewer?.close();
+    await swarm?.close();
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("keeps its configuration and identities from everyone but their owner", () => {
+    expect(server.identities).toBeDefined();
+    for (const f of ["auth.conf", "identities.json"]) expect(statSync(join(dir, "nats", f)).mode & 0o077).toBe(0);
+  });
+
+  it("refuses a client without credentials, and one with another server's", async () => {
+    await expect(connectBus(server.url, { log })).rejects.toThrow(/requires credentials/);
+    await expect(connectBus(server.url, { log, credential: { user: "reviewer", password: "x".repeat(32), role: "reviewer" } })).rejects.toThrow(
+      /refused the credentials of reviewer/,
+    );
+  });
+
+  it("lets a reviewer take a review job, upload its review and publish its outcome", async () => {
+    await putArtifact(swarm, "run-a/idea_a/paper.pdf", "paper");
+    const worker = serveJobs(reviewer, "review", async (job) => {
+      await putArtifact(reviewer, `run-a/idea_a/reviews/review_${job.reviewer}.json`, new TextDecoder().decode(await getArtifact(reviewer, job.pdf)));
+      await publishProgress(reviewer, { runId: job.runId, by: { agent: "reviewer", node: "joined" }, text: "reviewing" });
+      return { review, reflections: 0 };
+    }, { concurrency: 1, by: { agent: "reviewer", node: "joined" }, log });
+    try {
+      await publishJob(swarm, "review", { jobId: "run-a.review.idea_a.0", runId: "run-a", ideaId: "idea_a", pdf: "run-a/idea_a/paper.pdf", reviewer: 0 });
+      const outcome = await awaitOutcome(swarm, "run-a", "review", "run-a.review.idea_a.0");
+      expect(outcome.ok).toBe(true);
+      expect(outcome.by.node).toBe("joined");
+      expect(new TextDecoder().decode(await getArtifact(swarm, "run-a/idea_a/reviews/review_0.json"))).toBe("paper");
+      // Everything its work needs is allowed: the server refused it nothing.
+      expect(refused).toEqual([]);
+    } finally {
+      await worker.stop();
+    }
+  });
+
+  it("refuses a reviewer an experiment job, a chair's decision and a run's configuration", async () => {
+    await expect(publishJob(reviewer, "experiment", { jobId: "run-a.exp.x", runId: "run-a", ideaId: "idea_a", idea })).rejects.toThrow(
+      violation("sci.run-a.jobs.experiment"),
+    );
+    const decision = { decision: "Accept" as const, metaReview: "m", scores: {}, reviews: 3, round: 0, reviewers: [] };
+    await expect(
+      publishOutcome(reviewer, "chair", { jobId: "run-a.chair.idea_a", runId: "run-a", ideaId: "idea_a", by: { agent: "areaChair", node: "forged" }, ok: true, result: decision }),
+    ).rejects.toThrow(violation("sci.run-a.conv.chair.run-a.chair.idea_a"));
+    await expect(reviewer.kv.put(kvKeys.config("run-a"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.config"));
+    await expect(reviewer.kv.put(kvKeys.lease("run-a"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.lease"));
+    // Nor may it make streams of its own.
+    await expect(reviewer.jsm.streams.add({ name: "FORGED", subjects: ["forged.>"] })).rejects.toThrow(violation("$JS.API.STREAM.CREATE.FORGED"));
+    // The swarm's server logs each refusal with the identity that asked.
+    await expect.poll(() => refused.join("\n")).toMatch(/User \\?"reviewer\\?".*sci\.run-a\.jobs\.experiment/);
+    // Only the swarm writes a run's configuration.
+    await swarm.kv.put(kvKeys.config("run-a"), "{}");
+  });
+
+  it("hands a role its credentials in a file only its owner reads", () => {
+    const file = join(dir, "handed", "reviewer.json");
+    const creds: CredsFile = { kind: "scientist-swarm-creds", url: server.url, role: "reviewer", runId: "run-a", ...server.identities!.reviewer };
+    writeCredsFile(file, creds);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(readCredsFile(file)).toEqual(creds);
+  });
+});
