@@ -126,11 +126,12 @@ const GIB = 1024 ** 3;
 const STREAM_LIMITS = {
   // The record a run is resumed and replayed from: a month of runs, and once full the oldest runs' turns go
   // first, so that a live run is never refused its progress and outcomes.
-  conversation: { max_age: 30 * DAY_NS, max_bytes: 4 * GIB, discard: DiscardPolicy.Old },
+  // Its bytes are reserved on the server when the stream is made, so they are kept to what a laptop can spare.
+  conversation: { max_age: 30 * DAY_NS, max_bytes: 1 * GIB, discard: DiscardPolicy.Old },
   // Jobs are small (blobs are in the object store) and leave once done; one still waiting after the month
   // its run's conversation is kept can no longer be resumed. Full, it refuses new jobs at publish, where the
   // publisher hears of it, rather than dropping queued work unheard.
-  jobs: { max_age: 30 * DAY_NS, max_bytes: 1 * GIB, discard: DiscardPolicy.New },
+  jobs: { max_age: 30 * DAY_NS, max_bytes: GIB / 4, discard: DiscardPolicy.New },
 } as const;
 
 type StreamLimits = (typeof STREAM_LIMITS)[keyof typeof STREAM_LIMITS];

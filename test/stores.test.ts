@@ -34,9 +34,9 @@ describe("bounded streams on a real nats-server", () => {
   it("bounds both streams by age and size, and the jobs stream takes the known kinds only", async () => {
     const jobs = (await env.bus.jsm.streams.info(STREAMS.jobs.name)).config;
     expect([...jobs.subjects].sort()).toEqual(JOB_KINDS.map(subjects.anyJob).sort());
-    expect(jobs).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 1024 ** 3, discard: "new", retention: "workqueue" });
+    expect(jobs).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 1024 ** 3 / 4, discard: "new", retention: "workqueue" });
     const conv = (await env.bus.jsm.streams.info(STREAMS.conversation.name)).config;
-    expect(conv).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 4 * 1024 ** 3, discard: "old" });
+    expect(conv).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 1024 ** 3, discard: "old" });
   });
 
   it("refuses a job of an unknown kind at publish, and stores nothing for it", async () => {
