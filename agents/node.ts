@@ -116,6 +116,8 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
         await utimes(ws, now, now).catch(() => undefined);
         ctx.log.warn({ workspace: ws, keepDays: FAILED_WORK_DAYS }, `the job failed; its work folder ${ws} is kept for ${FAILED_WORK_DAYS} days`);
         void prune();
+  const runExperiment = (job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext) =>
+    inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx));
       }
       throw err;
     } finally {
@@ -123,11 +125,13 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     }
   }
   void prune();
+  const runExperiment = (job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext) =>
+    inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx));
 
   const handlers: { [R in RoleName]: (job: Job<(typeof ROLE_QUEUES)[R]>, ctx: AgentContext) => Promise<JobResult<(typeof ROLE_QUEUES)[R]>> } = {
     ideator: (job, ctx) => ideate(job, ctx),
     critic: async (job, ctx) => judgeNovelty(job, ctx, await lit(ctx)),
-    coder: (job, ctx) => inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx)),
+    coder: runExperiment,
     writer: async (job, ctx) => inWorkspace(paperWorkspace(ctx.workRoot, job), ctx, async () => writePaper(job, ctx, await lit(ctx))),
     areaChair: (job, ctx) => chair(job, ctx),
     reviewer: (job, ctx) => review(job, ctx),
@@ -163,10 +167,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
       }),
     );
     workers.push(
-      serveJobs(opts.bus, "gpuExperiment", async (job, jc) => {
-        const ctx = await contextFor("coder", job, jc, gpus[jc.slot]!.index);
-        return inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx));
-      }, {
+      serveJobs(opts.bus, "gpuExperiment", async (job, jc) => runExperiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index)), {
         concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log,
       }),
     );

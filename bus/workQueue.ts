@@ -213,6 +213,13 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       return;
     }
 
+    /** Records the job's end, either way, then acks it: its outcome says why, and the done key keeps it from being redone. */
+    const conclude = async (end: { ok: true; result: JobResult<K> } | { ok: false; error: string; failure: Failure }) => {
+      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ...end });
+      await bus.kv.put(done, end.ok ? "ok" : "failed");
+      msg.ack();
+    };
+
     const { failures } = claimed;
     if (failures >= MAX_ATTEMPTS) {
       const failure: Failure = {
@@ -222,10 +229,8 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
         hint: "see the logs of the nodes that took it (out of memory? killed?)",
       };
       jobLog.error({ failures }, `${kind} job failed: ${failure.message}`);
-      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
-      await bus.kv.put(done, "failed");
-      // Its outcome says why; acked, it leaves the queue (nats-server 2.9 ignores a term() that carries a reason).
-      msg.ack();
+      // Acked, not term()ed: nats-server 2.9 ignores a term() that carries a reason.
+      await conclude({ ok: false, error: failure.message, failure });
       return;
     }
 
@@ -278,9 +283,7 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
         await handler(job, { signal: AbortSignal.any([controller.signal, lost.signal]), attempt, slot, log: jobLog }),
       ) as JobResult<K>;
       if (!(await stillOurs())) return;
-      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: true, result });
-      await bus.kv.put(done, "ok");
-      msg.ack();
+      await conclude({ ok: true, result });
     } catch (err) {
       // Taken over: the new holder does the job and acks it.
       if (lost.signal.aborted) return;
@@ -301,9 +304,7 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       }
       jobLog.error(why, `${kind} job failed (${failure.kind}${failure.retryable ? `, after ${attempt} attempts` : ""})`);
       if (!(await stillOurs().catch(() => false))) return;
-      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ok: false, error: failure.message, failure });
-      await bus.kv.put(done, "failed");
-      msg.ack();
+      await conclude({ ok: false, error: failure.message, failure });
     } finally {
       clearInterval(heartbeat);
       bus.held.delete(key);
