@@ -16,6 +16,7 @@ import { chooseLiterature } from "./literature/fallback.js";
 import type { LiteratureSource } from "./literature/source.js";
 import { experiment, experimentWorkspace } from "./coder/coder.js";
 import { baseline } from "./coder/baseline.js";
+import { sandboxesSettled } from "./coder/sandbox.js";
 import { paperWorkspace, writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
@@ -180,6 +181,8 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     gpus,
     async stop() {
       await Promise.allSettled(workers.map((w) => w.stop()));
+      // A stopped job's machine lets go at once; its experiment is killed, and this node ends after it, with nothing left running.
+      await sandboxesSettled();
       await advert.stop();
     },
   };

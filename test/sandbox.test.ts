@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type Server } from "node:net";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -32,6 +32,12 @@ afterAll(async () => {
 function script(name: string, code: string): string {
   writeFileSync(join(ws, name), code);
   return name;
+}
+
+/** Live processes whose command line holds `marker` (a zombie has an empty one). */
+async function processesNamed(marker: string): Promise<string[]> {
+  const { stdout } = await execa("pgrep", ["-af", marker], { reject: false });
+  return stdout.split("\n").filter((l) => l.includes(marker) && !l.includes("pgrep"));
 }
 
 const run = (file: string, extra: Partial<Parameters<typeof runSandboxed>[0]> = {}) =>
@@ -75,14 +81,29 @@ describe("the sandbox for generated code", () => {
   it("kills a run that sleeps forever at its limit, with every process it started", async () => {
     const marker = `sleeper-${randomBytes(4).toString("hex")}`;
     const started = Date.now();
-    const res = await run(script("sleep.py", `import subprocess, time\nsubprocess.Popen(["/bin/sh", "-c", "exec -a ${marker} sleep 1000"])\ntime.sleep(1000)\n`), { timeoutMs: 1500 });
+    const res = await run(script("sleep.py", `import subprocess, time\nsubprocess.Popen(["${marker}", "1000"], executable="/bin/sleep")\ntime.sleep(1000)\n`), { timeoutMs: 1500 });
     expect(res.ok).toBe(false);
     expect(res.timedOut).toBe(true);
     expect(res.stderr).toMatch(/exceeded the wall-clock limit/);
     expect(Date.now() - started).toBeLessThan(6000);
-    await new Promise((r) => setTimeout(r, 300));
-    const { stdout } = await execa("pgrep", ["-af", marker], { reject: false });
-    expect(stdout.split("\n").filter((l) => l.includes(marker) && !l.includes("pgrep"))).toEqual([]);
+    // Ended means ended: nothing it started is left when the run returns.
+    expect(await processesNamed(marker)).toEqual([]);
+  });
+
+  it("ends a cancelled run only when every process of its sandbox has, bubblewrap's own among them", async () => {
+    const marker = `cancelled-${randomBytes(4).toString("hex")}`;
+    const cwd = join(ws, marker);
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, "wait.py"), `import subprocess, time\nsubprocess.Popen(["${marker}", "1000"], executable="/bin/sleep")\nprint("up", flush=True)\ntime.sleep(1000)\n`);
+    const stop = new AbortController();
+    const running = runSandboxed({ cwd, python, args: ["wait.py"], timeoutMs: 60_000, log, signal: stop.signal });
+    // Every process of the run, bubblewrap's too, names the workspace or the marker.
+    while ((await processesNamed(marker)).length < 3) await new Promise((r) => setTimeout(r, 20));
+    stop.abort();
+    const res = await running;
+    expect(res.ok).toBe(false);
+    expect(res.stderr).toMatch(/cancelled|killed/);
+    expect(await processesNamed(marker)).toEqual([]);
   });
 
   it("caps what it prints, keeping the tail", async () => {

@@ -1,5 +1,5 @@
 import { execa } from "execa";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { lchown, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve, sep } from "node:path";
@@ -37,23 +37,72 @@ export interface SandboxOptions {
 
 /** Process groups of the sandboxes running now: none may outlive this process, however it ends. */
 const liveGroups = new Set<number>();
+/** The runs going on now, to their very end: what a stopping worker waits for. */
+const liveRuns = new Set<Promise<unknown>>();
 let exitHookInstalled = false;
 
-function killGroup(pid: number): void {
+function signalQuietly(pid: number, signal: NodeJS.Signals | 0): boolean {
   try {
-    process.kill(-pid, "SIGKILL");
+    process.kill(pid, signal);
+    return true;
   } catch {
-    // already gone
+    return false;
   }
+}
+
+/** The processes descended from `pid` now, read from /proc: bubblewrap's init in the new PID namespace has a session of its own. */
+function descendantsOf(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The command name, in parentheses, may hold spaces and parentheses itself: the fields after it are plain.
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found: number[] = [];
+  const next = [pid];
+  while (next.length) for (const child of children.get(next.pop()!) ?? []) found.push(child), next.push(child);
+  return found;
+}
+
+/** Whether `pid` still runs (a zombie has ended, and only waits for its parent to read its status). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Kills a sandbox: its process group, and bubblewrap's init in the run's PID namespace (whose end takes every
+ * process of the namespace with it) without waiting for it to notice that its parent died. Returns what it killed.
+ */
+function killSandbox(pid: number): number[] {
+  const tree = descendantsOf(pid);
+  signalQuietly(-pid, "SIGKILL");
+  for (const child of tree) signalQuietly(child, "SIGKILL");
+  return tree;
 }
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on("exit", () => {
-    for (const pid of liveGroups) killGroup(pid);
+    for (const pid of liveGroups) killSandbox(pid);
     if (accountsDir) rmSync(accountsDir, { recursive: true, force: true });
   });
+}
+
+/** Resolves when every sandboxed run of this process has ended, with all it started: a stopping worker waits for it. */
+export async function sandboxesSettled(): Promise<void> {
+  while (liveRuns.size) await Promise.allSettled([...liveRuns]);
 }
 
 let bwrapChecked: boolean | undefined;
@@ -313,6 +362,16 @@ function reason(end: Ending, stderr: string, limits: { timeoutMs: number; maxPro
  * unless `--unsafe-no-sandbox` said otherwise.
  */
 export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult> {
+  const run = sandboxRun(opts);
+  liveRuns.add(run);
+  try {
+    return await run;
+  } finally {
+    liveRuns.delete(run);
+  }
+}
+
+async function sandboxRun(opts: SandboxOptions): Promise<SandboxResult> {
   const cwd = resolve(opts.cwd);
   const max = opts.maxOutputBytes ?? 64 * 1024;
   const maxProcesses = opts.maxProcesses ?? DEFAULT_MAX_PROCESSES;
@@ -397,16 +456,22 @@ export async function runSandboxed(opts: SandboxOptions): Promise<SandboxResult>
     child.stdout?.on("data", (chunk: Buffer) => tails.stdout.push(chunk));
     child.stderr?.on("data", (chunk: Buffer) => tails.stderr.push(chunk));
     const pid = child.pid;
-    const kill = () => pid && killGroup(pid);
+    const killed = new Set<number>();
+    const kill = () => {
+      if (pid) for (const p of killSandbox(pid)) killed.add(p);
+    };
     if (pid) liveGroups.add(pid);
     installExitHook();
-    // Cancelling kills the whole group at once, not only its leader.
+    // Cancelling kills the whole sandbox at once, not only its leader; a job cancelled while it started is killed now.
     opts.signal?.addEventListener("abort", kill, { once: true });
+    if (opts.signal?.aborted) kill();
     const guard = setTimeout(kill, opts.timeoutMs + 50);
     const result = await child;
     clearTimeout(guard);
     opts.signal?.removeEventListener("abort", kill);
     kill();
+    // The run has ended when the last of its processes has, not when bubblewrap's leader has.
+    for (let i = 0; i < 500 && [...killed].some(running); i++) await new Promise((r) => setTimeout(r, 10));
     if (pid) liveGroups.delete(pid);
     const stdout = tails.stdout.text();
     let stderr = tails.stderr.text();
