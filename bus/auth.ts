@@ -152,11 +152,14 @@ export function serverAuthConfig(ids: Identities): string {
 /** What is handed to another machine so that a node joins as one role. */
 export const CredsFile = z.object({
   kind: z.literal("scientist-swarm-creds"),
-  url: z.string().regex(/^nats:\/\/[^\s/]+:\d+$/, "nats://<host>:<port>"),
+  /** One server, or every server of a cluster, comma-separated; tls:// where the swarm's servers require TLS. */
+  url: z.string().regex(/^(nats|tls):\/\/[^\s/,]+:\d+(,(nats|tls):\/\/[^\s/,]+:\d+)*$/, "nats://<host>:<port>[,nats://<host>:<port>…]"),
   role: z.enum(IDENTITIES.filter((i): i is WorkerRole => i !== "swarm") as [WorkerRole, ...WorkerRole[]]),
   user: z.string().min(1),
   password: z.string().min(16),
   runId: z.string(),
+  /** The certificate (PEM) of the authority that signed the servers' certificates, when the swarm made one (--tls). */
+  ca: z.string().includes("-----BEGIN CERTIFICATE-----").optional(),
 });
 export type CredsFile = z.infer<typeof CredsFile>;
 

@@ -14,6 +14,8 @@ packages=(
   python3 python3-numpy python3-matplotlib   # the templates' experiments and plots
   python3-torch                    # grokking and 2d_diffusion (CPU build; a GPU node brings its own CUDA PyTorch)
   bubblewrap                       # the sandbox for generated code
+  iproute2                         # ip netns: the fault tests put the server, the swarm and nodes on simulated hosts
+  openssl                          # --tls: the certificate authority and server certificates a swarm makes
 )
 
 missing=()
