@@ -65,7 +65,8 @@ export function rolePermissions(role: WorkerRole): Permissions {
       `${API}.CONSUMER.INFO.${jobs}.${durableName(k)}`,
       `${API}.CONSUMER.MSG.NEXT.${jobs}.${durableName(k)}`,
       `$JS.ACK.${jobs}.${durableName(k)}.>`,
-      `sci.*.conv.${k}.>`,
+      // Under its own name only: an outcome says who published it (subjects.outcome).
+      `sci.*.conv.${k}.${role}.>`,
     ]),
     ...needs.asks.map((k) => `sci.*.jobs.${k}`),
     ...needs.says,
@@ -101,6 +102,15 @@ export type Credential = z.infer<typeof Credential>;
 
 export const Identities = z.object(Object.fromEntries(IDENTITIES.map((i) => [i, Credential])) as Record<Identity, typeof Credential>);
 export type Identities = z.infer<typeof Identities>;
+
+/** The identity of a connection made without credentials: possible only on a server that admits anyone on this machine (loopback). */
+export const OPEN_IDENTITY = "local";
+
+/** Who may publish a kind's outcomes: the roles that serve it, the swarm, and any process on an open (loopback) server. */
+export function outcomePublishers(kind: JobKind): string[] {
+  const serving = (Object.keys(ROLE_NEEDS) as WorkerRole[]).filter((r) => ROLE_NEEDS[r].serves.includes(kind));
+  return [...serving, "swarm", OPEN_IDENTITY];
+}
 
 /** Fresh passwords for every identity: a new server configuration revokes every credential handed out before. */
 export function newIdentities(): Identities {

@@ -16,6 +16,7 @@ import {
 import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import { z } from "zod";
+import { OPEN_IDENTITY } from "./auth.js";
 import { BusError } from "./errors.js";
 import { rootLogger, type Logger } from "./logger.js";
 import { retryingKv } from "./retryBus.js";
@@ -38,6 +39,8 @@ export interface Bus {
    * answers on `sci.live.<instanceId>` for as long as it is open (see askHolder).
    */
   instanceId: string;
+  /** The identity this connection publishes as: its credential's role, or OPEN_IDENTITY without one (bus/auth.ts). */
+  identity: string;
   /** The claim and lease keys this connection holds now: what it answers when asked whether it holds one. */
   held: Set<string>;
   /** When the connection last came back after losing the server; 0 if it never lost it. */
@@ -296,8 +299,8 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
     });
   }
   let reconnectedAt = 0;
-  const identity = opts.credential?.role ?? "this connection";
-  watchStatus(nc, log, identity, (status) => {
+  const identity = opts.credential?.role ?? OPEN_IDENTITY;
+  watchStatus(nc, log, opts.credential?.role ?? "this connection", (status) => {
     if (status.type === "back") reconnectedAt = Date.now();
     opts.onStatus?.(status);
   });
@@ -319,6 +322,7 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
       url,
       log,
       instanceId,
+      identity,
       held,
       reconnectedAt: () => reconnectedAt,
       async close() {

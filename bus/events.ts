@@ -27,13 +27,15 @@ async function publishValidated<S extends z.ZodType>(bus: Bus, subject: string, 
   await retryBus(`publish on ${subject}`, () => bus.js.publish(subject, bytes, { msgID }), { log: bus.log });
 }
 
+/** Publishes a job's outcome under this connection's identity, naming the connection (which holds the job's claim). */
 export async function publishOutcome<K extends JobKind>(
   bus: Bus,
   kind: K,
-  outcome: DistributiveOmit<Outcome<K>, "at">,
+  outcome: DistributiveOmit<Outcome<K>, "at" | "instance">,
 ): Promise<void> {
-  await publishValidated(bus, subjects.outcome(outcome.runId, kind, outcome.jobId), outcomeSchema(kind), {
+  await publishValidated(bus, subjects.outcome(outcome.runId, kind, outcome.jobId, bus.identity), outcomeSchema(kind), {
     ...outcome,
+    instance: bus.instanceId,
     at: new Date().toISOString(),
   } as never);
 }
@@ -165,29 +167,4 @@ export async function watchEvents<S extends z.ZodType>(
       }
     },
   };
-}
-
-/** Waits for the outcome of one job, whether it is already recorded or still to come. */
-export async function awaitOutcome<K extends JobKind>(
-  bus: Bus,
-  runId: string,
-  kind: K,
-  jobId: string,
-  opts: { signal?: AbortSignal; log?: Logger } = {},
-): Promise<Outcome<K>> {
-  // Only this job's subject is read: as cheap at the ten-thousandth job of a run as at the first.
-  const stream = await watchEvents(bus, subjects.outcome(runId, kind, jobId), outcomeSchema(kind), opts.log);
-  const onAbort = () => void stream.close();
-  opts.signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    for await (const { value } of stream) {
-      if (value.jobId === jobId) return value as Outcome<K>;
-    }
-    throw new BusError(
-      opts.signal?.aborted ? `stopped while waiting for ${kind} job ${jobId}` : `the conversation stream closed before ${kind} job ${jobId} ended`,
-    );
-  } finally {
-    opts.signal?.removeEventListener("abort", onAbort);
-    await stream.close();
-  }
 }

@@ -134,7 +134,8 @@ export const resultSchemas = {
     reviews: z.number().int(),
     round: z.number().int().min(0).default(0),
     /** The reviews the decision weighed: whose, from which node, and what each said. */
-    reviewers: z.array(z.object({ reviewer: z.number().int().min(0), node: z.string(), overall: z.number(), decision: z.enum(["Accept", "Reject"]) })),
+    // `identity`: who published the review, as the server vouched for it (subjects.outcome).
+    reviewers: z.array(z.object({ reviewer: z.number().int().min(0), node: z.string(), identity: z.string(), overall: z.number(), decision: z.enum(["Accept", "Reject"]) })),
   }),
   review: z.object({ review: Review, reflections: z.number().int() }),
 } as const;
@@ -148,7 +149,8 @@ export type JobResult<K extends JobKind> = z.infer<(typeof resultSchemas)[K]>;
 
 /** What a worker reports on `sci.<runId>.conv.<kind>` when a job ends, either way. */
 export function outcomeSchema<K extends JobKind>(kind: K) {
-  const base = { jobId: JobId, runId: RunId, ideaId: IdeaId.optional(), by: Actor, at: z.string() };
+  // `instance`: the connection that published it, which must be the one holding the job's claim (bus/outcomes.ts).
+  const base = { jobId: JobId, runId: RunId, ideaId: IdeaId.optional(), by: Actor, instance: z.string().min(1), at: z.string() };
   return z.discriminatedUnion("ok", [
     z.object({ ...base, ok: z.literal(true), result: resultSchemas[kind] as (typeof resultSchemas)[K] }),
     // `error` is the failure's message, for readers that only print it; deciding is done on `failure`.
@@ -160,6 +162,7 @@ export type Outcome<K extends JobKind> = {
   runId: string;
   ideaId?: string | undefined;
   by: Actor;
+  instance: string;
   at: string;
 } & ({ ok: true; result: JobResult<K> } | { ok: false; error: string; failure: Failure });
 

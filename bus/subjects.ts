@@ -5,10 +5,14 @@ export const subjects = {
   job: (runId: string, kind: JobKind) => `sci.${runId}.jobs.${kind}`,
   /** Any run's jobs of one kind: what a worker's durable consumer filters on. */
   anyJob: (kind: JobKind) => `sci.*.jobs.${kind}`,
-  /** One job's outcome, on a subject of its own: waiting for it reads that subject, not the whole run. */
-  outcome: (runId: string, kind: JobKind, jobId: string) => `sci.${runId}.conv.${kind}.${jobId}`,
+  /**
+   * One job's outcome, on a subject of its own (waiting for it reads that subject, not the whole run), named by
+   * the identity that published it: the server lets each identity publish only under its own name (bus/auth.ts),
+   * so the name is vouched for. Without `identity`, the job's outcome from anyone.
+   */
+  outcome: (runId: string, kind: JobKind, jobId: string, identity = "*") => `sci.${runId}.conv.${kind}.${identity}.${jobId}`,
   /** The outcomes of one kind in a run, or only of the jobs whose ids begin with the tokens of `prefix`. */
-  outcomes: (runId: string, kind: JobKind, prefix?: string) => `sci.${runId}.conv.${kind}.${prefix ? `${prefix}.` : ""}>`,
+  outcomes: (runId: string, kind: JobKind, prefix?: string) => `sci.${runId}.conv.${kind}.${prefix ? `*.${prefix}.` : ""}>`,
   /** An idea the ideator accepted, one subject per idea; `accepted(runId)` is every idea of the run. */
   accepted: (runId: string, ideaId?: string) => `sci.${runId}.conv.accepted.${ideaId ?? "*"}`,
   progress: (runId: string) => `sci.${runId}.conv.progress`,
@@ -28,6 +32,9 @@ export const subjects = {
   /** Where one bus connection answers whether it holds a claim or a lease (never stored: no stream takes three tokens). */
   live: (instanceId: string) => `sci.live.${instanceId}`,
 } as const;
+
+/** The identity an outcome's subject names (see `subjects.outcome`). */
+export const publisherOf = (subject: string): string | undefined => subject.split(".")[4];
 
 export const STREAMS = {
   /** Work-queue stream: a job is removed once a worker acks it. It takes `anyJob(kind)` of the known kinds only. */

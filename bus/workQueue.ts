@@ -75,7 +75,7 @@ export const Claim = z.object({
 });
 export type Claim = z.infer<typeof Claim>;
 
-function readClaim(entry: KvEntry | null): Claim | undefined {
+export function readClaim(entry: KvEntry | null): Claim | undefined {
   if (!entry || entry.operation !== "PUT") return undefined;
   try {
     return Claim.safeParse(entry.json()).data;

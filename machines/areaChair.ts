@@ -6,6 +6,8 @@ import { declared, declaredCallback } from "./declare.js";
 export interface ReceivedReview {
   reviewer: number;
   node: string;
+  /** The identity that published it, as the server vouched for it. */
+  identity: string;
   review: Review;
 }
 

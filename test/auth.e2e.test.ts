@@ -48,6 +48,9 @@ describe("a swarm that listens beyond loopback", () => {
     const reviewsDir = join(runDir, ideas.ideas[0].ideaId, "reviews");
     const nodes = readdirSync(reviewsDir).map((f) => JSON.parse(readFileSync(join(reviewsDir, f), "utf8")).node);
     expect(nodes).toEqual(["joined-node", "joined-node", "joined-node"]);
+    // The chair counted each under the name the server vouched for.
+    const meta = JSON.parse(readFileSync(join(runDir, ideas.ideas[0].ideaId, "meta_review.json"), "utf8"));
+    expect(meta.reviewers.map((r: { identity: string }) => r.identity)).toEqual(["reviewer", "reviewer", "reviewer"]);
     expect(res.all).toMatch(/on node joined-node/);
   }, 90_000);
 });

@@ -6,9 +6,10 @@ import { join } from "node:path";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { publishJob, serveJobs } from "../bus/workQueue.js";
-import { awaitOutcome, publishOutcome, publishProgress } from "../bus/events.js";
+import { publishOutcome, publishProgress } from "../bus/events.js";
+import { awaitOutcome } from "../bus/outcomes.js";
 import { getArtifact, putArtifact } from "../bus/artifacts.js";
-import { kvKeys } from "../bus/subjects.js";
+import { kvKeys, subjects } from "../bus/subjects.js";
 import { CredsFile, readCredsFile, writeCredsFile, type WorkerRole } from "../bus/auth.js";
 import type { Review } from "../bus/schemas.js";
 
@@ -29,7 +30,7 @@ describe("a swarm's server beyond loopback", () => {
   let server: LocalNats;
   let swarm: Bus;
   let reviewer: Bus;
-  const as = (role: WorkerRole | "swarm", name = role) => connectBus(server.url, { name, log, credential: { ...server.identities![role], role } });
+  const as = (role: WorkerRole | "swarm", name: string = role) => connectBus(server.url, { name, log, credential: { ...server.identities![role], role } });
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "swarm-auth-"));
@@ -83,7 +84,7 @@ describe("a swarm's server beyond loopback", () => {
     const decision = { decision: "Accept" as const, metaReview: "m", scores: {}, reviews: 3, round: 0, reviewers: [] };
     await expect(
       publishOutcome(reviewer, "chair", { jobId: "run-a.chair.idea_a", runId: "run-a", ideaId: "idea_a", by: { agent: "areaChair", node: "forged" }, ok: true, result: decision }),
-    ).rejects.toThrow(violation("sci.run-a.conv.chair.run-a.chair.idea_a"));
+    ).rejects.toThrow(violation("sci.run-a.conv.chair.reviewer.run-a.chair.idea_a"));
     await expect(reviewer.kv.put(kvKeys.config("run-a"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.config"));
     await expect(reviewer.kv.put(kvKeys.lease("run-a"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.lease"));
     // Nor may it make streams of its own.
@@ -92,6 +93,41 @@ describe("a swarm's server beyond loopback", () => {
     await expect.poll(() => refused.join("\n")).toMatch(/User \\?"reviewer\\?".*sci\.run-a\.jobs\.experiment/);
     // Only the swarm writes a run's configuration.
     await swarm.kv.put(kvKeys.config("run-a"), "{}");
+  });
+
+  it("believes a review only from the reviewer that holds its job, and only under a reviewer's name", async () => {
+    const forger = await as("reviewer", "forger");
+    let started!: () => void;
+    let finish!: () => void;
+    const working = new Promise<void>((r) => (started = r));
+    const finished = new Promise<void>((r) => (finish = r));
+    // The honest reviewer holds its job until the forger has spoken.
+    const honest = serveJobs(reviewer, "review", async () => {
+      started();
+      await finished;
+      return { review: { ...review, Summary: "honest" }, reflections: 0 };
+    }, { concurrency: 1, by: { agent: "reviewer", node: "honest" }, log });
+    try {
+      const jobId = "run-v.review.idea_v.0";
+      await publishJob(swarm, "review", { jobId, runId: "run-v", ideaId: "idea_v", pdf: "p", reviewer: 0 });
+      await working;
+      // While the honest reviewer holds the job, another reviewer's credentials answer it: first.
+      const forged = { jobId, runId: "run-v", ideaId: "idea_v", by: { agent: "reviewer", node: "honest" }, ok: true as const, result: { review: { ...review, Summary: "forged", Overall: 10, Decision: "Accept" as const }, reflections: 0 } };
+      await publishOutcome(forger, "review", forged);
+      // Nor may it speak under another identity's name.
+      const asSwarm = { ...forger, identity: "swarm" };
+      await expect(publishOutcome(asSwarm, "review", forged)).rejects.toThrow(violation(`sci.run-v.conv.review.swarm.${jobId}`));
+      finish();
+      const outcome = await awaitOutcome(swarm, "run-v", "review", jobId);
+      expect(outcome.ok && outcome.result.review.Summary).toBe("honest");
+      const info = await swarm.jsm.streams.info("SCI_CONV", { subjects_filter: subjects.outcome("run-v", "review", jobId) });
+      // Both reached the stream; only the holder's was believed.
+      expect(Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0)).toBe(2);
+    } finally {
+      finish();
+      await honest.stop();
+      await forger.close();
+    }
   });
 
   it("hands a role its credentials in a file only its owner reads", () => {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
 import { natsForSuite } from "./helpers/nats.js";
 import { publishJob, serveJobs, JobFailedError } from "../bus/workQueue.js";
-import { awaitOutcome, publishProgress, watchEvents } from "../bus/events.js";
+import { publishProgress, watchEvents } from "../bus/events.js";
+import { awaitOutcome } from "../bus/outcomes.js";
 import { getArtifact, putArtifact } from "../bus/artifacts.js";
 import { subjects } from "../bus/subjects.js";
 import { Progress, type Review } from "../bus/schemas.js";
@@ -99,9 +100,9 @@ describe("bus against a real nats-server", () => {
     expect(last.jobId).toBe("run-e.review.idea_e.r1.0");
     const info = await env.bus.jsm.streams.info("SCI_CONV", { subjects_filter: subjects.outcomes("run-e", "review") });
     expect(info.state.subjects).toEqual({
-      "sci.run-e.conv.review.run-e.review.idea_e.0": 1,
-      "sci.run-e.conv.review.run-e.review.idea_e.1": 1,
-      "sci.run-e.conv.review.run-e.review.idea_e.r1.0": 1,
+      "sci.run-e.conv.review.local.run-e.review.idea_e.0": 1,
+      "sci.run-e.conv.review.local.run-e.review.idea_e.1": 1,
+      "sci.run-e.conv.review.local.run-e.review.idea_e.r1.0": 1,
     });
     for (const jobId of ["a b", "a.*", "a.>", "a..b", ""]) {
       await expect(publishJob(env.bus, "review", { jobId, runId: "run-e", ideaId: "idea_e", pdf: "p", reviewer: 0 }), jobId).rejects.toThrow();

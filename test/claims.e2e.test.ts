@@ -7,7 +7,7 @@ import { pino } from "pino";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { RECONNECT_SETTLE_MS, askHolder, connectBus, type Bus } from "../bus/connection.js";
 import { MAX_ATTEMPTS, publishJob, serveJobs, type Worker } from "../bus/workQueue.js";
-import { awaitOutcome } from "../bus/events.js";
+import { awaitOutcome } from "../bus/outcomes.js";
 import { ProviderError } from "../agents/llm/errors.js";
 import type { Review } from "../bus/schemas.js";
 import { subjects } from "../bus/subjects.js";

@@ -8,7 +8,7 @@ import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { LEASE_RENEW_MS, LEASE_TTL_MS, holdRunLease, leaseLapsed, leaseState, type RunLease } from "../bus/lease.js";
 import { MAX_ATTEMPTS, publishJob, serveJobs, type Worker } from "../bus/workQueue.js";
-import { awaitOutcome } from "../bus/events.js";
+import { awaitOutcome } from "../bus/outcomes.js";
 import { STREAMS, durableName } from "../bus/subjects.js";
 import type { Review } from "../bus/schemas.js";
 import { capturingLog, startWorkerProcess, until } from "./helpers/workerProcess.js";

@@ -48,11 +48,11 @@ const review: Review = {
   Confidence: 3,
   Decision: "Reject",
 };
-const received = (reviewer: number): ReceivedReview => ({ reviewer, node: "n1", review });
+const received = (reviewer: number): ReceivedReview => ({ reviewer, node: "n1", identity: "reviewer", review });
 const baseline: RunRecord = { run: "run_0", description: "baseline", ok: true, attempts: 1 };
 const cited = (key: string): Citation => ({ key, title: `On ${key}`, authors: ["A. Author"], bibtex: `@article{${key}, title={On ${key}}}` });
 const experimented = { runs: [baseline], figures: ["fit.png"], notes: "notes" };
-const decision = (d: "Accept" | "Reject") => ({ decision: d, metaReview: "m", scores: { Overall: 5 }, reviews: 1, round: 0, reviewers: [{ reviewer: 0, node: "n1", overall: 5, decision: d }] });
+const decision = (d: "Accept" | "Reject") => ({ decision: d, metaReview: "m", scores: { Overall: 5 }, reviews: 1, round: 0, reviewers: [{ reviewer: 0, node: "n1", identity: "reviewer", overall: 5, decision: d }] });
 
 /** The id xstate gives the actor invoked by a state: `<index>.<state id>` unless the machine names it. */
 function invokeId(machine: AnyStateMachine, state: string): string {

@@ -7,7 +7,7 @@ import { pipelineMachine, type AcceptedEvent, type PipelineInput } from "../mach
 const idea = (name: string): Idea => ({ Name: name, Title: `On ${name}`, Experiment: "fit it", Interestingness: 6, Feasibility: 7, Novelty: 5 });
 const baseline = { run: "run_0", description: "baseline", ok: true, attempts: 1 };
 const decision = (d: "Accept" | "Reject", round: number) => ({
-  decision: d, metaReview: `meta ${round}`, scores: { Overall: d === "Accept" ? 6 : 3 }, reviews: 1, round, reviewers: [{ reviewer: 0, node: "n1", overall: 5, decision: d }],
+  decision: d, metaReview: `meta ${round}`, scores: { Overall: d === "Accept" ? 6 : 3 }, reviews: 1, round, reviewers: [{ reviewer: 0, node: "n1", identity: "reviewer", overall: 5, decision: d }],
 });
 const input: PipelineInput = { runId: "r1", ideas: 2, baselineKind: "baseline", experimentKind: "experiment", revisionRounds: 1 };
 

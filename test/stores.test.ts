@@ -9,7 +9,7 @@ import { natsForSuite } from "./helpers/nats.js";
 import { connectBus } from "../bus/connection.js";
 import { startLocalNats } from "../bus/server.js";
 import { publishJob, serveJobs } from "../bus/workQueue.js";
-import { awaitOutcome } from "../bus/events.js";
+import { awaitOutcome } from "../bus/outcomes.js";
 import { STREAMS, subjects } from "../bus/subjects.js";
 import { JOB_KINDS, type Review } from "../bus/schemas.js";
 

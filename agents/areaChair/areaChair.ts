@@ -5,7 +5,8 @@ import { outcomeSchema } from "../../bus/schemas.js";
 import { JobFailedError, publishJob } from "../../bus/workQueue.js";
 import { putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { watchEvents } from "../../bus/events.js";
-import { subjects } from "../../bus/subjects.js";
+import { vetOutcome } from "../../bus/outcomes.js";
+import { publisherOf, subjects } from "../../bus/subjects.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
@@ -40,12 +41,18 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
           const stream = await watchEvents(ctx.bus, subjects.outcomes(job.runId, "review", `${job.runId}.review.${job.ideaId}`), outcomeSchema("review"), ctx.log);
           close = () => stream.close();
           if (closed) return void stream.close();
-          for await (const { value } of stream) {
+          for await (const { subject, value } of stream) {
             const i = wanted.get(value.jobId);
             if (i === undefined) continue;
+            // Counted only from a reviewer identity, and from the worker that holds the job; once per job.
+            const distrust = await vetOutcome(ctx.bus, "review", subject, value);
+            if (distrust) {
+              ctx.log.warn({ subject, jobId: value.jobId }, `ignored a review for reviewer ${i}: ${distrust}`);
+              continue;
+            }
             wanted.delete(value.jobId);
             if (value.ok) {
-              const received: ReceivedReview = { reviewer: i, node: value.by.node, review: value.result.review };
+              const received: ReceivedReview = { reviewer: i, node: value.by.node, identity: publisherOf(subject)!, review: value.result.review };
               await ctx.progress(`review ${i} arrived from node ${value.by.node}`, job.ideaId);
               sendBack({ type: "REVIEW", review: received });
             } else {
@@ -71,7 +78,7 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
     actorId, ideaId: job.ideaId, snapshot: await restoreFrom(ctx, actorId, areaChairMachine),
   });
   if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error!.message}`, out.error);
-  const reviewers = out.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node, overall: r.review.Overall, decision: r.review.Decision }));
+  const reviewers = out.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node, identity: r.identity, overall: r.review.Overall, decision: r.review.Decision }));
   const result = { ...out.decision, reviews: out.reviews.length, round: job.round, reviewers };
   await putArtifact(ctx.bus, `${prefix}/meta_review.json`, JSON.stringify(result, null, 2));
   const label = job.round ? ` on revision ${job.round}` : "";

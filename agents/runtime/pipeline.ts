@@ -1,7 +1,8 @@
 import { fromCallback } from "xstate";
 import type { Bus } from "../../bus/connection.js";
 import type { Logger } from "../../bus/logger.js";
-import { awaitOutcome, watchEvents } from "../../bus/events.js";
+import { watchEvents } from "../../bus/events.js";
+import { awaitOutcome } from "../../bus/outcomes.js";
 import { publishJob } from "../../bus/workQueue.js";
 import { subjects } from "../../bus/subjects.js";
 import { failureOf } from "../../bus/errors.js";

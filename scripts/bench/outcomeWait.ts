@@ -13,8 +13,10 @@ import { pino } from "pino";
 import { z } from "zod";
 import { connectBus } from "../../bus/connection.js";
 import { startLocalNats } from "../../bus/server.js";
-import { awaitOutcome, publishOutcome, watchEvents } from "../../bus/events.js";
-import { subjects } from "../../bus/subjects.js";
+import { publishOutcome, watchEvents } from "../../bus/events.js";
+import { awaitOutcome } from "../../bus/outcomes.js";
+import { kvKeys, subjects } from "../../bus/subjects.js";
+import type { Claim } from "../../bus/workQueue.js";
 import { outcomeSchema } from "../../bus/schemas.js";
 
 const { values } = parseArgs({ options: { unrelated: { type: "string", default: "2000" }, trials: { type: "string", default: "50" } } });
@@ -27,8 +29,11 @@ const store = await mkdtemp(join(tmpdir(), "bench-outcome-"));
 const server = await startLocalNats({ storeDir: store, log });
 const bus = await connectBus(server.url, { name: "bench" });
 
-const publish = (runId: string, jobId: string) =>
-  publishOutcome(bus, "novelty", { jobId, runId, ideaId: "idea", by, ok: true, result: { verdict: "novel", reason: "r", evidence: [], queries: [] } });
+/** An outcome as a worker publishes one: it holds the job's claim, which a waiter checks (bus/outcomes.ts). */
+async function publish(runId: string, jobId: string): Promise<void> {
+  await bus.kv.put(kvKeys.claim(runId, jobId), JSON.stringify({ holder: bus.instanceId, node: by.node, at: new Date().toISOString(), failures: 0 } satisfies Claim));
+  await publishOutcome(bus, "novelty", { jobId, runId, ideaId: "idea", by, ok: true, result: { verdict: "novel", reason: "r", evidence: [], queries: [] } });
+}
 
 /** Milliseconds for each of `trials` waits, each for an outcome published just before it. */
 async function timeWaits(runId: string, wait: (jobId: string) => Promise<unknown>): Promise<number[]> {
