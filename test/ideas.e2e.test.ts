@@ -16,6 +16,8 @@ const ideasOf = (out: string, text: string) => JSON.parse(readFileSync(join(out,
 }[];
 // More than one of the slow roles, so that five ideas go through in parallel.
 const wide = ["--roles", "ideator,critic,coder=2,writer=2,areaChair=2,reviewer=3"];
+// What these tests are about ends with the critic: one run and one round of review per idea is enough after it.
+const brief = ["--max-runs", "1", "--revisions", "0"];
 
 describe("ideas in conversation with the critic", () => {
   it("answers a 'revise' verdict with a revised idea that the critic judges again", async () => {
@@ -32,7 +34,7 @@ describe("ideas in conversation with the critic", () => {
 `,
     );
     const out = join(dir, "revise");
-    const res = await runScript("swarm", ["--out", out, "--bibliography", bib]);
+    const res = await runScript("swarm", ["--out", out, "--bibliography", bib, ...brief]);
     expect(res.exitCode, res.all).toBe(0);
     const [idea] = ideasOf(out, res.all ?? "");
     const turns = idea!.history.filter((h) => /^(critic|revised)/.test(h));
@@ -47,14 +49,14 @@ describe("ideas in conversation with the critic", () => {
 
   it("yields five distinct ideas, and a second run of the template proposes none of them again", async () => {
     const out = join(dir, "five");
-    const first = await runScript("swarm", ["--out", out, "--ideas", "5", ...wide]);
+    const first = await runScript("swarm", ["--out", out, "--ideas", "5", ...wide, ...brief]);
     expect(first.exitCode, first.all).toBe(0);
     const one = ideasOf(out, first.all ?? "");
     expect(one).toHaveLength(5);
     expect(new Set(one.map((i) => i.idea.Name)).size).toBe(5);
     expect(new Set(one.map((i) => i.idea.Title)).size).toBe(5);
 
-    const second = await runScript("swarm", ["--out", out, "--ideas", "2", ...wide]);
+    const second = await runScript("swarm", ["--out", out, "--ideas", "2", ...wide, ...brief]);
     expect(second.exitCode, second.all).toBe(0);
     const two = ideasOf(out, second.all ?? "");
     const before = new Set(one.map((i) => i.idea.Name));

@@ -9,9 +9,10 @@ const out = mkdtempSync(join(tmpdir(), "swarm-torch-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
 // The paper's two PyTorch templates, in the configuration for two CPU cores: one changed run each.
-describe.each(["grokking", "2d_diffusion"])("the %s template, reduced, through the whole swarm", (template) => {
+// Side by side: a reduced run keeps one core busy, so the two take little longer than one.
+describe.concurrent.each(["grokking", "2d_diffusion"])("the %s template, reduced, through the whole swarm", (template) => {
   it("runs the baseline and a changed run on the CPU, plots them and writes the paper", async () => {
-    const res = await runScript("swarm", ["--template", template, "--profile", "reduced", "--max-runs", "1", "--out", out]);
+    const res = await runScript("swarm", ["--template", template, "--profile", "reduced", "--max-runs", "1", "--revisions", "0", "--out", out]);
     expect(res.exitCode, res.all).toBe(0);
     const runId = /^Run (\S+) on template/m.exec(res.all ?? "")![1]!;
     const run = join(out, runId);
