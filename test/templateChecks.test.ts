@@ -104,6 +104,11 @@ describe("a baseline that fails", () => {
     expect(e.hint).toMatch(/a run sees only its own folder/);
   });
 
+  it("names no file when a program only prints the word FileNotFoundError", () => {
+    const e = explain("report: FileNotFoundError for '', '' and ''\nTraceback (most recent call last):\nRuntimeError: boom\n");
+    expect(e.message).not.toMatch(/which is absent/);
+  });
+
   it("that tries to download its data says a run has no network", () => {
     const e = explain("urllib.error.URLError: <urlopen error [Errno -3] Temporary failure in name resolution>\n");
     expect(e.message).toMatch(/tries to download something, and a run has no network/);

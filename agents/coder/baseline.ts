@@ -100,7 +100,8 @@ export function explainBaselineFailure(res: Pick<SandboxResult, "stderr" | "time
   const tail = res.stderr.trim().split("\n").slice(-15).join("\n");
   const where = `template "${template.name}"`;
   const module = /ModuleNotFoundError: No module named '([^']+)'/.exec(res.stderr)?.[1];
-  const file = /(?:FileNotFoundError|No such file or directory)[^'"]*['"]([^'"]+)['"]/.exec(res.stderr)?.[1];
+  // Python's own words for a file it could not open: `[Errno 2] No such file or directory: 'data.csv'` (repr quotes).
+  const file = /No such file or directory: (['"])(.+?)\1/.exec(res.stderr)?.[2];
   let message: string;
   let hint: string;
   if (res.timedOut) {
