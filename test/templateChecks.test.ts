@@ -105,7 +105,7 @@ describe("a baseline that fails", () => {
   });
 
   it("names no file when a program only prints the word FileNotFoundError", () => {
-    const e = explain("report: FileNotFoundError for '', '' and ''\nTraceback (most recent call last):\nRuntimeError: boom\n");
+    const e = explain("report: no FileNotFoundError for 'a', 'b'\nTraceback (most recent call last):\nRuntimeError: boom\n");
     expect(e.message).not.toMatch(/which is absent/);
   });
 
