@@ -78,6 +78,16 @@ export class BusError extends SwarmError {
 }
 
 /**
+ * A TLS handshake with NATS failed: the server's certificate is not trusted or does not name the host, or
+ * one side does not speak TLS. Connecting again changes nothing until someone changes the configuration.
+ */
+export class TlsError extends BusError {
+  constructor(message: string, options?: SwarmErrorOptions) {
+    super(message, { ...options, retryable: options?.retryable ?? false });
+  }
+}
+
+/**
  * A job, or a step of one, failed with a failure already known: the message says what failed, the failure
  * (of its cause, or as another actor reported it on the bus) says whose fault it was and whether to retry.
  */

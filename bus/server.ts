@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { loadOrCreateIdentities, serverAuthConfig, writePrivate, type Identities } from "./auth.js";
-import { EnvironmentError, BusError } from "./errors.js";
+import { freePort, spawnNatsServer } from "./natsProcess.js";
 import type { Logger } from "./logger.js";
+import { writeTlsServerConf, type ServerTlsFiles } from "./tls.js";
 
 export interface LocalNats {
   url: string;
@@ -18,33 +17,29 @@ export interface LocalNats {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-
-/** A server must never outlive the process that started it, however that process ends. */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on("exit", () => {
-    for (const child of live) child.kill("SIGKILL");
-  });
-}
-
 /** Whether an address to listen on admits only this machine. */
 export function isLoopback(host: string): boolean {
   return /^(127\.|localhost$|::1$)/.test(host);
+}
+
+/**
+ * The address this machine's clients reach a server at: loopback when it listens on every address (or on
+ * loopback), else the one address it listens on (it does not answer on 127.0.0.1 then).
+ */
+export function clientHost(host: string): string {
+  if (isLoopback(host) || host === "0.0.0.0" || host === "::" || host === "[::]") return "127.0.0.1";
+  return host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+}
+
+/**
+ * The identities a server beyond loopback admits, kept in `dir` (a restart takes the same ones), and the
+ * `authorization` block naming them, written to `dir/auth.conf`: both readable by their owner only.
+ */
+export function writeServerAuth(dir: string): { identities: Identities; conf: string } {
+  const identities = loadOrCreateIdentities(join(dir, "identities.json"));
+  const conf = join(dir, "auth.conf");
+  writePrivate(conf, serverAuthConfig(identities));
+  return { identities, conf };
 }
 
 /**
@@ -53,85 +48,34 @@ export function isLoopback(host: string): boolean {
  * clients reconnect to it and find their streams, and a server beyond loopback keeps its identities.
  * Beyond loopback the server always requires credentials: its configuration (written beside the store,
  * readable by its owner only) names one user per identity with that identity's permissions.
+ * Given `tls` (bus/tls.ts), it takes TLS connections only, and its `url` says tls://.
  * Resolves once the server says it is ready to take clients.
  */
-export async function startLocalNats(opts: { storeDir: string; log?: Logger; binary?: string; host?: string; port?: number }): Promise<LocalNats> {
+export async function startLocalNats(opts: { storeDir: string; log?: Logger; binary?: string; host?: string; port?: number; tls?: ServerTlsFiles }): Promise<LocalNats> {
   const binary = opts.binary ?? "nats-server";
   const host = opts.host ?? "127.0.0.1";
   mkdirSync(opts.storeDir, { recursive: true });
   const port = opts.port ?? (await freePort());
   let identities: Identities | undefined;
   const args = ["-js", "-a", host, "-p", String(port), "-sd", opts.storeDir];
+  let conf: string | undefined;
   if (!isLoopback(host)) {
-    identities = loadOrCreateIdentities(join(opts.storeDir, "identities.json"));
-    const conf = join(opts.storeDir, "auth.conf");
-    writePrivate(conf, serverAuthConfig(identities));
-    // Command-line flags win over the file, which holds only the authorization block.
-    args.unshift("-c", conf);
+    const auth = writeServerAuth(opts.storeDir);
+    identities = auth.identities;
+    conf = auth.conf;
   }
-  const child = spawn(binary, args, {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  live.add(child);
-  installExitHook();
-
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  exited.then(() => live.delete(child));
-
-  await new Promise<void>((resolve, reject) => {
-    let stderr = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new BusError(`nats-server did not become ready within 10 s:\n${stderr.slice(-2000)}`));
-    }, 10_000);
-    child.once("error", (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(
-        err.code === "ENOENT"
-          ? new EnvironmentError(`${binary} is not installed`, {
-              hint: "apt-get install -y nats-server, or set NATS_URL to a running server with JetStream",
-            })
-          : new BusError(`could not start ${binary}: ${err.message}`, { cause: err }),
-      );
-    });
-    child.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
-      if (stderr.includes("Server is ready")) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      reject(new BusError(`nats-server exited with code ${code} before it was ready:\n${stderr.slice(-2000)}`));
-    });
-  });
-  // Keep draining stderr so the server never blocks on a full pipe; what it refused someone is worth a line.
-  child.stderr?.on("data", (chunk: Buffer) => {
-    for (const line of chunk.toString().split("\n")) {
-      if (/Violation/.test(line)) opts.log?.warn({ server: line.replace(/^.*?\[(ERR|WRN|INF)\] /, "") }, "nats-server refused a client");
-    }
-  });
-  child.stderr?.resume();
-  // Clients on this machine connect over loopback whatever address the server listens on.
-  const url = `nats://127.0.0.1:${port}`;
+  // On loopback too: TLS asked for is TLS required.
+  if (opts.tls) conf = writeTlsServerConf(opts.storeDir, opts.tls, { auth: Boolean(identities) });
+  // Command-line flags win over the file, which holds only the authorization and tls blocks.
+  if (conf) args.unshift("-c", conf);
+  const proc = await spawnNatsServer({ binary, args, log: opts.log });
+  const url = `${opts.tls ? "tls" : "nats"}://${clientHost(host)}:${port}`;
   opts.log?.debug({ url, storeDir: opts.storeDir, auth: Boolean(identities) }, "local nats-server started");
 
-  let stopping: Promise<void> | undefined;
   return {
     url,
     port,
     ...(identities ? { identities } : {}),
-    stop() {
-      stopping ??= (async () => {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill("SIGTERM");
-          const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-          await exited;
-          clearTimeout(timer);
-        }
-      })();
-      return stopping;
-    },
+    stop: proc.stop,
   };
 }

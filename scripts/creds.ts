@@ -13,7 +13,8 @@ Writes the credentials one role needs to join a listening swarm (--listen 0.0.0.
 the URL, that role's user and password. Hand the file over (it is private: mode 600) and there run
   npm run node -- --creds <file>
 Roles: ${ROLES.join(", ")}. The run is the newest one under --results (default: results) unless --run names it.
-Credentials last as long as the run's server: a new run has new passwords.`;
+Credentials last as long as the run's server: a new run has new passwords. A swarm started with --tls puts a
+tls:// URL and its CA's certificate (no key) in the file: the node trusts the server with it.`;
 
 /** A run's credentials, one file per role, written by its swarm when it listens beyond loopback. */
 export const runCredsFile = (runDir: string, role: WorkerRole) => join(runDir, "creds", `${role}.json`);

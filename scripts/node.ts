@@ -8,6 +8,7 @@ import { ROLE_NAMES, parseRoles } from "../agents/runtime/roles.js";
 import { defaultNodeId } from "../agents/runtime/nodeRegistry.js";
 import { runPreflight, formatPreflight, assertPreflight } from "../agents/preflight.js";
 import { readCredsFile } from "../bus/auth.js";
+import { readCaFile } from "../bus/tls.js";
 import { UNSAFE_NO_SANDBOX_ENV } from "../agents/coder/sandbox.js";
 import { fail, parseFlags } from "./cli.js";
 
@@ -18,6 +19,9 @@ Joins a running swarm and serves the given roles for every run on that NATS serv
 Roles: ${ROLE_NAMES.join(", ")}. The swarm prints the NATS_URL to use when it starts.
 A swarm that listens beyond loopback admits only nodes with credentials: --creds takes the file that
 \`npm run swarm -- creds --role <role> --out <file>\` wrote there (it names the URL, and the one role it serves).
+A swarm started with --tls is joined over TLS: its credentials file carries the CA to trust. Without a file,
+NATS_URL=tls://<host>:<port> SWARM_NATS_CA=<the swarm's nats/tls/ca.pem> names it (a CA this machine's
+trust store has, e.g. a lab's, needs no SWARM_NATS_CA).
 
   --unsafe-no-sandbox  a coder runs generated code even without bubblewrap, with the host's every file in its
                        reach (only on a machine you do not mind losing; install bubblewrap instead)`;
@@ -40,6 +44,8 @@ async function main(): Promise<void> {
   const creds = flags.creds ? readCredsFile(flags.creds) : undefined;
   // NATS_URL wins over the file's URL: the swarm's host may have another name from here.
   const url = process.env.NATS_URL ?? creds?.url;
+  // Like NATS_URL, SWARM_NATS_CA wins over the file.
+  const ca = process.env.SWARM_NATS_CA ? readCaFile(process.env.SWARM_NATS_CA) : creds?.ca;
   if (!url) throw new UserError("NATS_URL is not set", { hint: "use the URL the swarm printed when it started, e.g. NATS_URL=nats://host:4222, or --creds <file>" });
   const roles = parseRoles(flags.roles ?? creds!.role);
   // A credential allows one role's subjects only: any other role would be refused its first job.
@@ -65,6 +71,7 @@ async function main(): Promise<void> {
     name: nodeName,
     log,
     ...(creds ? { credential: { user: creds.user, password: creds.password, role: creds.role } } : {}),
+    ...(ca ? { tls: { ca } } : {}),
     onStatus: (status) => {
       if (status.type !== "closed") process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${inert(describeBusStatus(status, "this node"), 300)}\n`);
     },

@@ -10,6 +10,7 @@ import { UserError } from "../bus/errors.js";
 import { STREAMS } from "../bus/subjects.js";
 import { RunConfig } from "../bus/schemas.js";
 import { inert } from "../bus/inert.js";
+import { readCaFile } from "../bus/tls.js";
 import { Claim } from "../bus/workQueue.js";
 import { leaseState, type LeaseState } from "../bus/lease.js";
 import { listNodes } from "../agents/runtime/nodeRegistry.js";
@@ -21,7 +22,8 @@ import { fail, parseFlags } from "./cli.js";
 const HELP = `NATS_URL=nats://<host>:<port> npm run status [-- --json]
 
 Lists the nodes alive on that NATS server (roles, GPUs, jobs in hand, last heartbeat) and each run (its swarm's
-lease, jobs queued and in hand by kind, ideas in flight, spend). --json prints the same as one JSON object.`;
+lease, jobs queued and in hand by kind, ideas in flight, spend). --json prints the same as one JSON object.
+A server started with --tls: NATS_URL=tls://<host>:<port> SWARM_NATS_CA=results/<runId>/nats/tls/ca.pem.`;
 
 const Flags = z.object({ help: z.boolean().optional(), json: z.boolean().optional() });
 
@@ -115,7 +117,9 @@ async function main(): Promise<void> {
   if (flags.help) return void process.stdout.write(`${HELP}\n`);
   const url = process.env.NATS_URL;
   if (!url) throw new UserError("NATS_URL is not set", { hint: "use the URL the swarm printed when it started, e.g. NATS_URL=nats://host:4222 npm run status" });
-  const bus = await connectBus(url, { name: "status", log: rootLogger() });
+  // A server started with --tls: SWARM_NATS_CA names the CA to trust (the run's nats/tls/ca.pem).
+  const ca = process.env.SWARM_NATS_CA ? readCaFile(process.env.SWARM_NATS_CA) : undefined;
+  const bus = await connectBus(url, { name: "status", log: rootLogger(), ...(ca ? { tls: { ca } } : {}) });
   try {
     const report = await readStatus(bus);
     process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));

@@ -1,0 +1,132 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runScript, waitForLine } from "./helpers/cli.js";
+import { checkClusterSize, startLocalCluster, type LocalCluster } from "../bus/cluster.js";
+import { startLocalNats } from "../bus/server.js";
+import { connectBus, type Bus } from "../bus/connection.js";
+import { BUCKETS, STREAMS } from "../bus/subjects.js";
+
+const dir = mkdtempSync(join(tmpdir(), "swarm-cluster-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const STORES = [STREAMS.jobs.name, STREAMS.conversation.name, `KV_${BUCKETS.runs}`, `OBJ_${BUCKETS.artifacts}`];
+
+/** Whether a process with this pid exists now. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("a 3-server cluster", () => {
+  it("refuses a cluster that cannot keep a quorum", () => {
+    for (const n of [1, 2, 4]) expect(() => checkClusterSize(n), String(n)).toThrow(/odd number of servers, at least 3/);
+    for (const n of [3, 5]) expect(() => checkClusterSize(n), String(n)).not.toThrow();
+  });
+
+  it("keeps 3 copies of every stream and store, told so by the server's INFO alone, and loses nothing with one server", async () => {
+    const single = await startLocalNats({ storeDir: join(dir, "single") });
+    let cluster: LocalCluster | undefined;
+    let bus: Bus | undefined;
+    try {
+      // One server keeps one copy, as before.
+      const one = await connectBus(single.url);
+      for (const name of STORES) expect((await one.jsm.streams.info(name)).config.num_replicas, name).toBe(1);
+      await one.close();
+
+      cluster = await startLocalCluster({ size: 3, dir: join(dir, "cluster") });
+      expect(cluster.urls).toHaveLength(3);
+      expect(cluster.url.split(",")).toEqual(cluster.urls);
+      // Only the first server's URL: the rest is learned from the cluster.
+      bus = await connectBus(cluster.urls[0]!);
+      for (const name of STORES) {
+        const info = await bus.jsm.streams.info(name);
+        expect(info.config.num_replicas, name).toBe(3);
+        expect(info.cluster?.replicas?.filter((r) => r.current).length, `${name}: the leader's 2 peers are current`).toBe(2);
+      }
+      await bus.kv.put("probe.key", "kept");
+      const leader = (await bus.jsm.streams.info(`KV_${BUCKETS.runs}`)).cluster!.leader!;
+      const victim = cluster.servers.find((s) => s.name === leader)!;
+      await victim.kill();
+      expect(alive(victim.pid)).toBe(false);
+      // A new leader among the two left still has the value, and takes writes.
+      const deadline = Date.now() + 30_000;
+      let read: string | undefined;
+      while (Date.now() < deadline && read === undefined) {
+        read = await bus.kv.get("probe.key").then((e) => e?.string(), () => undefined);
+        if (read === undefined) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(read).toBe("kept");
+      await bus.kv.put("probe.after", "written");
+      const after = await bus.jsm.streams.info(`KV_${BUCKETS.runs}`);
+      expect(after.cluster?.leader).not.toBe(leader);
+    } finally {
+      await bus?.close();
+      await cluster?.stop();
+      await single.stop();
+    }
+    for (const s of cluster!.servers) expect(alive(s.pid), `${s.name} stopped`).toBe(false);
+  }, 90_000);
+
+  // Not yet in the suite: on Debian's nats-server 2.9.10, a consumer made after one server of three was killed is
+  // placed on the dead one about one time in three for minutes (nats-io/natscli#1067), and a reader whose consumer
+  // landed there waits forever; the run then stalls instead of completing. SWARM_TRIALS=cluster-kill runs it.
+  it.skipIf(process.env.SWARM_TRIALS !== "cluster-kill")("completes an offline run when one of its 3 servers is killed mid-run", async () => {
+    const out = join(dir, "out");
+    const started = Date.now();
+    const swarm = runScript("swarm", ["--nats-cluster", "3", "--out", out, "--max-runs", "2", "--reviewers", "2"]);
+    let bus: Bus | undefined;
+    try {
+      // Listen for every line before any is said.
+      const lines = Promise.all([waitForLine(swarm, /^NATS: /, 90_000), waitForLine(swarm, /^Run \S+ on template/, 90_000)]);
+      const running = waitForLine(swarm, /running run_1/, 180_000);
+      const [natsLine, runLine] = await lines;
+      expect(natsLine).toMatch(/^NATS: nats:\/\/127\.0\.0\.1:\d+,nats:\/\/127\.0\.0\.1:\d+,nats:\/\/127\.0\.0\.1:\d+$/);
+      const runDir = join(out, /^Run (\S+)/.exec(runLine)![1]!);
+      const kept = JSON.parse(readFileSync(join(runDir, "bus.json"), "utf8")) as { cluster: { servers: { name: string; pid: number }[] } };
+      expect(kept.cluster.servers).toHaveLength(3);
+      await running;
+
+      // Kill the server that leads the jobs stream: the one whose loss matters most to the run in flight.
+      bus = await connectBus(natsLine.slice("NATS: ".length), { replicas: 3 });
+      const leader = (await bus.jsm.streams.info(STREAMS.jobs.name)).cluster!.leader!;
+      const victim = kept.cluster.servers.find((s) => s.name === leader)!;
+      expect(alive(victim.pid)).toBe(true);
+      process.kill(victim.pid, "SIGKILL");
+      const killedAt = Date.now();
+      await new Promise((r) => setTimeout(r, 500));
+      expect(alive(victim.pid), "the killed server is gone").toBe(false);
+      // The two servers left elect a new leader of the jobs stream.
+      let newLeader: string | undefined;
+      while (Date.now() - killedAt < 30_000 && (newLeader === undefined || newLeader === leader)) {
+        newLeader = await bus.jsm.streams.info(STREAMS.jobs.name).then((i) => i.cluster?.leader, () => undefined);
+        if (newLeader === undefined || newLeader === leader) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(newLeader).toBeDefined();
+      expect(newLeader).not.toBe(leader);
+
+      const res = await swarm;
+      const output = res.all ?? "";
+      expect(res.exitCode, output).toBe(0);
+      expect(JSON.parse(readFileSync(join(runDir, "status.json"), "utf8")).status).toBe("completed");
+      const idea = JSON.parse(readFileSync(join(runDir, "ideas.json"), "utf8")).ideas.find((i: { status: string }) => i.status === "accepted");
+      expect(idea, "an idea went all the way").toBeDefined();
+      const ideaDir = join(runDir, idea.ideaId);
+      for (const r of ["run_1", "run_2"]) expect(existsSync(join(ideaDir, r, "final_info.json")), r).toBe(true);
+      expect(existsSync(join(ideaDir, "paper", `${idea.ideaId}.pdf`))).toBe(true);
+      expect(["Accept", "Reject"]).toContain(JSON.parse(readFileSync(join(ideaDir, "meta_review.json"), "utf8")).decision);
+      expect(output).toMatch(/decision: (Accept|Reject)/);
+      for (const s of kept.cluster.servers) expect(alive(s.pid), `${s.name} did not outlive the swarm`).toBe(false);
+      console.info(`cluster run: ${((Date.now() - started) / 1000).toFixed(0)} s in all, ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the kill`);
+    } finally {
+      await bus?.close().catch(() => undefined);
+      swarm.kill("SIGKILL");
+      await swarm;
+    }
+  }, 360_000);
+});
