@@ -124,6 +124,24 @@ export function writePrivate(file: string, text: string): void {
   chmodSync(file, 0o600);
 }
 
+/** Names the identities file (a server's `identities.json`) the swarm connects with to servers a lab runs (NATS_URL). */
+export const NATS_IDENTITIES_ENV = "SWARM_NATS_IDENTITIES";
+
+/** The identities of servers the swarm did not start: their file must be there, and whole. */
+export function readIdentitiesFile(file: string): Identities {
+  const hint = `give ${NATS_IDENTITIES_ENV} the identities.json written beside the auth.conf the lab's servers include`;
+  if (!existsSync(file)) throw new UserError(`no identities file at ${file}`, { hint });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    throw new UserError(`${file} is not an identities file (not JSON)`, { hint });
+  }
+  const parsed = Identities.safeParse(raw);
+  if (!parsed.success) throw new UserError(`${file} is not an identities file: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`).join("; ")}`, { hint });
+  return parsed.data;
+}
+
 /** The identities kept beside a server's store, so that a restarted server (a resumed run) takes the same credentials. */
 export function loadOrCreateIdentities(file: string): Identities {
   if (existsSync(file)) {

@@ -18,6 +18,7 @@ import { Objm, type ObjectStore } from "@nats-io/obj";
 import { z } from "zod";
 import { OPEN_IDENTITY } from "./auth.js";
 import { BusError } from "./errors.js";
+import { clientTlsOptions, tlsConnectError, type ClientTls } from "./tls.js";
 import { rootLogger, type Logger } from "./logger.js";
 import { retryingKv } from "./retryBus.js";
 import { BUCKETS, STREAMS, durableName, subjects } from "./subjects.js";
@@ -140,6 +141,25 @@ const STREAM_LIMITS = {
 type StreamLimits = (typeof STREAM_LIMITS)[keyof typeof STREAM_LIMITS];
 
 /**
+ * How long the run state (KV: configs, leases, claims, done-markers, snapshots, spend) and the artifacts (object
+ * store) outlive their last write: the month a run's conversation is kept, after which it cannot be resumed
+ * anyway. A key written again (the idea archive, a node's advert) starts its month again. By age only: a size
+ * limit would drop the oldest entries of a store, such as a live run's configuration or half an object.
+ * What a run made is also in its results folder, which nothing expires.
+ */
+const BUCKET_MAX_AGE_NS = 30 * DAY_NS;
+
+/** Brings a bucket an earlier release made without an age limit to this one's. */
+async function ensureMaxAge(jsm: JetStreamManager, stream: string, log?: Logger): Promise<void> {
+  const info = await jsm.streams.info(stream);
+  if (info.config.max_age === BUCKET_MAX_AGE_NS) return;
+  await jsm.streams
+    .update(stream, { ...info.config, max_age: BUCKET_MAX_AGE_NS })
+    .then(() => log?.info({ stream }, `bucket ${stream} now keeps entries ${BUCKET_MAX_AGE_NS / DAY_NS} days after their last write`))
+    .catch((err: Error) => log?.warn({ stream, err: err.message }, `bucket ${stream} keeps its earlier age limit: the server refused the update`));
+}
+
+/**
  * Creates the stream, or brings one that an earlier release made to this configuration; a change the server
  * refuses is logged and the stream kept as it is, since it still works.
  */
@@ -150,6 +170,7 @@ async function ensureStream(
   retention: RetentionPolicy,
   limits: StreamLimits,
   log?: Logger,
+  replicas = 1,
 ): Promise<void> {
   const info = await jsm.streams.info(name).catch(() => undefined);
   if (!info) {
@@ -161,6 +182,7 @@ async function ensureStream(
       // Job ids are msgIDs: a job published twice inside this window is stored once.
       duplicate_window: 10 * 60 * 1_000_000_000,
       ...limits,
+      num_replicas: replicas,
     });
     return;
   }
@@ -169,10 +191,11 @@ async function ensureStream(
     [...config.subjects].sort().join() === [...subjectList].sort().join() &&
     config.max_age === limits.max_age &&
     config.max_bytes === limits.max_bytes &&
-    config.discard === limits.discard;
+    config.discard === limits.discard &&
+    config.num_replicas === replicas;
   if (same) return;
   try {
-    await jsm.streams.update(name, { ...config, subjects: subjectList, ...limits });
+    await jsm.streams.update(name, { ...config, subjects: subjectList, ...limits, num_replicas: replicas });
     log?.info({ stream: name, subjects: subjectList, ...limits }, `stream ${name} updated to this release's subjects and limits`);
   } catch (err) {
     log?.warn({ stream: name, err: (err as Error).message }, `stream ${name} keeps its earlier configuration: the server refused the update`);
@@ -186,9 +209,9 @@ async function ensureStream(
  * bounded deliveries are changed to match. The jobs stream takes the known job kinds only, so that a job of
  * any other kind is refused at publish (no stream answers it) instead of being stored with no worker for it.
  */
-export async function ensureTopology(jsm: JetStreamManager, opts: { ackWaitMs?: number; log?: Logger } = {}): Promise<void> {
-  await ensureStream(jsm, STREAMS.jobs.name, JOB_KINDS.map(subjects.anyJob), RetentionPolicy.Workqueue, STREAM_LIMITS.jobs, opts.log);
-  await ensureStream(jsm, STREAMS.conversation.name, [...STREAMS.conversation.subjects], RetentionPolicy.Limits, STREAM_LIMITS.conversation, opts.log);
+export async function ensureTopology(jsm: JetStreamManager, opts: { ackWaitMs?: number; log?: Logger; replicas?: number } = {}): Promise<void> {
+  await ensureStream(jsm, STREAMS.jobs.name, JOB_KINDS.map(subjects.anyJob), RetentionPolicy.Workqueue, STREAM_LIMITS.jobs, opts.log, opts.replicas);
+  await ensureStream(jsm, STREAMS.conversation.name, [...STREAMS.conversation.subjects], RetentionPolicy.Limits, STREAM_LIMITS.conversation, opts.log, opts.replicas);
   for (const kind of JOB_KINDS) {
     const durable = durableName(kind);
     const info = await jsm.consumers.info(STREAMS.jobs.name, durable).catch(() => undefined);
@@ -276,6 +299,21 @@ export interface ConnectOptions {
    * may not create streams or consumers: it finds the ones the swarm made.
    */
   credential?: { user: string; password: string; role: string };
+  /** What to trust of a server that speaks TLS (bus/tls.ts): its CA; a tls:// URL without one trusts the system's CAs. */
+  tls?: ClientTls;
+  /**
+   * Copies of each stream, the KV bucket and the object store, when this connection makes them: 3 on a cluster
+   * (any one server may be lost), 1 on a single server. Unless told, a server that says it is in a cluster of
+   * 3 or more (its INFO) gets 3.
+   */
+  replicas?: number;
+}
+
+/** How many copies a cluster keeps, when the connection is not told: from the servers the one it reached knows of. */
+function detectReplicas(nc: NatsConnection): number {
+  const info = nc.info;
+  // connect_urls names every server of the cluster that takes clients, this one included.
+  return info?.cluster && (info.connect_urls?.length ?? 0) >= 3 ? 3 : 1;
 }
 
 export async function connectBus(url: string, opts: ConnectOptions = {}): Promise<Bus> {
@@ -283,8 +321,12 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
   let nc: NatsConnection;
   try {
     const auth = opts.credential ? { user: opts.credential.user, pass: opts.credential.password } : {};
-    nc = await connect({ servers: url, name: opts.name ?? "scientist-swarm", ...RECONNECT, ...auth });
+    const tls = clientTlsOptions(url, opts.tls);
+    // One server, or every server of a cluster, comma-separated: the connection moves to another when one dies.
+    nc = await connect({ servers: url.split(",").map((s) => s.trim()).filter(Boolean), name: opts.name ?? "scientist-swarm", ...RECONNECT, ...auth, ...(tls ? { tls } : {}) });
   } catch (err) {
+    const refused = tlsConnectError(err, url, opts.tls);
+    if (refused) throw refused;
     if (err instanceof AuthorizationError) {
       throw new BusError(
         opts.credential
@@ -309,10 +351,15 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
   answerHolderQuestions(nc, instanceId, held);
   try {
     const jsm = await jetstreamManager(nc);
-    if (!opts.credential || opts.credential.role === "swarm") await ensureTopology(jsm, opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs });
+    const replicas = opts.replicas ?? detectReplicas(nc);
+    if (!opts.credential || opts.credential.role === "swarm") await ensureTopology(jsm, { replicas, ...(opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs }) });
     const js = jetstream(nc);
-    const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1 });
-    const obj = await new Objm(js).create(BUCKETS.artifacts);
+    const ttl = BUCKET_MAX_AGE_NS / 1_000_000;
+    const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1, replicas, ttl });
+    const obj = await new Objm(js).create(BUCKETS.artifacts, { replicas, ttl });
+    if (!opts.credential || opts.credential.role === "swarm") {
+      for (const bucket of [`KV_${BUCKETS.runs}`, `OBJ_${BUCKETS.artifacts}`]) await ensureMaxAge(jsm, bucket, log);
+    }
     return {
       nc,
       js,

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { connectBus, describeBusStatus, type Bus } from "../bus/connection.js";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
+import { ClusterLayout, checkClusterSize, startLocalCluster, type LocalCluster } from "../bus/cluster.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { putArtifact } from "../bus/artifacts.js";
@@ -27,7 +28,8 @@ import { runPipeline } from "../agents/runtime/pipeline.js";
 import { holdRunLease, type RunLease } from "../bus/lease.js";
 import { fail, parseFlags } from "./cli.js";
 import { credsCommand, runCredsFile } from "./creds.js";
-import { IDENTITIES, writeCredsFile } from "../bus/auth.js";
+import { IDENTITIES, NATS_IDENTITIES_ENV, readIdentitiesFile, writeCredsFile } from "../bus/auth.js";
+import { TLS_NAME, checkTlsFlags, joinHost, readCaFile, swarmTls, swarmTlsPaths, type SwarmTls } from "../bus/tls.js";
 
 const HELP = `npm run swarm -- [flags]
 
@@ -59,6 +61,15 @@ const HELP = `npm run swarm -- [flags]
                       (default: every role, with reviewer=<k>); others come from joined nodes
   --listen <addr>     address the local nats-server listens on (default: 127.0.0.1, this machine only;
                       0.0.0.0 lets nodes on other machines join, each with a role's credentials: see creds)
+  --nats-cluster <n>  start n local nats-servers (odd, at least 3) as one cluster that keeps 3 copies of every
+                      stream and store, so the data survives losing any one server: for trying out and testing
+                      what a lab's own cluster does (README: "A lab's own NATS cluster"); NATS_URL joins that
+  --tls               the local nats-server takes TLS connections only: the swarm makes a CA and a certificate
+                      for this machine's names and addresses (kept in the run's nats/tls/, reused by --resume)
+                      and hands the CA to nodes inside their credentials files
+  --tls-name <names>  more names or addresses the certificate covers, comma-separated, e.g. host.lab (implies --tls)
+  --tls-cert <file> --tls-key <file>  TLS with the lab's own certificate and its key instead
+  --tls-ca <file>     the CA that signed --tls-cert, handed to nodes (leave it out if their system trusts it)
   --unsafe-no-sandbox run generated code even without bubblewrap, with the host's every file in its reach
                       (only on a machine you do not mind losing; install bubblewrap instead)
 
@@ -66,7 +77,11 @@ const HELP = `npm run swarm -- [flags]
 
 Keys and base URLs come from the environment: OPENAI_API_KEY, OPENAI_BASE_URL, ANTHROPIC_API_KEY,
 ANTHROPIC_BASE_URL (openai-compatible: OPENAI_BASE_URL or SWARM_BASE_URL, and SWARM_API_KEY if it needs one).
-NATS: set NATS_URL to join a running server; unset, a local nats-server is started and stopped with the run.`;
+NATS: set NATS_URL to join a running server; unset, a local nats-server is started and stopped with the run.
+Servers a lab runs with the swarm's authorization block admit it with SWARM_NATS_IDENTITIES=<identities.json>
+(the file written beside that block); the swarm then writes every role's credentials file for that URL.
+A server that speaks TLS is joined with NATS_URL=tls://<host>:<port>, and SWARM_NATS_CA=<file> names its CA
+unless this machine's trust store has it.`;
 
 const Flags = z.object({
   help: z.boolean().optional(),
@@ -91,8 +106,17 @@ const Flags = z.object({
   "literature-wait": z.coerce.number().min(1, "must be at least 1 second").default(300),
   roles: z.string().optional(),
   listen: z.string().regex(/^[0-9A-Za-z.:-]+$/, "an IP address or host name").default("127.0.0.1"),
+  "nats-cluster": z.coerce.number().int("must be a whole number").optional(),
+  tls: z.boolean().optional(),
+  "tls-name": z.string().transform((s) => s.split(",").map((n) => n.trim()).filter(Boolean)).pipe(z.array(z.string().regex(TLS_NAME, "host names or IP addresses, comma-separated"))).optional(),
+  "tls-cert": z.string().min(1).optional(),
+  "tls-key": z.string().min(1).optional(),
+  "tls-ca": z.string().min(1).optional(),
   "unsafe-no-sandbox": z.boolean().optional(),
 });
+
+/** What the swarm keeps of its local servers in results/<run>/bus.json, so that --resume reopens them. */
+const BusFile = z.object({ port: z.number().int(), cluster: ClusterLayout.optional() });
 
 /** Flags that make up a run's configuration: a resumed run keeps the values it started with. */
 const RUN_FLAGS = [
@@ -164,9 +188,23 @@ async function main(): Promise<void> {
     "literature-wait": { type: "string" },
     roles: { type: "string" },
     listen: { type: "string" },
+    "nats-cluster": { type: "string" },
+    tls: { type: "boolean" },
+    "tls-name": { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    "tls-ca": { type: "string" },
     "unsafe-no-sandbox": { type: "boolean" },
   }, Flags);
   if (flags.help) return line(HELP);
+  const tlsFlags = { tls: flags.tls, names: flags["tls-name"], cert: flags["tls-cert"], key: flags["tls-key"], ca: flags["tls-ca"] };
+  checkTlsFlags(tlsFlags, { natsUrl: process.env.NATS_URL, cluster: flags["nats-cluster"] !== undefined });
+  // Joining a server that speaks TLS with a CA of its own.
+  const natsCa = process.env.NATS_URL && process.env.SWARM_NATS_CA ? readCaFile(process.env.SWARM_NATS_CA) : undefined;
+  if (flags["nats-cluster"] !== undefined) {
+    checkClusterSize(flags["nats-cluster"]);
+    if (process.env.NATS_URL) throw new UserError("--nats-cluster starts local servers, and NATS_URL names servers to join: give one of them", { hint: "unset NATS_URL, or leave --nats-cluster out to run on the servers it names" });
+  }
   // The sandbox reads it when it runs generated code (agents/coder/sandbox.ts).
   if (flags["unsafe-no-sandbox"]) process.env[UNSAFE_NO_SANDBOX_ENV] = "1";
   const started = Date.now();
@@ -263,14 +301,29 @@ async function main(): Promise<void> {
   try {
     // A resumed run's server opens the same store on the same port, so that nodes that joined it reconnect by themselves.
     const busFile = join(outDir, "bus.json");
-    const port = resumed && existsSync(busFile) ? z.object({ port: z.number().int() }).safeParse(JSON.parse(await readFile(busFile, "utf8"))).data?.port : undefined;
-    if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen, ...(port ? { port } : {}) });
-    if (server) await writeFile(busFile, JSON.stringify({ port: Number(new URL(server.url).port) }));
+    const kept = resumed && existsSync(busFile) ? BusFile.safeParse(JSON.parse(await readFile(busFile, "utf8"))).data : undefined;
+    const port = kept?.port;
+    // A cluster run is resumed on its cluster, whatever is given; a single server's store cannot become a cluster's.
+    if (kept && !kept.cluster && flags["nats-cluster"]) throw new UserError(`run ${runId} was started on one nats-server: it is resumed on one`, { hint: "leave --nats-cluster out of --resume" });
+    const layout = kept?.cluster;
+    let cluster: LocalCluster | undefined;
+    let tls: SwarmTls | undefined;
+    if (!natsUrl && !layout) tls = await swarmTls(tlsFlags, { dir: join(outDir, "nats", "tls"), listen: flags.listen, resumed: Boolean(resumed), runId, log });
+    if (!natsUrl && (layout || flags["nats-cluster"])) {
+      server = cluster = await startLocalCluster({ size: layout?.servers.length ?? flags["nats-cluster"]!, dir: join(outDir, "nats"), log, host: flags.listen, ...(layout ? { layout } : {}) });
+    } else if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen, ...(port ? { port } : {}), ...(tls ? { tls } : {}) });
+    // The servers' pids are there for whoever must find one of them (a test that kills one).
+    const servers = cluster?.servers.map(({ name, port, clusterPort, pid }) => ({ name, port, clusterPort, pid }));
+    if (server) await writeFile(busFile, JSON.stringify({ port: server.port, ...(servers ? { cluster: { servers } } : {}) }));
     const url = natsUrl ?? server!.url;
+    // A lab's own servers admit the swarm with the identities whose authorization block they were given.
+    const identities = server?.identities ?? (natsUrl && process.env[NATS_IDENTITIES_ENV] ? readIdentitiesFile(process.env[NATS_IDENTITIES_ENV]) : undefined);
     bus = await connectBus(url, {
       name: `swarm ${runId}`,
       log,
-      ...(server?.identities ? { credential: { ...server.identities.swarm, role: "swarm" } } : {}),
+      ...(identities ? { credential: { ...identities.swarm, role: "swarm" } } : {}),
+      ...(cluster ? { replicas: cluster.replicas } : {}),
+      ...(tls ? { tls: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.servername ? { servername: tls.servername } : {}) } } : natsCa ? { tls: { ca: natsCa } } : {}),
       // A restart of the server delays the run; the person sees why it pauses and when it goes on.
       onStatus: (status) => {
         if (status.type !== "closed" || (status.error && !stopping)) line(`[${new Date().toISOString().slice(11, 19)}] ${inert(describeBusStatus(status), 300)}`);
@@ -278,16 +331,22 @@ async function main(): Promise<void> {
     });
     line(resumed ? `Resuming run ${runId} on template ${template.name} (started ${resumed.startedAt})` : `Run ${runId} on template ${template.name}`);
     const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
-    const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replace("127.0.0.1", flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen));
+    const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replaceAll("127.0.0.1", joinHost(tls, flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen)));
     line(`NATS: ${url}`);
-    if (server?.identities) {
+    if (tls) {
+      line(tls.made
+        ? `TLS: required; the swarm's own CA is ${relative(process.cwd(), swarmTlsPaths(join(outDir, "nats", "tls")).caFile)}, and every credentials file carries it`
+        : `TLS: required, with the lab's certificate; ${tls.ca ? "every credentials file carries its CA" : "nodes trust it through their system's CAs"}`);
+    }
+    if (identities) {
       // Beyond loopback a node needs its role's credentials: one private file per role, in the run's folder.
       for (const role of IDENTITIES) {
-        if (role !== "swarm") writeCredsFile(runCredsFile(outDir, role), { kind: "scientist-swarm-creds", url: joinUrl, role, runId, ...server.identities[role] });
+        if (role !== "swarm") writeCredsFile(runCredsFile(outDir, role), { kind: "scientist-swarm-creds", url: joinUrl, role, runId, ...identities[role], ...(tls?.ca ? { ca: tls.ca } : natsCa ? { ca: natsCa } : {}) });
       }
       line(`Add nodes with: npm run node -- --creds ${relative(process.cwd(), runCredsFile(outDir, "reviewer")) || "."} --roles reviewer=2   (copy the file to that machine; other roles: npm run swarm -- creds --role <role> --out <file>)`);
     } else {
-      line(`Add nodes with: NATS_URL=${joinUrl} npm run node -- --roles reviewer=2${loopbackOnly ? "   (this machine only; --listen 0.0.0.0 for others)" : ""}`);
+      const caEnv = tls?.made ? `SWARM_NATS_CA=${relative(process.cwd(), swarmTlsPaths(join(outDir, "nats", "tls")).caFile)} ` : "";
+      line(`Add nodes with: NATS_URL=${joinUrl} ${caEnv}npm run node -- --roles reviewer=2${loopbackOnly ? "   (this machine only; --listen 0.0.0.0 for others)" : ""}`);
     }
 
     if (replayed) await putArtifact(bus, replayLogName(runId), await readFile(join(resolve(flags.out, flags.replay!), "llm.jsonl")));

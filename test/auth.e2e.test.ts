@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runScript, waitForLine } from "./helpers/cli.js";
+import { startLocalNats } from "../bus/server.js";
 
 const out = mkdtempSync(join(tmpdir(), "swarm-auth-e2e-"));
 afterAll(() => rmSync(out, { recursive: true, force: true }));
@@ -52,5 +53,31 @@ describe("a swarm that listens beyond loopback", () => {
     const meta = JSON.parse(readFileSync(join(runDir, ideas.ideas[0].ideaId, "meta_review.json"), "utf8"));
     expect(meta.reviewers.map((r: { identity: string }) => r.identity)).toEqual(["reviewer", "reviewer", "reviewer"]);
     expect(res.all).toMatch(/on node joined-node/);
+  }, 90_000);
+
+  it("joins a lab's own server with the identities its authorization block names, and hands out credentials for it", async () => {
+    const lab = await startLocalNats({ storeDir: join(out, "lab-nats"), host: "0.0.0.0" });
+    try {
+      const env = { NATS_URL: lab.url, SWARM_NATS_IDENTITIES: join(out, "lab-nats", "identities.json") };
+      const missing = await runScript("swarm", ["--out", out], { env: { ...env, SWARM_NATS_IDENTITIES: join(out, "none.json") } });
+      expect(missing.exitCode).not.toBe(0);
+      expect(missing.all).toMatch(/no identities file at .*none\.json/);
+
+      const swarm = runScript("swarm", ["--out", out, "--roles", "ideator,critic,coder,writer,areaChair", "--reviewers", "2"], { env });
+      const joinLine = await waitForLine(swarm, /^Add nodes with: npm run node -- --creds (\S+)/);
+      const file = /--creds (\S+)/.exec(joinLine)![1]!;
+      const creds = JSON.parse(readFileSync(file, "utf8"));
+      expect(creds).toMatchObject({ role: "reviewer", url: lab.url, user: "reviewer" });
+      // The file alone gets a node in: no NATS_URL.
+      const node = runScript("node", ["--creds", file, "--roles", "reviewer=2", "--name", "lab-node"], { env: { LOG_LEVEL: "error" } });
+      const res = await swarm;
+      node.kill("SIGINT");
+      await node;
+      expect(res.exitCode, res.all).toBe(0);
+      expect(res.all).not.toMatch(/nats-server refused|NATS refused/);
+      expect(res.all).toMatch(/on node lab-node/);
+    } finally {
+      await lab.stop();
+    }
   }, 90_000);
 });

@@ -10,7 +10,9 @@ import { connectBus } from "../bus/connection.js";
 import { startLocalNats } from "../bus/server.js";
 import { publishJob, serveJobs } from "../bus/workQueue.js";
 import { awaitOutcome } from "../bus/outcomes.js";
-import { STREAMS, subjects } from "../bus/subjects.js";
+import { BUCKETS, STREAMS, subjects } from "../bus/subjects.js";
+import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
 import { JOB_KINDS, type Review } from "../bus/schemas.js";
 
 const log = pino({ level: "silent" });
@@ -37,6 +39,14 @@ describe("bounded streams on a real nats-server", () => {
     expect(jobs).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 1024 ** 3 / 4, discard: "new", retention: "workqueue" });
     const conv = (await env.bus.jsm.streams.info(STREAMS.conversation.name)).config;
     expect(conv).toMatchObject({ max_age: 30 * DAY_NS, max_bytes: 1024 ** 3, discard: "old" });
+  });
+
+  it("keeps run state and artifacts a month after their last write, by age and not by size", async () => {
+    for (const bucket of [`KV_${BUCKETS.runs}`, `OBJ_${BUCKETS.artifacts}`]) {
+      const config = (await env.bus.jsm.streams.info(bucket)).config;
+      expect(config.max_age, bucket).toBe(30 * DAY_NS);
+      expect(config.max_bytes, bucket).toBe(-1);
+    }
   });
 
   it("refuses a job of an unknown kind at publish, and stores nothing for it", async () => {
@@ -79,12 +89,16 @@ describe("streams made by an earlier release", () => {
       const jsm = await jetstreamManager(nc);
       await jsm.streams.add({ name: STREAMS.jobs.name, subjects: ["sci.*.jobs.*"], retention: RetentionPolicy.Workqueue, storage: StorageType.File });
       await jsm.streams.add({ name: STREAMS.conversation.name, subjects: ["sci.*.conv.>"], retention: RetentionPolicy.Limits, storage: StorageType.File });
+      // Buckets kept forever, as the release before made them.
+      await new Kvm(nc).create(BUCKETS.runs, { history: 1 });
+      await new Objm(nc).create(BUCKETS.artifacts);
       await nc.close();
       const bus = await connectBus(server.url, { log });
       const jobs = (await bus.jsm.streams.info(STREAMS.jobs.name)).config;
       expect([...jobs.subjects].sort()).toEqual(JOB_KINDS.map(subjects.anyJob).sort());
       expect(jobs).toMatchObject({ max_age: 30 * DAY_NS, discard: "new" });
       expect((await bus.jsm.streams.info(STREAMS.conversation.name)).config).toMatchObject({ max_age: 30 * DAY_NS, discard: "old" });
+      for (const bucket of [`KV_${BUCKETS.runs}`, `OBJ_${BUCKETS.artifacts}`]) expect((await bus.jsm.streams.info(bucket)).config.max_age, bucket).toBe(30 * DAY_NS);
       await bus.close();
     } finally {
       await server.stop();
