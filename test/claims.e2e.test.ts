@@ -130,7 +130,8 @@ describe("a job belongs to the worker that claimed it", () => {
     await sleep(ACK_WAIT_MS);
     expect(countLines(a.count)).toEqual(["node-e start taken-1", "node-e aborted taken-1", "node-e start taken-1", "node-e end taken-1"]);
     const info = await bus.jsm.streams.info("SCI_CONV", { subjects_filter: subjects.outcome("run-t", "review", "taken-1") });
-    expect(info.state.subjects).toEqual({ [subjects.outcome("run-t", "review", "taken-1")]: 1 });
+    // One outcome, published under the worker process's own name (it has no credentials: "local").
+    expect(info.state.subjects).toEqual({ [subjects.outcome("run-t", "review", "taken-1", "local")]: 1 });
   });
 
   it("bounds attempts itself: retryable failures, and holders that died with the job, end it after MAX_ATTEMPTS", async () => {

@@ -101,7 +101,7 @@ describe("the Failure schema", () => {
   });
 
   it("is what a failed outcome carries beside its message", () => {
-    const base = { jobId: "r1.novelty.alpha.0", runId: "r1", ideaId: "alpha", by: { agent: "critic", node: "n1" }, at: new Date(0).toISOString() };
+    const base = { jobId: "r1.novelty.alpha.0", runId: "r1", ideaId: "alpha", by: { agent: "critic", node: "n1" }, instance: "c0ffee", at: new Date(0).toISOString() };
     const failure = failureOf(new BudgetReachedError("budget reached"));
     const parsed = outcomeSchema("novelty").parse(JSON.parse(JSON.stringify({ ...base, ok: false, error: failure.message, failure })));
     expect(parsed).toMatchObject({ ok: false, error: "budget reached", failure: { kind: "budget", retryable: false } });
