@@ -65,6 +65,9 @@ export function rolePermissions(role: WorkerRole): Permissions {
       `${API}.CONSUMER.INFO.${jobs}.${durableName(k)}`,
       `${API}.CONSUMER.MSG.NEXT.${jobs}.${durableName(k)}`,
       `$JS.ACK.${jobs}.${durableName(k)}.>`,
+      // The claims and done-markers of its own kinds only: another role's job cannot be held up or marked done.
+      `${KV}.*.claim.${k}.*`,
+      `${KV}.*.done.${k}.*`,
       // Under its own name only: an outcome says who published it (subjects.outcome).
       `sci.*.conv.${k}.${role}.>`,
     ]),
@@ -82,7 +85,8 @@ export function rolePermissions(role: WorkerRole): Permissions {
     `${API}.CONSUMER.DELETE.${conv}.*`,
     `${API}.DIRECT.GET.${KV_STREAM}.>`,
     `${API}.STREAM.MSG.GET.${KV_STREAM}`,
-    ...["*.claim.*", "*.done.*", "*.snap.>", "*.spent", "nodes.*", ...needs.kvWrites].map((k) => `${KV}.${k}`),
+    // Its own agents' snapshots (actor ids begin with the role), never the pipeline's or another role's.
+    ...[`*.snap.${role}`, `*.snap.${role}.>`, "*.spent", "nodes.*", ...needs.kvWrites].map((k) => `${KV}.${k}`),
     // Artifacts are read by every role (a replayed run's model answers are one); an ordered push consumer reads their chunks.
     `${API}.DIRECT.GET.${OBJ_STREAM}.>`,
     `${API}.STREAM.MSG.GET.${OBJ_STREAM}`,

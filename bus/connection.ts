@@ -354,9 +354,9 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
     const replicas = opts.replicas ?? detectReplicas(nc);
     if (!opts.credential || opts.credential.role === "swarm") await ensureTopology(jsm, { replicas, ...(opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs }) });
     const js = jetstream(nc);
-    const ttl = BUCKET_MAX_AGE_NS / 1_000_000;
-    const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1, replicas, ttl });
-    const obj = await new Objm(js).create(BUCKETS.artifacts, { replicas, ttl });
+    // The KV client takes its age in milliseconds, the object store's in nanoseconds.
+    const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1, replicas, ttl: BUCKET_MAX_AGE_NS / 1_000_000 });
+    const obj = await new Objm(js).create(BUCKETS.artifacts, { replicas, ttl: BUCKET_MAX_AGE_NS });
     if (!opts.credential || opts.credential.role === "swarm") {
       for (const bucket of [`KV_${BUCKETS.runs}`, `OBJ_${BUCKETS.artifacts}`]) await ensureMaxAge(jsm, bucket, log);
     }

@@ -16,7 +16,7 @@ import { readClaim } from "./workQueue.js";
 export async function vetOutcome(bus: Bus, kind: JobKind, subject: string, outcome: Outcome<JobKind>): Promise<string | undefined> {
   const identity = publisherOf(subject) ?? "(none)";
   if (!outcomePublishers(kind).includes(identity)) return `published by ${identity}, which does not do ${kind} jobs`;
-  const claim = readClaim(await bus.kv.get(kvKeys.claim(outcome.runId, outcome.jobId)));
+  const claim = readClaim(await bus.kv.get(kvKeys.claim(outcome.runId, kind, outcome.jobId)));
   if (!claim) return "published for a job that no worker claimed";
   if (claim.holder !== outcome.instance) return `published by a connection that does not hold the job (${claim.node} does)`;
   return undefined;

@@ -57,10 +57,10 @@ export const kvKeys = {
   spent: (runId: string) => `${runId}.spent`,
   /** Which swarm drives the run (bus/lease.ts). */
   lease: (runId: string) => `${runId}.lease`,
-  /** A job whose outcome is recorded: its redeliveries are acked without being redone. */
-  done: (runId: string, jobId: string) => `${runId}.done.${token(jobId)}`,
-  /** Who is doing a job. */
-  claim: (runId: string, jobId: string) => `${runId}.claim.${token(jobId)}`,
+  /** A job whose outcome is recorded: its redeliveries are acked without being redone. Keyed by kind: a role writes only its own kinds'. */
+  done: (runId: string, kind: JobKind, jobId: string) => `${runId}.done.${kind}.${token(jobId)}`,
+  /** Who is doing a job; keyed by kind, like `done`. */
+  claim: (runId: string, kind: JobKind, jobId: string) => `${runId}.claim.${kind}.${token(jobId)}`,
   /** One actor instance's persisted snapshot. */
   snapshot: (runId: string, actorId: string) => `${runId}.snap.${actorId}`,
   /** A live node's advert. */

@@ -64,7 +64,7 @@ function jobFailureOf(err: unknown): Failure {
 const doneKey = kvKeys.done;
 const claimKey = kvKeys.claim;
 
-/** `<runId>.claim.<jobId>` in KV: who is doing the job. Written by create or compare-and-set only. */
+/** `<runId>.claim.<kind>.<jobId>` in KV: who is doing the job. Written by create or compare-and-set only. */
 export const Claim = z.object({
   /** The holding connection's instanceId; null once it let go (a failure to retry, a worker leaving). */
   holder: z.string().min(1).nullable(),
@@ -158,8 +158,8 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
     }
     const job = parsed.data as Job<K>;
     const { runId } = job;
-    const done = doneKey(runId, job.jobId);
-    const key = claimKey(runId, job.jobId);
+    const done = doneKey(runId, kind, job.jobId);
+    const key = claimKey(runId, kind, job.jobId);
     const ideaId = "ideaId" in job ? (job.ideaId as string) : undefined;
     const jobLog = log.child({ jobId: job.jobId, ...(ideaId ? { ideaId } : {}) });
     // A job that waits comes back after an ack wait: by then a slow holder has usually finished, and the done key says so.

@@ -67,7 +67,9 @@ async function readStatus(bus: Bus, now = Date.now()): Promise<StatusReport> {
     const entry = await bus.kv.get(key);
     const claim = entry?.operation === "PUT" ? Claim.safeParse(entry.json()).data : undefined;
     if (!claim?.holder) continue;
-    inHand.set(claim.node, [...(inHand.get(claim.node) ?? []), key.slice(key.indexOf(".claim.") + ".claim.".length)]);
+    // `<runId>.claim.<kind>.<jobId>`: the job is named by its id, which says its kind.
+    const kindAndJob = key.slice(key.indexOf(".claim.") + ".claim.".length);
+    inHand.set(claim.node, [...(inHand.get(claim.node) ?? []), kindAndJob.slice(kindAndJob.indexOf(".") + 1)]);
   }
   const nodes = (await listNodes(bus)).map((n) => ({
     nodeId: n.nodeId, host: n.host, roles: n.roles, gpus: n.gpus.length, lastSeenS: Math.round((now - Date.parse(n.seenAt)) / 1000), jobs: inHand.get(n.nodeId) ?? [],

@@ -87,6 +87,15 @@ describe("a swarm's server beyond loopback", () => {
     ).rejects.toThrow(violation("sci.run-a.conv.chair.reviewer.run-a.chair.idea_a"));
     await expect(reviewer.kv.put(kvKeys.config("run-a"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.config"));
     await expect(reviewer.kv.put(kvKeys.lease("run-a"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.lease"));
+    // Nor hold up or end another role's job, nor rewrite the pipeline's state or another agent's.
+    const exp = "run-a.experiment.idea_a";
+    await expect(reviewer.kv.put(kvKeys.done("run-a", "experiment", exp), "ok")).rejects.toThrow(violation(`$KV.sci-runs.${kvKeys.done("run-a", "experiment", exp)}`));
+    await expect(reviewer.kv.put(kvKeys.claim("run-a", "experiment", exp), "{}")).rejects.toThrow(violation(`$KV.sci-runs.${kvKeys.claim("run-a", "experiment", exp)}`));
+    await expect(reviewer.kv.put(kvKeys.snapshot("run-a", "pipeline"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.snap.pipeline"));
+    await expect(reviewer.kv.put(kvKeys.snapshot("run-a", "areaChair.idea_a"), "{}")).rejects.toThrow(violation("$KV.sci-runs.run-a.snap.areaChair.idea_a"));
+    // Its own kind's claims and its own agents' snapshots it may write.
+    await reviewer.kv.put(kvKeys.claim("run-a", "review", "run-a.review.idea_a.9"), "{}");
+    await reviewer.kv.put(kvKeys.snapshot("run-a", "reviewer.idea_a.9"), "{}");
     // Nor may it make streams of its own.
     await expect(reviewer.jsm.streams.add({ name: "FORGED", subjects: ["forged.>"] })).rejects.toThrow(violation("$JS.API.STREAM.CREATE.FORGED"));
     // The swarm's server logs each refusal with the identity that asked.

@@ -84,7 +84,7 @@ describe("a job belongs to the worker that claimed it", () => {
     await until(() => waitsOnA().length >= 1, 10_000, "node-b being given the stopped holder's job");
     const firstRedelivery = Date.now() - stoppedAt;
     await until(() => waitsOnA().length >= 2, 10_000, "a second redelivery");
-    expect(await askHolder(bus, a.proc.instanceId, "run-s.claim.stopped-1")).toBe("silent");
+    expect(await askHolder(bus, a.proc.instanceId, "run-s.claim.review.stopped-1")).toBe("silent");
     a.proc.child.kill("SIGCONT");
     const outcome = await awaitOutcome(bus, "run-s", "review", "stopped-1");
     const stoppedFor = Date.now() - stoppedAt;
@@ -104,7 +104,7 @@ describe("a job belongs to the worker that claimed it", () => {
     const killedAt = Date.now();
     a.proc.child.kill("SIGKILL");
     await a.proc.child;
-    expect(await askHolder(bus, a.proc.instanceId, "run-k.claim.killed-1")).toBe("gone");
+    expect(await askHolder(bus, a.proc.instanceId, "run-k.claim.review.killed-1")).toBe("gone");
     const outcome = await awaitOutcome(bus, "run-k", "review", "killed-1");
     const takeover = Date.now() - killedAt;
     expect(outcome.by.node).toBe("node-d");
@@ -122,8 +122,8 @@ describe("a job belongs to the worker that claimed it", () => {
     await until(() => countLines(a.count).includes("node-e start taken-1"), 10_000, "node-e taking the job");
     // What a worker that judged node-e gone writes. This connection does not hold the job, so when it comes
     // back, the worker given it (node-e, the only one) takes it up again as its second attempt.
-    const entry = await bus.kv.get("run-t.claim.taken-1");
-    await bus.kv.update("run-t.claim.taken-1", JSON.stringify({ holder: bus.instanceId, node: "elsewhere", at: new Date().toISOString(), failures: 1 }), entry!.revision);
+    const entry = await bus.kv.get("run-t.claim.review.taken-1");
+    await bus.kv.update("run-t.claim.review.taken-1", JSON.stringify({ holder: bus.instanceId, node: "elsewhere", at: new Date().toISOString(), failures: 1 }), entry!.revision);
     await until(() => countLines(a.count).includes("node-e aborted taken-1"), 5_000, "node-e stopping the job");
     const outcome = await awaitOutcome(bus, "run-t", "review", "taken-1");
     expect(outcome.ok).toBe(true);
@@ -137,8 +137,8 @@ describe("a job belongs to the worker that claimed it", () => {
   it("bounds attempts itself: retryable failures, and holders that died with the job, end it after MAX_ATTEMPTS", async () => {
     // Two jobs with MAX_ATTEMPTS - 1 failed attempts behind them: one whose holder let go after a failure, one whose holder died.
     const at = new Date().toISOString();
-    await bus.kv.put("run-m.claim.failing-1", JSON.stringify({ holder: null, node: "n", at, failures: MAX_ATTEMPTS - 1 }));
-    await bus.kv.put("run-m.claim.poison-1", JSON.stringify({ holder: "0000000000000000deadbeef", node: "crashed", at, failures: MAX_ATTEMPTS - 1 }));
+    await bus.kv.put("run-m.claim.review.failing-1", JSON.stringify({ holder: null, node: "n", at, failures: MAX_ATTEMPTS - 1 }));
+    await bus.kv.put("run-m.claim.review.poison-1", JSON.stringify({ holder: "0000000000000000deadbeef", node: "crashed", at, failures: MAX_ATTEMPTS - 1 }));
     const b = localWorker("node-g", async () => {
       throw new ProviderError("openai/gpt: HTTP 503: overloaded", 503);
     });

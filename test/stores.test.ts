@@ -80,6 +80,23 @@ describe("bounded streams on a real nats-server", () => {
   }, 30_000);
 });
 
+describe("buckets made by this release", () => {
+  it("are made with their age limit, with nothing to bring up to date", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "swarm-stores-"));
+    const server = await startLocalNats({ storeDir: join(dir, "nats") });
+    const said: string[] = [];
+    try {
+      const bus = await connectBus(server.url, { log: pino({ level: "info" }, { write: (line: string) => void said.push(line) }) });
+      for (const bucket of [`KV_${BUCKETS.runs}`, `OBJ_${BUCKETS.artifacts}`]) expect((await bus.jsm.streams.info(bucket)).config.max_age, bucket).toBe(30 * DAY_NS);
+      expect(said.filter((l) => l.includes("keeps entries"))).toEqual([]);
+      await bus.close();
+    } finally {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("streams made by an earlier release", () => {
   it("are brought to this release's subjects and limits when a swarm connects", async () => {
     const dir = mkdtempSync(join(tmpdir(), "swarm-stores-"));

@@ -31,7 +31,7 @@ const bus = await connectBus(server.url, { name: "bench" });
 
 /** An outcome as a worker publishes one: it holds the job's claim, which a waiter checks (bus/outcomes.ts). */
 async function publish(runId: string, jobId: string): Promise<void> {
-  await bus.kv.put(kvKeys.claim(runId, jobId), JSON.stringify({ holder: bus.instanceId, node: by.node, at: new Date().toISOString(), failures: 0 } satisfies Claim));
+  await bus.kv.put(kvKeys.claim(runId, "novelty", jobId), JSON.stringify({ holder: bus.instanceId, node: by.node, at: new Date().toISOString(), failures: 0 } satisfies Claim));
   await publishOutcome(bus, "novelty", { jobId, runId, ideaId: "idea", by, ok: true, result: { verdict: "novel", reason: "r", evidence: [], queries: [] } });
 }
 
