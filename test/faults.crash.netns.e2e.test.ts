@@ -65,16 +65,34 @@ async function nodeOn(host: Host, args: string[], extra: Record<string, string>)
   return { child };
 }
 
+/** The swarm on one host and reviewer nodes on two others (rev-a, one slot; rev-b, two); resolves once rev-a is reading a paper. */
+async function reviewersOnTwoHosts() {
+  const [swarmHost, hostA, hostB] = net.hosts as [Host, Host, Host];
+  const swarm = await swarmOnHost(net, swarmHost, mkdtempSync(join(out, "run-")), ["--roles", "ideator,critic,coder,writer,areaChair", "--reviewers", "3", "--role-llm", "reviewer=openai/gpt-4o-mini", "--literature", "local"], env);
+  const creds = join(swarm.runDir, "creds", "reviewer.json");
+  await Promise.all([
+    nodeOn(hostA, ["--creds", creds, "--roles", "reviewer=1", "--name", "rev-a"], { NATS_URL: swarm.url }),
+    nodeOn(hostB, ["--creds", creds, "--roles", "reviewer=2", "--name", "rev-b"], { NATS_URL: swarm.url }),
+  ]);
+  const reading = await lineOf(swarm.child, swarm.said, /reviewer@rev-a .*reviewer (\d+) is reading the paper/, 90_000);
+  return { swarm, hostA, reading };
+}
+
+/** Three reviews, one per reviewer, each counted once: in the meta-review, in the folder, in the chair's lines. */
+function eachReviewOnce(runDir: string, said: string) {
+  const found = reviewsOf(runDir, said);
+  expect(found.meta.reviews).toBe(3);
+  expect(found.over).toBe(3);
+  expect(found.meta.reviewers.map((r) => r.reviewer).sort()).toEqual([0, 1, 2]);
+  expect(found.files).toEqual(["review_0.json", "review_1.json", "review_2.json"]);
+  expect(found.reviews.map((r) => r.reviewer).sort()).toEqual([0, 1, 2]);
+  expect(found.arrived.sort(), said).toEqual([0, 1, 2]);
+  return found;
+}
+
 describe.skipIf(!support.ok)("a reviewer host killed mid-review", () => {
   it("meets the quorum with no review lost and none counted twice", async () => {
-    const [swarmHost, hostA, hostB] = net.hosts as [Host, Host, Host];
-    const swarm = await swarmOnHost(net, swarmHost, mkdtempSync(join(out, "run-")), ["--roles", "ideator,critic,coder,writer,areaChair", "--reviewers", "3", "--role-llm", "reviewer=openai/gpt-4o-mini", "--literature", "local"], env);
-    const creds = join(swarm.runDir, "creds", "reviewer.json");
-    await Promise.all([
-      nodeOn(hostA, ["--creds", creds, "--roles", "reviewer=1", "--name", "rev-a"], { NATS_URL: swarm.url }),
-      nodeOn(hostB, ["--creds", creds, "--roles", "reviewer=2", "--name", "rev-b"], { NATS_URL: swarm.url }),
-    ]);
-    const reading = await lineOf(swarm.child, swarm.said, /reviewer@rev-a .*reviewer (\d+) is reading the paper/, 90_000);
+    const { swarm, hostA, reading } = await reviewersOnTwoHosts();
     const killed = await net.killHost(hostA);
     expect(killed.length).toBeGreaterThan(0);
     expect(await processesOf(hostA.ns)).toEqual([]);
@@ -83,14 +101,7 @@ describe.skipIf(!support.ok)("a reviewer host killed mid-review", () => {
     const res = await swarm.child;
     expect(res.exitCode, res.all).toBe(0);
     expect(readJson(join(swarm.runDir, "status.json")).status).toBe("completed");
-    const { meta, files, reviews, arrived, over } = reviewsOf(swarm.runDir, res.all ?? "");
-    // Three reviews, one per reviewer, each counted once: in the meta-review, in the folder, in the chair's lines.
-    expect(meta.reviews).toBe(3);
-    expect(over).toBe(3);
-    expect(meta.reviewers.map((r) => r.reviewer).sort()).toEqual([0, 1, 2]);
-    expect(files).toEqual(["review_0.json", "review_1.json", "review_2.json"]);
-    expect(reviews.map((r) => r.reviewer).sort()).toEqual([0, 1, 2]);
-    expect(arrived.sort()).toEqual([0, 1, 2]);
+    const { reviews } = eachReviewOnce(swarm.runDir, res.all ?? "");
     // Host A died before it finished its review: host B wrote it, from the redelivered job.
     expect(reviews.map((r) => r.node)).toEqual(["rev-b", "rev-b", "rev-b"]);
     expect(reviews.find((r) => r.reviewer === heldByA)!.node).toBe("rev-b");
@@ -141,14 +152,7 @@ describe.skipIf(!support.ok)("a coder host killed mid-experiment", () => {
 
 describe.skipIf(!support.ok)("a reviewer host cut off the network for longer than the ack wait", () => {
   it("comes back, and no review is counted twice", async () => {
-    const [swarmHost, hostA, hostB] = net.hosts as [Host, Host, Host];
-    const swarm = await swarmOnHost(net, swarmHost, mkdtempSync(join(out, "run-")), ["--roles", "ideator,critic,coder,writer,areaChair", "--reviewers", "3", "--role-llm", "reviewer=openai/gpt-4o-mini", "--literature", "local"], env);
-    const creds = join(swarm.runDir, "creds", "reviewer.json");
-    await Promise.all([
-      nodeOn(hostA, ["--creds", creds, "--roles", "reviewer=1", "--name", "rev-a"], { NATS_URL: swarm.url }),
-      nodeOn(hostB, ["--creds", creds, "--roles", "reviewer=2", "--name", "rev-b"], { NATS_URL: swarm.url }),
-    ]);
-    const reading = await lineOf(swarm.child, swarm.said, /reviewer@rev-a .*reviewer (\d+) is reading the paper/, 90_000);
+    const { swarm, hostA, reading } = await reviewersOnTwoHosts();
     const heldByA = Number(/reviewer (\d+) is reading/.exec(reading)![1]);
     await net.cut(hostA);
     const cutAt = Date.now();
@@ -164,12 +168,7 @@ describe.skipIf(!support.ok)("a reviewer host cut off the network for longer tha
     const res = await swarm.child;
     expect(res.exitCode, res.all).toBe(0);
     expect(readJson(join(swarm.runDir, "status.json")).status).toBe("completed");
-    const { meta, files, reviews, arrived, over } = reviewsOf(swarm.runDir, res.all ?? "");
-    expect(meta.reviews).toBe(3);
-    expect(over).toBe(3);
-    expect(meta.reviewers.map((r) => r.reviewer).sort()).toEqual([0, 1, 2]);
-    expect(files).toEqual(["review_0.json", "review_1.json", "review_2.json"]);
-    expect(arrived.sort(), res.all).toEqual([0, 1, 2]);
+    const { reviews } = eachReviewOnce(swarm.runDir, res.all ?? "");
     // The review A held was done once, by whichever host ended up with it.
     expect(reviews.filter((r) => r.reviewer === heldByA)).toHaveLength(1);
     console.log(`cut for ${cutMs} ms; review ${heldByA} written by ${reviews.find((r) => r.reviewer === heldByA)!.node}`);

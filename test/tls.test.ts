@@ -3,10 +3,10 @@ import { pino } from "pino";
 import { execa } from "execa";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createConnection } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
+import { plaintextPing } from "./helpers/plaintext.js";
 import { connectBus } from "../bus/connection.js";
 import { TlsError, UserError } from "../bus/errors.js";
 import { checkTlsFlags, ensureSwarmCertificates, labCertificate, swarmTls, swarmTlsPaths, tlsNames, writeTlsServerConf, type SwarmTls } from "../bus/tls.js";
@@ -17,31 +17,6 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const text = async (file: string) => (await execa("openssl", ["x509", "-noout", "-text", "-in", file])).stdout;
 const mode = (file: string) => statSync(file).mode & 0o777;
-
-/**
- * What a plaintext client hears: the server's INFO, then what it answers a CONNECT and PING sent in the
- * clear; `hungUp` when the server closed the connection instead of answering.
- */
-function plaintext(port: number): Promise<{ said: string; hungUp: boolean }> {
-  return new Promise((resolve) => {
-    const s = createConnection(port, "127.0.0.1");
-    let said = "";
-    const done = (hungUp: boolean) => {
-      clearTimeout(timer);
-      s.destroy();
-      resolve({ said, hungUp });
-    };
-    s.on("data", (d) => {
-      const first = !said.includes("\r\n");
-      said += d.toString();
-      if (said.includes("PONG")) done(false);
-      else if (first && said.includes("\r\n")) s.write('CONNECT {"verbose":false,"pedantic":false,"tls_required":false}\r\nPING\r\n');
-    });
-    s.on("error", () => undefined);
-    s.on("close", () => done(true));
-    const timer = setTimeout(() => done(false), 5_000);
-  });
-}
 
 describe("the swarm's own CA", () => {
   const certs = join(dir, "run", "nats", "tls");
@@ -116,12 +91,12 @@ describe("the swarm's own CA", () => {
     });
 
     it("refuses a client in the clear", async () => {
-      const heard = await plaintext(server.port);
+      const heard = await plaintextPing(server.port);
       expect(heard.said).toMatch(/^INFO .*"tls_required":true/);
       expect(heard.hungUp).toBe(true);
       expect(heard.said).not.toMatch(/PONG|\+OK/);
       // The same client is answered by a server without TLS: what refused it was TLS.
-      const answered = await plaintext(plain.port);
+      const answered = await plaintextPing(plain.port);
       expect(answered.said).toMatch(/PONG/);
       expect(answered.hungUp).toBe(false);
     });
