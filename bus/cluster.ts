@@ -59,20 +59,22 @@ export function checkClusterSize(size: number): void {
 const q = (s: string) => JSON.stringify(s);
 
 /** One server's configuration: its name, its client and route ports, its own store, and the routes to all the others. */
-function serverConfig(server: ClusterLayout["servers"][number], all: ClusterLayout["servers"], opts: { host: string; routeHost: string; storeDir: string; auth: boolean }): string {
+function serverConfig(server: ClusterLayout["servers"][number], all: ClusterLayout["servers"], opts: { host: string; storeDir: string; auth: boolean }): string {
   return [
     "# Written by scientist-swarm for one server of the run's local cluster (--nats-cluster).",
     `server_name: ${q(server.name)}`,
     `host: ${q(opts.host)}`,
     `port: ${server.port}`,
     `jetstream { store_dir: ${q(opts.storeDir)} }`,
+    // Routes take no credentials, and a server that connects to one joins the cluster and hears everything: they
+    // listen on loopback only, since the servers of a local cluster are all on this machine.
     "cluster {",
     `  name: ${q(CLUSTER_NAME)}`,
-    `  host: ${q(opts.host)}`,
+    `  host: "127.0.0.1"`,
     `  port: ${server.clusterPort}`,
-    `  routes: [${all.filter((s) => s.name !== server.name).map((s) => q(`nats-route://${opts.routeHost}:${s.clusterPort}`)).join(", ")}]`,
+    `  routes: [${all.filter((s) => s.name !== server.name).map((s) => q(`nats-route://127.0.0.1:${s.clusterPort}`)).join(", ")}]`,
     "}",
-    // The same authorization block as a single server's; routes between the servers need no client credentials.
+    // The same authorization block as a single server's.
     ...(opts.auth ? ['include "auth.conf"'] : []),
     "",
   ].join("\n");
@@ -109,7 +111,7 @@ export async function startLocalCluster(opts: { size: number; dir: string; host?
         const storeDir = join(opts.dir, s.name);
         mkdirSync(storeDir, { recursive: true });
         const conf = join(opts.dir, `${s.name}.conf`);
-        writePrivate(conf, serverConfig(s, layout.servers, { host, routeHost: localHost, storeDir, auth: Boolean(identities) }));
+        writePrivate(conf, serverConfig(s, layout.servers, { host, storeDir, auth: Boolean(identities) }));
         const proc = await spawnNatsServer({ binary: opts.binary ?? "nats-server", args: ["-c", conf], log: opts.log });
         started.push(proc);
         servers.push({ ...s, pid: proc.pid, storeDir, stop: proc.stop, kill: proc.kill });
