@@ -8,6 +8,7 @@ import { BusError, UserError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { freePort, spawnNatsServer, type NatsProcess } from "./natsProcess.js";
 import { clientHost, isLoopback, writeServerAuth, type LocalNats } from "./server.js";
+import { clientTlsOptions, tlsConfigBlock, type ServerTlsFiles, type SwarmTls } from "./tls.js";
 
 /** How many copies of every stream, KV bucket and object store a cluster keeps: any one server may be lost. */
 export const CLUSTER_REPLICAS = 3;
@@ -59,7 +60,7 @@ export function checkClusterSize(size: number): void {
 const q = (s: string) => JSON.stringify(s);
 
 /** One server's configuration: its name, its client and route ports, its own store, and the routes to all the others. */
-function serverConfig(server: ClusterLayout["servers"][number], all: ClusterLayout["servers"], opts: { host: string; storeDir: string; auth: boolean }): string {
+function serverConfig(server: ClusterLayout["servers"][number], all: ClusterLayout["servers"], opts: { host: string; storeDir: string; auth: boolean; tls?: ServerTlsFiles | undefined }): string {
   return [
     "# Written by scientist-swarm for one server of the run's local cluster (--nats-cluster).",
     `server_name: ${q(server.name)}`,
@@ -74,8 +75,9 @@ function serverConfig(server: ClusterLayout["servers"][number], all: ClusterLayo
     `  port: ${server.clusterPort}`,
     `  routes: [${all.filter((s) => s.name !== server.name).map((s) => q(`nats-route://127.0.0.1:${s.clusterPort}`)).join(", ")}]`,
     "}",
-    // The same authorization block as a single server's.
+    // The same authorization and tls blocks as a single server's (clients only: the routes stay on loopback).
     ...(opts.auth ? ['include "auth.conf"'] : []),
+    ...(opts.tls ? [tlsConfigBlock(opts.tls)] : []),
     "",
   ].join("\n");
 }
@@ -87,7 +89,7 @@ function serverConfig(server: ClusterLayout["servers"][number], all: ClusterLayo
  * the same servers come back on the same ports with their stores: a restart. Resolves once the cluster has
  * elected its JetStream leader and can make a stream with a copy on every server it needs.
  */
-export async function startLocalCluster(opts: { size: number; dir: string; host?: string; log?: Logger; binary?: string; layout?: ClusterLayout }): Promise<LocalCluster> {
+export async function startLocalCluster(opts: { size: number; dir: string; host?: string; log?: Logger; binary?: string; layout?: ClusterLayout; tls?: SwarmTls }): Promise<LocalCluster> {
   const size = opts.layout?.servers.length ?? opts.size;
   checkClusterSize(size);
   const host = opts.host ?? "127.0.0.1";
@@ -111,15 +113,15 @@ export async function startLocalCluster(opts: { size: number; dir: string; host?
         const storeDir = join(opts.dir, s.name);
         mkdirSync(storeDir, { recursive: true });
         const conf = join(opts.dir, `${s.name}.conf`);
-        writePrivate(conf, serverConfig(s, layout.servers, { host, storeDir, auth: Boolean(identities) }));
+        writePrivate(conf, serverConfig(s, layout.servers, { host, storeDir, auth: Boolean(identities), tls: opts.tls }));
         const proc = await spawnNatsServer({ binary: opts.binary ?? "nats-server", args: ["-c", conf], log: opts.log });
         started.push(proc);
         servers.push({ ...s, pid: proc.pid, storeDir, stop: proc.stop, kill: proc.kill });
       }),
     );
     servers.sort((a, b) => a.name.localeCompare(b.name));
-    const urls = servers.map((s) => `nats://${localHost}:${s.port}`);
-    await waitForJetStream(urls, CLUSTER_REPLICAS, identities?.swarm);
+    const urls = servers.map((s) => `${opts.tls ? "tls" : "nats"}://${localHost}:${s.port}`);
+    await waitForJetStream(urls, CLUSTER_REPLICAS, identities?.swarm, opts.tls);
     opts.log?.debug({ urls, dir: opts.dir, auth: Boolean(identities) }, "local nats cluster started");
     return {
       url: urls.join(","),
@@ -145,8 +147,11 @@ const JETSTREAM_READY_MS = 30_000;
  * Waits until the cluster's JetStream has a leader and knows enough servers to keep `replicas` copies: until
  * then a stream cannot be made, and the swarm's first would fail.
  */
-async function waitForJetStream(urls: string[], replicas: number, credential?: { user: string; password: string }): Promise<void> {
-  const nc = await connect({ servers: urls, name: "scientist-swarm cluster probe", ...(credential ? { user: credential.user, pass: credential.password } : {}) });
+async function waitForJetStream(urls: string[], replicas: number, credential?: { user: string; password: string }, tls?: SwarmTls): Promise<void> {
+  const tlsOptions = tls ? clientTlsOptions(urls.join(","), { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.servername ? { servername: tls.servername } : {}) }) : undefined;
+  const nc = await connect({
+    servers: urls, name: "scientist-swarm cluster probe", ...(credential ? { user: credential.user, pass: credential.password } : {}), ...(tlsOptions ? { tls: tlsOptions } : {}),
+  });
   const deadline = Date.now() + JETSTREAM_READY_MS;
   let last: unknown;
   try {

@@ -311,7 +311,7 @@ export interface TlsFlags {
 }
 
 /** Checks that the TLS flags go together; returns whether they ask for TLS (any of them does). */
-export function checkTlsFlags(f: TlsFlags, opts: { natsUrl?: string | undefined; cluster?: boolean } = {}): boolean {
+export function checkTlsFlags(f: TlsFlags, opts: { natsUrl?: string | undefined } = {}): boolean {
   const asked = Boolean(f.tls || f.names?.length || f.cert || f.key || f.ca);
   if (!asked) return false;
   if (Boolean(f.cert) !== Boolean(f.key)) {
@@ -329,9 +329,6 @@ export function checkTlsFlags(f: TlsFlags, opts: { natsUrl?: string | undefined;
     throw new UserError("--tls configures the local nats-server, and NATS_URL names a server to join", {
       hint: "to join a server that speaks TLS, set NATS_URL=tls://<host>:<port> (and SWARM_NATS_CA=<its CA file> unless this machine trusts it) and leave the --tls flags out",
     });
-  }
-  if (opts.cluster) {
-    throw new UserError("--tls does not go with --nats-cluster yet", { hint: "leave one of them out" });
   }
   return true;
 }

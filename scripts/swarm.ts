@@ -198,7 +198,7 @@ async function main(): Promise<void> {
   }, Flags);
   if (flags.help) return line(HELP);
   const tlsFlags = { tls: flags.tls, names: flags["tls-name"], cert: flags["tls-cert"], key: flags["tls-key"], ca: flags["tls-ca"] };
-  checkTlsFlags(tlsFlags, { natsUrl: process.env.NATS_URL, cluster: flags["nats-cluster"] !== undefined });
+  checkTlsFlags(tlsFlags, { natsUrl: process.env.NATS_URL });
   // Joining a server that speaks TLS with a CA of its own.
   const natsCa = process.env.NATS_URL && process.env.SWARM_NATS_CA ? readCaFile(process.env.SWARM_NATS_CA) : undefined;
   if (flags["nats-cluster"] !== undefined) {
@@ -308,9 +308,9 @@ async function main(): Promise<void> {
     const layout = kept?.cluster;
     let cluster: LocalCluster | undefined;
     let tls: SwarmTls | undefined;
-    if (!natsUrl && !layout) tls = await swarmTls(tlsFlags, { dir: join(outDir, "nats", "tls"), listen: flags.listen, resumed: Boolean(resumed), runId, log });
+    if (!natsUrl) tls = await swarmTls(tlsFlags, { dir: join(outDir, "nats", "tls"), listen: flags.listen, resumed: Boolean(resumed), runId, log });
     if (!natsUrl && (layout || flags["nats-cluster"])) {
-      server = cluster = await startLocalCluster({ size: layout?.servers.length ?? flags["nats-cluster"]!, dir: join(outDir, "nats"), log, host: flags.listen, ...(layout ? { layout } : {}) });
+      server = cluster = await startLocalCluster({ size: layout?.servers.length ?? flags["nats-cluster"]!, dir: join(outDir, "nats"), log, host: flags.listen, ...(layout ? { layout } : {}), ...(tls ? { tls } : {}) });
     } else if (!natsUrl) server = await startLocalNats({ storeDir: join(outDir, "nats"), log, host: flags.listen, ...(port ? { port } : {}), ...(tls ? { tls } : {}) });
     // The servers' pids are there for whoever must find one of them (a test that kills one).
     const servers = cluster?.servers.map(({ name, port, clusterPort, pid }) => ({ name, port, clusterPort, pid }));

@@ -7,6 +7,9 @@ import { checkClusterSize, startLocalCluster, type LocalCluster } from "../bus/c
 import { startLocalNats } from "../bus/server.js";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { BUCKETS, STREAMS } from "../bus/subjects.js";
+import { TlsError } from "../bus/errors.js";
+import { ensureSwarmCertificates, tlsNames } from "../bus/tls.js";
+import { plaintextPing } from "./helpers/plaintext.js";
 
 const dir = mkdtempSync(join(tmpdir(), "swarm-cluster-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -71,6 +74,25 @@ describe("a 3-server cluster", () => {
       await single.stop();
     }
     for (const s of cluster!.servers) expect(alive(s.pid), `${s.name} stopped`).toBe(false);
+  }, 90_000);
+
+  it("speaks TLS on every server when asked, to clients that trust the swarm's CA only", async () => {
+    const tls = await ensureSwarmCertificates(join(dir, "tls-cluster", "tls"), tlsNames("127.0.0.1"));
+    const cluster = await startLocalCluster({ size: 3, dir: join(dir, "tls-cluster"), tls });
+    try {
+      expect(cluster.urls.every((u) => u.startsWith("tls://"))).toBe(true);
+      for (const s of cluster.servers) {
+        const clear = await plaintextPing(s.port);
+        expect(clear.info, s.name).toMatch(/"tls_required":true/);
+        expect(clear.hungUp, s.name).toBe(true);
+      }
+      await expect(connectBus(cluster.url)).rejects.toThrow(TlsError);
+      const bus = await connectBus(cluster.url, { tls: { ca: tls.ca! } });
+      expect((await bus.jsm.streams.info(STREAMS.conversation.name)).config.num_replicas).toBe(3);
+      await bus.close();
+    } finally {
+      await cluster.stop();
+    }
   }, 90_000);
 
   // Not yet in the suite: on Debian's nats-server 2.9.10, a consumer made after one server of three was killed is
