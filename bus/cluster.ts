@@ -98,7 +98,7 @@ export async function startLocalCluster(opts: { size: number; dir: string; host?
   mkdirSync(opts.dir, { recursive: true });
   const layout: ClusterLayout = opts.layout ?? { servers: [] };
   if (!opts.layout) {
-    for (let i = 1; i <= size; i++) layout.servers.push({ name: `n${i}`, port: await freePort(), clusterPort: await freePort() });
+    for (let i = 1; i <= size; i++) layout.servers.push({ name: `n${i}`, port: await freePort(host), clusterPort: await freePort() });
   }
   let identities: Identities | undefined;
   if (!isLoopback(host)) identities = writeServerAuth(opts.dir).identities;

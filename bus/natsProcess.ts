@@ -14,17 +14,37 @@ export interface NatsProcess {
   kill(): Promise<void>;
 }
 
-/** A port nobody listens on now, on loopback. */
-export async function freePort(): Promise<number> {
+/** A port nobody uses now on `host` (loopback unless told; on 0.0.0.0, on no address of this machine). */
+export async function freePort(host = "127.0.0.1"): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
     srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
+    srv.listen(0, host, () => {
       const addr = srv.address();
       srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
     });
   });
+}
+
+/** Whether a server failed to start because its port was taken meanwhile. */
+export function portTaken(err: unknown): boolean {
+  return err instanceof Error && /address already in use/.test(err.message);
+}
+
+/**
+ * Starts something on `port`, or on a free port of `host` when none is given. A free port can be taken by
+ * another process (an outgoing connection, say) before the server binds it: then it tries another, 3 times.
+ */
+export async function onFreePort<T>(port: number | undefined, host: string, start: (port: number) => Promise<T>): Promise<{ port: number; proc: T }> {
+  for (let attempt = 1; ; attempt++) {
+    const p = port ?? (await freePort(host));
+    try {
+      return { port: p, proc: await start(p) };
+    } catch (err) {
+      if (port !== undefined || attempt >= 3 || !portTaken(err)) throw err;
+    }
+  }
 }
 
 const live = new Set<ChildProcess>();

@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadOrCreateIdentities, serverAuthConfig, writePrivate, type Identities } from "./auth.js";
-import { freePort, spawnNatsServer } from "./natsProcess.js";
+import { onFreePort, spawnNatsServer } from "./natsProcess.js";
 import type { Logger } from "./logger.js";
 import { writeTlsServerConf, type ServerTlsFiles } from "./tls.js";
 
@@ -55,9 +55,7 @@ export async function startLocalNats(opts: { storeDir: string; log?: Logger; bin
   const binary = opts.binary ?? "nats-server";
   const host = opts.host ?? "127.0.0.1";
   mkdirSync(opts.storeDir, { recursive: true });
-  const port = opts.port ?? (await freePort());
   let identities: Identities | undefined;
-  const args = ["-js", "-a", host, "-p", String(port), "-sd", opts.storeDir];
   let conf: string | undefined;
   if (!isLoopback(host)) {
     const auth = writeServerAuth(opts.storeDir);
@@ -67,8 +65,9 @@ export async function startLocalNats(opts: { storeDir: string; log?: Logger; bin
   // On loopback too: TLS asked for is TLS required.
   if (opts.tls) conf = writeTlsServerConf(opts.storeDir, opts.tls, { auth: Boolean(identities) });
   // Command-line flags win over the file, which holds only the authorization and tls blocks.
-  if (conf) args.unshift("-c", conf);
-  const proc = await spawnNatsServer({ binary, args, log: opts.log });
+  const { port, proc } = await onFreePort(opts.port, host, (p) =>
+    spawnNatsServer({ binary, args: [...(conf ? ["-c", conf] : []), "-js", "-a", host, "-p", String(p), "-sd", opts.storeDir], log: opts.log }),
+  );
   const url = `${opts.tls ? "tls" : "nats"}://${clientHost(host)}:${port}`;
   opts.log?.debug({ url, storeDir: opts.storeDir, auth: Boolean(identities) }, "local nats-server started");
 
