@@ -134,15 +134,22 @@ export const NATS_IDENTITIES_ENV = "SWARM_NATS_IDENTITIES";
 /** The identities of servers the swarm did not start: their file must be there, and whole. */
 export function readIdentitiesFile(file: string): Identities {
   const hint = `give ${NATS_IDENTITIES_ENV} the identities.json written beside the auth.conf the lab's servers include`;
-  if (!existsSync(file)) throw new UserError(`no identities file at ${file}`, { hint });
+  return readUserFile(file, Identities, { what: "an identities file", missingHint: hint, hint });
+}
+
+/** A JSON file a person hands over, checked whole: missing, not JSON or not the schema is their fault, and says which. */
+function readUserFile<S extends z.ZodType>(file: string, schema: S, words: { what: string; missingHint: string; hint: string }): z.infer<S> {
+  if (!existsSync(file)) throw new UserError(`no ${words.what.replace(/^an? /, "")} at ${file}`, { hint: words.missingHint });
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, "utf8"));
   } catch {
-    throw new UserError(`${file} is not an identities file (not JSON)`, { hint });
+    throw new UserError(`${file} is not ${words.what} (not JSON)`, { hint: words.hint });
   }
-  const parsed = Identities.safeParse(raw);
-  if (!parsed.success) throw new UserError(`${file} is not an identities file: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`).join("; ")}`, { hint });
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    throw new UserError(`${file} is not ${words.what}: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`).join("; ")}`, { hint: words.hint });
+  }
   return parsed.data;
 }
 
@@ -200,18 +207,9 @@ export function writeCredsFile(file: string, creds: CredsFile): void {
 }
 
 export function readCredsFile(file: string): CredsFile {
-  if (!existsSync(file)) throw new UserError(`no credentials file at ${file}`, { hint: "get one with `npm run swarm -- creds --role <role> --out FILE` on the swarm's machine" });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    throw new UserError(`${file} is not a credentials file (not JSON)`, { hint: "use the file `npm run swarm -- creds` wrote, unchanged" });
-  }
-  const parsed = CredsFile.safeParse(raw);
-  if (!parsed.success) {
-    throw new UserError(`${file} is not a credentials file: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(file)"}: ${i.message}`).join("; ")}`, {
-      hint: "use the file `npm run swarm -- creds` wrote, unchanged",
-    });
-  }
-  return parsed.data;
+  return readUserFile(file, CredsFile, {
+    what: "a credentials file",
+    missingHint: "get one with `npm run swarm -- creds --role <role> --out FILE` on the swarm's machine",
+    hint: "use the file `npm run swarm -- creds` wrote, unchanged",
+  });
 }

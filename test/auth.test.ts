@@ -11,13 +11,8 @@ import { awaitOutcome } from "../bus/outcomes.js";
 import { getArtifact, putArtifact } from "../bus/artifacts.js";
 import { kvKeys, subjects } from "../bus/subjects.js";
 import { CredsFile, readCredsFile, writeCredsFile, type WorkerRole } from "../bus/auth.js";
-import type { Review } from "../bus/schemas.js";
+import { review } from "./helpers/review.js";
 
-const review: Review = {
-  Summary: "s", Strengths: ["a"], Weaknesses: ["b"], Originality: 2, Quality: 2, Clarity: 3, Significance: 2,
-  Questions: [], Limitations: [], Ethical_Concerns: false, Soundness: 2, Presentation: 3, Contribution: 2,
-  Overall: 4, Confidence: 3, Decision: "Reject",
-};
 const idea = { Name: "n", Title: "t", Experiment: "e", Interestingness: 5, Feasibility: 5, Novelty: 5 };
 
 describe("a swarm's server beyond loopback", () => {

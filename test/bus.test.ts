@@ -6,7 +6,8 @@ import { publishProgress, watchEvents } from "../bus/events.js";
 import { awaitOutcome } from "../bus/outcomes.js";
 import { getArtifact, putArtifact } from "../bus/artifacts.js";
 import { subjects } from "../bus/subjects.js";
-import { Progress, type Review } from "../bus/schemas.js";
+import { Progress } from "../bus/schemas.js";
+import { review } from "./helpers/review.js";
 import { connectBus, describeBusStatus, type BusStatus } from "../bus/connection.js";
 import { startLocalNats } from "../bus/server.js";
 import { isTransientBusError, retryBus } from "../bus/retryBus.js";
@@ -20,11 +21,6 @@ import { join } from "node:path";
 
 const log = pino({ level: "silent" });
 const by = { agent: "reviewer", node: "test" };
-const review: Review = {
-  Summary: "s", Strengths: ["a"], Weaknesses: ["b"], Originality: 2, Quality: 2, Clarity: 3, Significance: 2,
-  Questions: [], Limitations: [], Ethical_Concerns: false, Soundness: 2, Presentation: 3, Contribution: 2,
-  Overall: 4, Confidence: 3, Decision: "Reject",
-};
 
 describe("bus against a real nats-server", () => {
   let env: Awaited<ReturnType<typeof natsForSuite>>;

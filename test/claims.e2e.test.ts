@@ -9,17 +9,12 @@ import { RECONNECT_SETTLE_MS, askHolder, connectBus, type Bus } from "../bus/con
 import { MAX_ATTEMPTS, publishJob, serveJobs, type Worker } from "../bus/workQueue.js";
 import { awaitOutcome } from "../bus/outcomes.js";
 import { ProviderError } from "../agents/llm/errors.js";
-import type { Review } from "../bus/schemas.js";
+import { review } from "./helpers/review.js";
 import { subjects } from "../bus/subjects.js";
 import { capturingLog, countLines, startWorkerProcess, until, type WorkerProcess } from "./helpers/workerProcess.js";
 
 // Short, so that JetStream hands a silent holder's job to another worker within the test.
 const ACK_WAIT_MS = 1_500;
-const review: Review = {
-  Summary: "s", Strengths: ["a"], Weaknesses: ["b"], Originality: 2, Quality: 2, Clarity: 3, Significance: 2,
-  Questions: [], Limitations: [], Ethical_Concerns: false, Soundness: 2, Presentation: 3, Contribution: 2,
-  Overall: 4, Confidence: 3, Decision: "Reject",
-};
 const silent = pino({ level: "silent" });
 
 let dir: string;

@@ -10,16 +10,11 @@ import { LEASE_RENEW_MS, LEASE_TTL_MS, holdRunLease, leaseLapsed, leaseState, ty
 import { MAX_ATTEMPTS, publishJob, serveJobs, type Worker } from "../bus/workQueue.js";
 import { awaitOutcome } from "../bus/outcomes.js";
 import { STREAMS, durableName } from "../bus/subjects.js";
-import type { Review } from "../bus/schemas.js";
+import { review } from "./helpers/review.js";
 import { capturingLog, startWorkerProcess, until } from "./helpers/workerProcess.js";
 import { waitForLine } from "./helpers/cli.js";
 
 const ACK_WAIT_MS = 1_500;
-const review: Review = {
-  Summary: "s", Strengths: ["a"], Weaknesses: ["b"], Originality: 2, Quality: 2, Clarity: 3, Significance: 2,
-  Questions: [], Limitations: [], Ethical_Concerns: false, Soundness: 2, Presentation: 3, Contribution: 2,
-  Overall: 4, Confidence: 3, Decision: "Reject",
-};
 const silent = pino({ level: "silent" });
 
 let dir: string;

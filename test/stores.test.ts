@@ -13,15 +13,11 @@ import { awaitOutcome } from "../bus/outcomes.js";
 import { BUCKETS, STREAMS, subjects } from "../bus/subjects.js";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
-import { JOB_KINDS, type Review } from "../bus/schemas.js";
+import { JOB_KINDS } from "../bus/schemas.js";
+import { review } from "./helpers/review.js";
 
 const log = pino({ level: "silent" });
 const by = { agent: "reviewer", node: "test" };
-const review: Review = {
-  Summary: "s", Strengths: ["a"], Weaknesses: ["b"], Originality: 2, Quality: 2, Clarity: 3, Significance: 2,
-  Questions: [], Limitations: [], Ethical_Concerns: false, Soundness: 2, Presentation: 3, Contribution: 2,
-  Overall: 4, Confidence: 3, Decision: "Reject",
-};
 const DAY_NS = 24 * 60 * 60 * 1e9;
 
 describe("bounded streams on a real nats-server", () => {

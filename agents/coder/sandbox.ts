@@ -85,7 +85,8 @@ function running(pid: number): boolean {
  * process of the namespace with it) without waiting for it to notice that its parent died. Returns what it killed.
  */
 function killSandbox(pid: number): number[] {
-  const tree = descendantsOf(pid);
+  // Once the leader has ended, its children are no longer its: there is nothing to find by parent, only its group to kill.
+  const tree = running(pid) ? descendantsOf(pid) : [];
   signalQuietly(-pid, "SIGKILL");
   for (const child of tree) signalQuietly(child, "SIGKILL");
   return tree;
