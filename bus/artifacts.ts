@@ -1,9 +1,13 @@
 import { mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
+import { createHash } from "node:crypto";
+import type { ObjectInfo } from "@nats-io/obj";
 import type { Bus } from "./connection.js";
 import { BusError } from "./errors.js";
 import { inert } from "./inert.js";
 import { retryBus } from "./retryBus.js";
+import { nextStored, storedSubjects } from "./storedReads.js";
+import { BUCKET_STREAMS } from "./subjects.js";
 
 /** Stops the waiting for a bus that is away (a stopping worker passes its signal). */
 export interface ArtifactOptions {
@@ -26,10 +30,38 @@ export async function putArtifact(bus: Bus, name: string, data: Uint8Array | str
   await retryBus(`upload of ${name}`, () => bus.obj.putBlob({ name }, bytes), { log: bus.log, ...opts });
 }
 
+/**
+ * One artifact, read chunk by chunk from the stream's leader (bus/storedReads.ts) and checked against its digest.
+ * An artifact replaced while it was being read (its old chunks purged) is read again as it is now.
+ */
 export async function getArtifact(bus: Bus, name: string, opts: ArtifactOptions = {}): Promise<Uint8Array> {
-  const data = await retryBus(`download of ${name}`, () => bus.obj.getBlob(name), { log: bus.log, ...opts });
-  if (!data) throw new BusError(`artifact ${name} is not in the object store`);
-  return data;
+  for (let attempt = 1; ; attempt++) {
+    const info = await retryBus(`lookup of ${name}`, () => bus.obj.info(name), { log: bus.log, ...opts });
+    if (!info || info.deleted) throw new BusError(`artifact ${name} is not in the object store`);
+    const data = await readChunks(bus, info, opts);
+    if (typeof data !== "string") return data;
+    const now = await retryBus(`lookup of ${name}`, () => bus.obj.info(name), { log: bus.log, ...opts });
+    if (attempt >= 3 || !now || now.revision === info.revision) throw new BusError(`artifact ${name} is damaged in the object store: ${data}`);
+  }
+}
+
+/** The object's bytes, or why they are not whole. */
+async function readChunks(bus: Bus, info: ObjectInfo, opts: ArtifactOptions): Promise<Uint8Array | string> {
+  const subject = `${BUCKET_STREAMS.artifacts.subjects}.C.${info.nuid}`;
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (let seq = 1; parts.length < info.chunks; ) {
+    const m = await nextStored(bus, BUCKET_STREAMS.artifacts.name, subject, seq, opts);
+    if (!m) return `chunk ${parts.length + 1} of ${info.chunks} is missing`;
+    parts.push(m.data);
+    size += m.data.length;
+    seq = m.seq + 1;
+  }
+  if (size !== info.size) return `it has ${size} bytes, not ${info.size}`;
+  const data = Buffer.concat(parts);
+  const want = Buffer.from(info.digest.replace(/^SHA-256=/, ""), "base64");
+  if (!want.equals(createHash("sha256").update(data).digest())) return "its digest does not match";
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
 export async function hasArtifact(bus: Bus, name: string, opts: ArtifactOptions = {}): Promise<boolean> {
@@ -89,18 +121,21 @@ function unsafeFileName(rel: string): string | undefined {
  */
 export async function getDirectory(bus: Bus, prefix: string, dir: string, opts: ArtifactOptions = {}): Promise<string[]> {
   const written: string[] = [];
-  const listed = await retryBus(`listing of ${prefix}/`, () => bus.obj.list(), { log: bus.log, ...opts });
-  for (const info of listed) {
-    if (info.deleted || !info.name.startsWith(`${prefix}/`)) continue;
-    const rel = info.name.slice(prefix.length + 1);
+  const metas = `${BUCKET_STREAMS.artifacts.subjects}.M.`;
+  // An object's name is in its meta subject (base64): only the objects under the prefix are looked up.
+  for (const subject of await storedSubjects(bus, BUCKET_STREAMS.artifacts.name, `${metas}>`, opts)) {
+    const name = Buffer.from(subject.slice(metas.length), "base64url").toString("utf8");
+    if (!name.startsWith(`${prefix}/`)) continue;
+    const rel = name.slice(prefix.length + 1);
     const why = unsafeFileName(rel);
     if (why) {
-      bus.log.warn({ name: inert(info.name, 300) }, `not mirroring artifact ${inert(info.name, 120)}: its name ${why}`);
+      bus.log.warn({ name: inert(name, 300) }, `not mirroring artifact ${inert(name, 120)}: its name ${why}`);
       continue;
     }
+    if (!(await hasArtifact(bus, name, opts))) continue;
     const target = join(dir, rel);
     await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, await getArtifact(bus, info.name, opts));
+    await writeFile(target, await getArtifact(bus, name, opts));
     written.push(target);
   }
   return written;

@@ -4,7 +4,7 @@ import { dirname } from "node:path";
 import { z } from "zod";
 import { UserError } from "./errors.js";
 import type { JobKind } from "./schemas.js";
-import { BUCKETS, STREAMS, durableName } from "./subjects.js";
+import { BUCKET_STREAMS, STREAMS, durableName, subjects } from "./subjects.js";
 
 /**
  * Who may connect to a swarm's server beyond loopback: the swarm itself, and one identity per role that a
@@ -42,10 +42,10 @@ export interface Permissions {
   subscribe: string[];
 }
 
-const KV = `$KV.${BUCKETS.runs}`;
-const KV_STREAM = `KV_${BUCKETS.runs}`;
-const OBJ = `$O.${BUCKETS.artifacts}`;
-const OBJ_STREAM = `OBJ_${BUCKETS.artifacts}`;
+const KV = BUCKET_STREAMS.runs.subjects;
+const KV_STREAM = BUCKET_STREAMS.runs.name;
+const OBJ = BUCKET_STREAMS.artifacts.subjects;
+const OBJ_STREAM = BUCKET_STREAMS.artifacts.name;
 const API = "$JS.API";
 
 /**
@@ -76,28 +76,20 @@ export function rolePermissions(role: WorkerRole): Permissions {
     "sci.*.conv.progress",
     "sci.*.conv.state",
     "sci.*.conv.llm.>",
-    // A model answer already paid for is looked up by its subject (recordedLlmExchange).
+    // The conversation is read by sequence (bus/storedReads.ts): a model answer already paid for, an outcome awaited.
     `${API}.STREAM.MSG.GET.${conv}`,
-    // Waiting for an outcome reads the conversation through an ordered consumer of its own.
-    `${API}.CONSUMER.CREATE.${conv}.>`,
-    `${API}.CONSUMER.MSG.NEXT.${conv}.*`,
-    `${API}.CONSUMER.INFO.${conv}.*`,
-    `${API}.CONSUMER.DELETE.${conv}.*`,
     `${API}.DIRECT.GET.${KV_STREAM}.>`,
     `${API}.STREAM.MSG.GET.${KV_STREAM}`,
     // Its own agents' snapshots (actor ids begin with the role), never the pipeline's or another role's.
     ...[`*.snap.${role}`, `*.snap.${role}.>`, "*.spent", "nodes.*", ...needs.kvWrites].map((k) => `${KV}.${k}`),
-    // Artifacts are read by every role (a replayed run's model answers are one); an ordered push consumer reads their chunks.
-    `${API}.DIRECT.GET.${OBJ_STREAM}.>`,
+    // Artifacts are read by every role (a replayed run's model answers are one), chunk by chunk by sequence.
     `${API}.STREAM.MSG.GET.${OBJ_STREAM}`,
-    `${API}.CONSUMER.CREATE.${OBJ_STREAM}.>`,
-    `${API}.CONSUMER.DELETE.${OBJ_STREAM}.*`,
-    `$JS.FC.${OBJ_STREAM}.>`,
     ...(needs.uploads ? [`${OBJ}.C.*`, `${OBJ}.M.*`, `${API}.STREAM.PURGE.${OBJ_STREAM}`] : []),
     // Asking another connection whether it still holds a claim (askHolder).
     "sci.live.*",
   ];
-  return { publish, subscribe: ["_INBOX.>", "sci.live.*"] };
+  // The outcomes of the jobs it asks for: their messages wake its reader (bus/storedReads.ts), which reads them by sequence.
+  return { publish, subscribe: ["_INBOX.>", "sci.live.*", ...needs.asks.map((k) => subjects.outcomes("*", k))] };
 }
 
 /** One identity's user name and password on one server. */

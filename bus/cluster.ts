@@ -147,7 +147,7 @@ const JETSTREAM_READY_MS = 30_000;
  * Waits until the cluster's JetStream has a leader and knows enough servers to keep `replicas` copies: until
  * then a stream cannot be made, and the swarm's first would fail.
  */
-async function waitForJetStream(urls: string[], replicas: number, credential?: { user: string; password: string }, tls?: SwarmTls): Promise<void> {
+export async function waitForJetStream(urls: string[], replicas: number, credential?: { user: string; password: string }, tls?: SwarmTls): Promise<void> {
   const tlsOptions = tls ? clientTlsOptions(urls.join(","), { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.servername ? { servername: tls.servername } : {}) }) : undefined;
   const nc = await connect({
     servers: urls, name: "scientist-swarm cluster probe", ...(credential ? { user: credential.user, pass: credential.password } : {}), ...(tlsOptions ? { tls: tlsOptions } : {}),

@@ -21,7 +21,7 @@ import { BusError } from "./errors.js";
 import { clientTlsOptions, tlsConnectError, type ClientTls } from "./tls.js";
 import { rootLogger, type Logger } from "./logger.js";
 import { retryingKv } from "./retryBus.js";
-import { BUCKETS, STREAMS, durableName, subjects } from "./subjects.js";
+import { BUCKETS, BUCKET_STREAMS, STREAMS, durableName, subjects } from "./subjects.js";
 import { JOB_KINDS } from "./schemas.js";
 
 export interface Bus {
@@ -150,13 +150,18 @@ type StreamLimits = (typeof STREAM_LIMITS)[keyof typeof STREAM_LIMITS];
 const BUCKET_MAX_AGE_NS = 30 * DAY_NS;
 
 /** Brings a bucket an earlier release made without an age limit to this one's. */
-async function ensureMaxAge(jsm: JetStreamManager, stream: string, log?: Logger): Promise<void> {
-  const info = await jsm.streams.info(stream);
-  if (info.config.max_age === BUCKET_MAX_AGE_NS) return;
+/**
+ * Brings a bucket that an earlier release made to this release's limits: an age limit, and reads answered by the
+ * stream's leader only (a follower's direct answer can lag behind a write just made, and a claim read that way
+ * would be missed). A change the server refuses is logged and the bucket kept as it is, since it still works.
+ */
+async function ensureBucketConfig(jsm: JetStreamManager, stream: string, want: { allow_direct?: false }, log?: Logger): Promise<void> {
+  const info = await jsm.streams.info(stream).catch(() => undefined);
+  if (!info || (info.config.max_age === BUCKET_MAX_AGE_NS && (want.allow_direct === undefined || !info.config.allow_direct))) return;
   await jsm.streams
-    .update(stream, { ...info.config, max_age: BUCKET_MAX_AGE_NS })
-    .then(() => log?.info({ stream }, `bucket ${stream} now keeps entries ${BUCKET_MAX_AGE_NS / DAY_NS} days after their last write`))
-    .catch((err: Error) => log?.warn({ stream, err: err.message }, `bucket ${stream} keeps its earlier age limit: the server refused the update`));
+    .update(stream, { ...info.config, max_age: BUCKET_MAX_AGE_NS, ...want })
+    .then(() => log?.info({ stream }, `bucket ${stream} now keeps entries ${BUCKET_MAX_AGE_NS / DAY_NS} days after their last write${want.allow_direct === false ? ", and is read from its leader" : ""}`))
+    .catch((err: Error) => log?.warn({ stream, err: err.message }, `bucket ${stream} keeps its earlier limits: the server refused the update`));
 }
 
 /**
@@ -354,12 +359,15 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
     const replicas = opts.replicas ?? detectReplicas(nc);
     if (!opts.credential || opts.credential.role === "swarm") await ensureTopology(jsm, { replicas, ...(opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs }) });
     const js = jetstream(nc);
-    // The KV client takes its age in milliseconds, the object store's in nanoseconds.
-    const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1, replicas, ttl: BUCKET_MAX_AGE_NS / 1_000_000 });
-    const obj = await new Objm(js).create(BUCKETS.artifacts, { replicas, ttl: BUCKET_MAX_AGE_NS });
+    // Before the handles are made: the KV handle reads the way the bucket's stream says when it is made.
     if (!opts.credential || opts.credential.role === "swarm") {
-      for (const bucket of [`KV_${BUCKETS.runs}`, `OBJ_${BUCKETS.artifacts}`]) await ensureMaxAge(jsm, bucket, log);
+      // The object store's reads are by sequence from the leader already (bus/storedReads.ts).
+      await ensureBucketConfig(jsm, BUCKET_STREAMS.runs.name, { allow_direct: false }, log);
+      await ensureBucketConfig(jsm, BUCKET_STREAMS.artifacts.name, {}, log);
     }
+    // The KV client takes its age in milliseconds, the object store's in nanoseconds.
+    const kv = await new Kvm(js).create(BUCKETS.runs, { history: 1, replicas, ttl: BUCKET_MAX_AGE_NS / 1_000_000, allow_direct: false });
+    const obj = await new Objm(js).create(BUCKETS.artifacts, { replicas, ttl: BUCKET_MAX_AGE_NS });
     return {
       nc,
       js,

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { DeliverPolicy, type ConsumerMessages } from "@nats-io/jetstream";
 import type { Bus } from "./connection.js";
 import { STREAMS, subjects } from "./subjects.js";
 import { AcceptedIdea, LlmExchange, Progress, StateBatch, outcomeSchema, type JobKind, type Outcome, type StateEvent } from "./schemas.js";
@@ -7,6 +6,7 @@ import type { z } from "zod";
 import type { Logger } from "./logger.js";
 import { BusError } from "./errors.js";
 import { retryBus } from "./retryBus.js";
+import { followStored } from "./storedReads.js";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -107,9 +107,8 @@ export interface EventStream<T> extends AsyncIterable<{ subject: string; value: 
 
 /**
  * Reads a run's conversation from the stream, from its first message on, then live. A message that
- * fails its schema is logged and skipped, never half-read. The reading rides out a restart of the server:
- * the ordered consumer recreates itself after a reconnect, and should it give up, a new one starts after
- * the last message read, so nothing is skipped and nothing is read twice.
+ * fails its schema is logged and skipped, never half-read. It reads by sequence from the stream's leader
+ * (bus/storedReads.ts), so it rides out a restart of the server and the loss of one server of a cluster.
  */
 export async function watchEvents<S extends z.ZodType>(
   bus: Bus,
@@ -117,53 +116,24 @@ export async function watchEvents<S extends z.ZodType>(
   schema: S,
   log?: Logger,
 ): Promise<EventStream<z.infer<S>>> {
-  let lastSeq = 0;
-  let closing = false;
-  const open = () =>
-    retryBus(`reading ${filterSubject}`, async () => {
-      const consumer = await bus.js.consumers.get(STREAMS.conversation.name, {
-        filter_subjects: filterSubject,
-        ...(lastSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: lastSeq + 1 } : { deliver_policy: DeliverPolicy.All }),
-      });
-      return consumer.consume();
-    }, { log: bus.log });
-  const ended = () => closing || bus.nc.isClosed() || bus.nc.isDraining();
-  let messages: ConsumerMessages = await open();
+  const follower = followStored(bus, STREAMS.conversation.name, filterSubject);
   return {
-    async close() {
-      closing = true;
-      await messages.close();
-    },
+    close: () => follower.close(),
     async *[Symbol.asyncIterator]() {
-      while (true) {
+      for await (const m of follower) {
+        let raw: unknown;
         try {
-          for await (const m of messages) {
-            lastSeq = m.seq;
-            let raw: unknown;
-            try {
-              raw = JSON.parse(dec.decode(m.data));
-            } catch {
-              log?.warn({ subject: m.subject }, "skipped an event that is not JSON");
-              continue;
-            }
-            const parsed = schema.safeParse(raw);
-            if (!parsed.success) {
-              log?.warn({ subject: m.subject, issues: parsed.error.issues }, "skipped an event that fails its schema");
-              continue;
-            }
-            yield { subject: m.subject, value: parsed.data };
-          }
-        } catch (err) {
-          if (ended()) return;
-          bus.log.warn({ subject: filterSubject, err: (err as Error).message }, "reading the conversation stopped; reading on from where it was");
+          raw = JSON.parse(dec.decode(m.data));
+        } catch {
+          log?.warn({ subject: m.subject }, "skipped an event that is not JSON");
+          continue;
         }
-        if (ended()) return;
-        messages = await open();
-        // close() may have come while the new consumer was being made.
-        if (closing) {
-          await messages.close();
-          return;
+        const parsed = schema.safeParse(raw);
+        if (!parsed.success) {
+          log?.warn({ subject: m.subject, issues: parsed.error.issues }, "skipped an event that fails its schema");
+          continue;
         }
+        yield { subject: m.subject, value: parsed.data };
       }
     },
   };

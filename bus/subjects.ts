@@ -45,6 +45,12 @@ export const STREAMS = {
 
 export const BUCKETS = { runs: "sci-runs", artifacts: "sci-artifacts" } as const;
 
+/** The streams behind the buckets, and the subjects they store under (as @nats-io/kv and @nats-io/obj lay them out). */
+export const BUCKET_STREAMS = {
+  runs: { name: `KV_${BUCKETS.runs}`, subjects: `$KV.${BUCKETS.runs}` },
+  artifacts: { name: `OBJ_${BUCKETS.artifacts}`, subjects: `$O.${BUCKETS.artifacts}` },
+} as const;
+
 export const durableName = (kind: JobKind) => `jobs-${kind}`;
 
 const token = (s: string) => s.replace(/[^A-Za-z0-9_=-]/g, "_");

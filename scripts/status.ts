@@ -11,6 +11,7 @@ import { STREAMS } from "../bus/subjects.js";
 import { RunConfig } from "../bus/schemas.js";
 import { inert } from "../bus/inert.js";
 import { readCaFile } from "../bus/tls.js";
+import { storedKeys } from "../bus/storedReads.js";
 import { Claim } from "../bus/workQueue.js";
 import { leaseState, type LeaseState } from "../bus/lease.js";
 import { listNodes } from "../agents/runtime/nodeRegistry.js";
@@ -52,17 +53,11 @@ interface StatusReport {
   }[];
 }
 
-async function keys(bus: Bus, filter: string): Promise<string[]> {
-  const out: string[] = [];
-  for await (const key of await bus.kv.keys(filter)) out.push(key);
-  return out;
-}
-
 async function readStatus(bus: Bus, now = Date.now()): Promise<StatusReport> {
   // Jobs in hand: claims held, of jobs not yet done.
-  const done = new Set((await keys(bus, "*.done.>")).map((k) => k.replace(".done.", ".claim.")));
+  const done = new Set((await storedKeys(bus, "*.done.>")).map((k) => k.replace(".done.", ".claim.")));
   const inHand = new Map<string, string[]>();
-  for (const key of await keys(bus, "*.claim.>")) {
+  for (const key of await storedKeys(bus, "*.claim.>")) {
     if (done.has(key)) continue;
     const entry = await bus.kv.get(key);
     const claim = entry?.operation === "PUT" ? Claim.safeParse(entry.json()).data : undefined;
@@ -76,7 +71,7 @@ async function readStatus(bus: Bus, now = Date.now()): Promise<StatusReport> {
   }));
 
   const runs: StatusReport["runs"] = [];
-  for (const key of await keys(bus, "*.config")) {
+  for (const key of await storedKeys(bus, "*.config")) {
     const entry = await bus.kv.get(key);
     const config = entry?.operation === "PUT" ? RunConfig.safeParse(entry.json()).data : undefined;
     if (!config) continue;

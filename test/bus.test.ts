@@ -1,11 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { pino } from "pino";
 import { natsForSuite } from "./helpers/nats.js";
 import { publishJob, serveJobs, JobFailedError } from "../bus/workQueue.js";
 import { publishProgress, watchEvents } from "../bus/events.js";
 import { awaitOutcome } from "../bus/outcomes.js";
-import { getArtifact, putArtifact } from "../bus/artifacts.js";
-import { subjects } from "../bus/subjects.js";
+import { getArtifact, getDirectory, putArtifact } from "../bus/artifacts.js";
+import { followStored } from "../bus/storedReads.js";
+import { BUCKET_STREAMS, STREAMS, subjects } from "../bus/subjects.js";
 import { Progress } from "../bus/schemas.js";
 import { review } from "./helpers/review.js";
 import { connectBus, describeBusStatus, type BusStatus } from "../bus/connection.js";
@@ -15,7 +16,7 @@ import { BusError } from "../bus/errors.js";
 import { ModelBehaviorError, ProviderError } from "../agents/llm/errors.js";
 import { errors as natsErrors, NoRespondersError, RequestError } from "@nats-io/transport-node";
 import { z } from "zod";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -139,6 +140,50 @@ describe("bus against a real nats-server", () => {
     const back = await getArtifact(env.bus, "run-e/idea/big.bin");
     expect(back.length).toBe(big.length);
     expect(back[12345]).toBe(big[12345]);
+  });
+
+  it("reads the conversation and the object store by sequence, with no consumer, woken by each message said", async () => {
+    await publishProgress(env.bus, { runId: "run-s", by, text: "said before" });
+    // A poll too slow for the test to wait out: the live message must come by the wake-up.
+    const follower = followStored(env.bus, STREAMS.conversation.name, subjects.progress("run-s"), { pollMs: 600_000 });
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const m of follower) {
+        seen.push(Progress.parse(JSON.parse(new TextDecoder().decode(m.data))).text);
+        if (seen.length === 2) break;
+      }
+    })();
+    await vi.waitFor(() => expect(seen).toEqual(["said before"]));
+    expect((await env.bus.jsm.streams.info(STREAMS.conversation.name)).state.consumer_count, "while it reads").toBe(0);
+    await publishProgress(env.bus, { runId: "run-s", by, text: "said live" });
+    await reading;
+    await follower.close();
+    expect(seen).toEqual(["said before", "said live"]);
+
+    const blob = new Uint8Array(200 * 1024).map((_, i) => i % 13);
+    await putArtifact(env.bus, "run-s/idea/a.bin", blob);
+    await putArtifact(env.bus, "run-s/idea/sub/b.txt", "bee");
+    const dir = mkdtempSync(join(tmpdir(), "swarm-mirror-"));
+    try {
+      expect((await getDirectory(env.bus, "run-s/idea", dir)).map((f) => f.slice(dir.length + 1)).sort()).toEqual(["a.bin", "sub/b.txt"]);
+      expect(readFileSync(join(dir, "sub", "b.txt"), "utf8")).toBe("bee");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    for (const name of [STREAMS.conversation.name, BUCKET_STREAMS.artifacts.name, BUCKET_STREAMS.runs.name]) {
+      expect((await env.bus.jsm.streams.info(name)).state.consumer_count, name).toBe(0);
+    }
+  });
+
+  it("refuses an artifact whose bytes do not match its digest", async () => {
+    await putArtifact(env.bus, "run-s/idea/c.txt", "the real text");
+    const info = (await env.bus.obj.info("run-s/idea/c.txt"))!;
+    // Anyone who may upload may also write a meta record by hand: one that names another digest.
+    const meta = `${BUCKET_STREAMS.artifacts.subjects}.M.${Buffer.from("run-s/idea/c.txt").toString("base64").replace(/\+/g, "-").replace(/\//g, "_")}`;
+    const record = (await env.bus.jsm.streams.getMessage(BUCKET_STREAMS.artifacts.name, { last_by_subj: meta }))!.json<{ digest: string }>();
+    expect(record.digest).toBe(info.digest);
+    await env.bus.js.publish(meta, JSON.stringify({ ...record, digest: `SHA-256=${Buffer.alloc(32, 1).toString("base64url")}=` }));
+    await expect(getArtifact(env.bus, "run-s/idea/c.txt")).rejects.toThrow(/damaged in the object store: its digest does not match/);
   });
 });
 

@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import type { Bus } from "../../bus/connection.js";
 import type { Logger } from "../../bus/logger.js";
+import { storedKeys } from "../../bus/storedReads.js";
 import { kvKeys } from "../../bus/subjects.js";
 
 /** What a node tells the swarm about itself, in KV under `nodes.<nodeId>`, refreshed while it lives. */
@@ -21,7 +22,7 @@ export const ADVERT_EVERY_MS = 15_000;
 /** The nodes that advertised themselves recently. */
 export async function listNodes(bus: Bus): Promise<NodeAdvert[]> {
   const out: NodeAdvert[] = [];
-  for await (const key of await bus.kv.keys("nodes.>")) {
+  for (const key of await storedKeys(bus, "nodes.>")) {
     const entry = await bus.kv.get(key);
     if (!entry || entry.operation !== "PUT") continue;
     const parsed = NodeAdvert.safeParse(entry.json());
