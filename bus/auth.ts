@@ -73,8 +73,11 @@ export function rolePermissions(role: WorkerRole): Permissions {
     ]),
     ...needs.asks.map((k) => `sci.*.jobs.${k}`),
     ...needs.says,
-    "sci.*.conv.progress",
-    "sci.*.conv.state",
+    // Progress and state events, as one pattern of one topic token (it also takes the end mark a reader publishes for
+    // itself, which only that reader acts on). As a pattern it covers the conversation stream's own interest,
+    // `sci.*.conv.>`, as a server checks it against the permissions of a leaf node that joins as this role (one
+    // token each): without it, the server never tells the leaf node of the stream, which then drops all it is given.
+    "sci.*.conv.*",
     "sci.*.conv.llm.>",
     // The conversation is read by sequence (bus/storedReads.ts): a model answer already paid for, an outcome awaited.
     `${API}.STREAM.MSG.GET.${conv}`,
@@ -88,6 +91,9 @@ export function rolePermissions(role: WorkerRole): Permissions {
     // Asking another connection whether it still holds a claim (askHolder).
     "sci.live.*",
   ];
+  // Through a leaf node, a JetStream request names the servers' domain, `$JS.<domain>.API.…`, and so does a KV
+  // write, `$JS.<domain>.API.$KV.…` (ConnectOptions.domain): the same permissions in that form.
+  publish.push(...publish.flatMap((s) => (s.startsWith(`${API}.`) ? [`$JS.*.API.${s.slice(API.length + 1)}`] : s.startsWith(`${KV}.`) ? [`$JS.*.API.${s}`] : [])));
   // The outcomes of the jobs it asks for: their messages wake its reader (bus/storedReads.ts), which reads them by sequence.
   return { publish, subscribe: ["_INBOX.>", "sci.live.*", ...needs.asks.map((k) => subjects.outcomes("*", k))] };
 }
@@ -189,6 +195,8 @@ export const CredsFile = z.object({
   user: z.string().min(1),
   password: z.string().min(16),
   runId: z.string(),
+  /** The JetStream domain of the swarm's servers, when they have one: a node that joins through a leaf node of its own names it. */
+  domain: z.string().regex(/^[A-Za-z0-9_-]+$/, "a JetStream domain: letters, digits, _ and -").optional(),
   /** The certificate (PEM) of the authority that signed the servers' certificates, when the swarm made one (--tls). */
   ca: z.string().includes("-----BEGIN CERTIFICATE-----").optional(),
 });

@@ -42,6 +42,8 @@ export interface Bus {
   instanceId: string;
   /** The identity this connection publishes as: its credential's role, or OPEN_IDENTITY without one (bus/auth.ts). */
   identity: string;
+  /** The JetStream domain its requests name, when the servers have one (ConnectOptions.domain). */
+  domain: string | undefined;
   /** The claim and lease keys this connection holds now: what it answers when asked whether it holds one. */
   held: Set<string>;
   /** When the connection last came back after losing the server; 0 if it never lost it. */
@@ -312,6 +314,13 @@ export interface ConnectOptions {
    * 3 or more (its INFO) gets 3.
    */
   replicas?: number;
+  /**
+   * The JetStream domain of the swarm's servers (`jetstream { domain: … }` in their configuration). A connection
+   * through a leaf node (a laptop's own nats-server that joins the lab's cluster, with no JetStream of its own)
+   * reaches JetStream only by naming it; the credentials file carries it. Unless told, the domain the server
+   * this connection reached names in its INFO, if any.
+   */
+  domain?: string;
 }
 
 /** How many copies a cluster keeps, when the connection is not told: from the servers the one it reached knows of. */
@@ -355,10 +364,11 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
   const held = new Set<string>();
   answerHolderQuestions(nc, instanceId, held);
   try {
-    const jsm = await jetstreamManager(nc);
+    const domain = opts.domain ?? (nc.info as { domain?: string } | undefined)?.domain;
+    const jsm = await jetstreamManager(nc, domain ? { domain } : {});
     const replicas = opts.replicas ?? detectReplicas(nc);
     if (!opts.credential || opts.credential.role === "swarm") await ensureTopology(jsm, { replicas, ...(opts.ackWaitMs === undefined ? {} : { ackWaitMs: opts.ackWaitMs }) });
-    const js = jetstream(nc);
+    const js = jetstream(nc, domain ? { domain } : {});
     // Before the handles are made: the KV handle reads the way the bucket's stream says when it is made.
     if (!opts.credential || opts.credential.role === "swarm") {
       // The object store's reads are by sequence from the leader already (bus/storedReads.ts).
@@ -378,6 +388,7 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
       log,
       instanceId,
       identity,
+      domain,
       held,
       reconnectedAt: () => reconnectedAt,
       async close() {

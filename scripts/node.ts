@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     name: nodeName,
     log,
     ...(creds ? { credential: { user: creds.user, password: creds.password, role: creds.role } } : {}),
+    ...(creds?.domain ? { domain: creds.domain } : {}),
     ...(ca ? { tls: { ca } } : {}),
     onStatus: (status) => {
       if (status.type !== "closed") process.stdout.write(`[${new Date().toISOString().slice(11, 19)}] ${inert(describeBusStatus(status, "this node"), 300)}\n`);

@@ -341,7 +341,7 @@ async function main(): Promise<void> {
     if (identities) {
       // Beyond loopback a node needs its role's credentials: one private file per role, in the run's folder.
       for (const role of IDENTITIES) {
-        if (role !== "swarm") writeCredsFile(runCredsFile(outDir, role), { kind: "scientist-swarm-creds", url: joinUrl, role, runId, ...identities[role], ...(tls?.ca ? { ca: tls.ca } : natsCa ? { ca: natsCa } : {}) });
+        if (role !== "swarm") writeCredsFile(runCredsFile(outDir, role), { kind: "scientist-swarm-creds", url: joinUrl, role, runId, ...identities[role], ...(bus.domain ? { domain: bus.domain } : {}), ...(tls?.ca ? { ca: tls.ca } : natsCa ? { ca: natsCa } : {}) });
       }
       line(`Add nodes with: npm run node -- --creds ${relative(process.cwd(), runCredsFile(outDir, "reviewer")) || "."} --roles reviewer=2   (copy the file to that machine; other roles: npm run swarm -- creds --role <role> --out <file>)`);
     } else {

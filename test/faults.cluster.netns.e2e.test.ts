@@ -5,11 +5,12 @@ import { join } from "node:path";
 import { lineOf, makeNet, netnsSupport, processesOf, swarmOnHost, type Host, type Net } from "./helpers/netns.js";
 import { writeServerAuth } from "../bus/server.js";
 import { waitForJetStream } from "../bus/cluster.js";
-import { connectBus, type Bus } from "../bus/connection.js";
+import { connectBus } from "../bus/connection.js";
 import { STREAMS } from "../bus/subjects.js";
 
 // A lab's own cluster: three nats-servers, each on a host of its own and configured as the README says, the swarm
-// on a fourth host and a reviewer node on a fifth. One server's host is killed (kill -9 of all on it) mid-run.
+// on a fourth host, and a laptop on a fifth that joins from outside through a leaf node of its own, with a reviewer
+// node. One server's host is killed (kill -9 of all on it) mid-run.
 const support = netnsSupport();
 if (!support.ok) console.warn(`skipped: ${support.reason}`);
 
@@ -31,7 +32,8 @@ function labServerConfig(i: number, servers: Host[], storeDir: string): string {
   return [
     `server_name: nats-${i}`,
     "listen: 0.0.0.0:4222",
-    `jetstream { store_dir: ${JSON.stringify(storeDir)} }`,
+    `jetstream { store_dir: ${JSON.stringify(storeDir)}, domain: lab }`,
+    "leafnodes { listen: 0.0.0.0:7422 }",
     "cluster {",
     "  name: lab",
     "  listen: 0.0.0.0:6222",
@@ -43,8 +45,17 @@ function labServerConfig(i: number, servers: Host[], storeDir: string): string {
   ].join("\n");
 }
 
+/**
+ * The README's leaf node for a laptop: no JetStream of its own, on loopback, joined to the servers as one role;
+ * here to the first server given first, so that the test knows which one it is on.
+ */
+function laptopLeafConfig(servers: Host[], user: string, password: string): string {
+  const urls = servers.map((h) => JSON.stringify(`nats-leaf://${user}:${password}@${h.ip}:7422`));
+  return ["listen: 127.0.0.1:4222", `leafnodes { remotes: [ { urls: [${urls.join(", ")}], dont_randomize: true } ] }`, ""].join("\n");
+}
+
 describe.skipIf(!support.ok)("a server host of the lab's 3-server cluster killed mid-run", () => {
-  it("loses nothing: the run completes on the two servers left, with the joined reviewer's reviews", async () => {
+  it("loses nothing: the run completes on the two servers left, with the reviews of a laptop joined through its leaf node", async () => {
     const servers = net.hosts.slice(0, 3);
     const [swarmHost, reviewerHost] = net.hosts.slice(3) as [Host, Host];
     // auth.conf and identities.json as the swarm writes them; the same block on all three servers.
@@ -69,20 +80,30 @@ describe.skipIf(!support.ok)("a server host of the lab's 3-server cluster killed
       NATS_URL: urls.join(","),
       SWARM_NATS_IDENTITIES: join(natsDir, "identities.json"),
     });
-    const creds = JSON.parse(readFileSync(join(swarm.runDir, "creds", "reviewer.json"), "utf8")) as { url: string };
+    const credsFile = join(swarm.runDir, "creds", "reviewer.json");
+    const creds = JSON.parse(readFileSync(credsFile, "utf8")) as { url: string; domain?: string; user: string; password: string };
     expect(creds.url).toBe(urls.join(","));
-    const reviewer = net.runScript(reviewerHost, "node", ["--creds", join(swarm.runDir, "creds", "reviewer.json"), "--roles", "reviewer=2", "--name", "rev-x"]);
+    expect(creds.domain, "the servers' JetStream domain, from their INFO").toBe("lab");
+    // The server that leads the jobs stream is the one whose loss matters most to the run in flight: it is killed
+    // below, and the laptop's leaf node is on it, so that the leaf node must move to another server too.
+    const bus = await connectBus(urls.join(","), { credential: { ...identities.swarm, role: "swarm" } });
+    const leader = (await bus.jsm.streams.info(STREAMS.jobs.name)).cluster!.leader!;
+    const victim = servers[Number(/^nats-(\d)$/.exec(leader)![1])]!;
+    // The laptop: its leaf node joins the lab's servers as the reviewer; its node connects to the leaf node only.
+    const leafDir = join(out, "laptop");
+    mkdirSync(leafDir, { recursive: true });
+    writeFileSync(join(leafDir, "leaf.conf"), laptopLeafConfig([victim, ...servers.filter((h) => h !== victim)], creds.user, creds.password));
+    let leafSaid = "";
+    const leaf = net.exec(reviewerHost, "nats-server", ["-c", join(leafDir, "leaf.conf")]);
+    leaf.all!.on("data", (chunk: Buffer) => void (leafSaid += chunk.toString()));
+    await lineOf(leaf, () => leafSaid, /Leafnode connection created/, 30_000);
+    const reviewer = net.runScript(reviewerHost, "node", ["--creds", credsFile, "--roles", "reviewer=2", "--name", "rev-x"], { env: { NATS_URL: "nats://127.0.0.1:4222" } });
     let reviewerSaid = "";
     reviewer.all!.on("data", (chunk: Buffer) => void (reviewerSaid += chunk.toString()));
-    await lineOf(reviewer, () => reviewerSaid, /^node \S+ joined /, 60_000);
-    await lineOf(swarm.child, swarm.said, /running run_1$/, 90_000);
-
-    // The server that leads the jobs stream is the one whose loss matters most to the run in flight.
-    let bus: Bus | undefined;
     try {
-      bus = await connectBus(urls.join(","), { credential: { ...identities.swarm, role: "swarm" } });
-      const leader = (await bus.jsm.streams.info(STREAMS.jobs.name)).cluster!.leader!;
-      const victim = servers[Number(/^nats-(\d)$/.exec(leader)![1])]!;
+      await lineOf(reviewer, () => reviewerSaid, /^node \S+ joined /, 60_000);
+      await lineOf(swarm.child, swarm.said, /running run_1$/, 90_000);
+      expect((await bus.jsm.streams.info(STREAMS.jobs.name)).cluster!.leader, "the jobs stream's leader is still the leaf node's server").toBe(leader);
       expect((await net.killHost(victim)).length).toBeGreaterThan(0);
       expect(await processesOf(victim.ns)).toEqual([]);
       const killedAt = Date.now();
@@ -101,9 +122,11 @@ describe.skipIf(!support.ok)("a server host of the lab's 3-server cluster killed
       expect(meta.reviews).toBe(2);
       expect(meta.reviewers.map((r) => r.node)).toEqual(["rev-x", "rev-x"]);
       expect(output).toMatch(/decision: (Accept|Reject)/);
+      expect(leafSaid.match(/Leafnode connection created/g)?.length, "the leaf node moved to a server left").toBeGreaterThanOrEqual(2);
+      expect(reviewerSaid, "the laptop's node worked through the leaf node").not.toMatch(/refused|not enabled/);
       console.info(`lab cluster run: ${((Date.now() - started) / 1000).toFixed(0)} s in all, ${((Date.now() - killedAt) / 1000).toFixed(0)} s after the kill of ${leader}`);
     } finally {
-      await bus?.close().catch(() => undefined);
+      await bus.close().catch(() => undefined);
       reviewer.kill("SIGINT");
       await reviewer;
     }
