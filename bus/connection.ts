@@ -151,7 +151,6 @@ type StreamLimits = (typeof STREAM_LIMITS)[keyof typeof STREAM_LIMITS];
  */
 const BUCKET_MAX_AGE_NS = 30 * DAY_NS;
 
-/** Brings a bucket an earlier release made without an age limit to this one's. */
 /**
  * Brings a bucket that an earlier release made to this release's limits: an age limit, and reads answered by the
  * stream's leader only (a follower's direct answer can lag behind a write just made, and a claim read that way
