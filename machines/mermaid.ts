@@ -1,4 +1,5 @@
 import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from "xstate";
+import { eventLabel, guardLabel, sourceName } from "./transitionLabels.js";
 
 /**
  * Draws a machine as a Mermaid `stateDiagram-v2` from its definition alone: no actor is started.
@@ -50,38 +51,6 @@ function drawTransitions(node: AnyStateNode, lines: string[], indent: string): v
     const targets = t.target?.length ? (t.target as AnyStateNode[]) : [node];
     for (const target of targets) lines.push(`${indent}${stateId(node)} --> ${stateId(target)} : ${text}`);
   }
-}
-
-function eventLabel(node: AnyStateNode, t: AnyTransitionDefinition): string {
-  const type = t.eventType;
-  if (!type) return "always";
-  const delay = (t as { delay?: unknown }).delay;
-  if (delay !== undefined) return `after ${typeof delay === "number" ? `${delay}ms` : String(delay)}`;
-  for (const [prefix, word] of [
-    ["xstate.done.actor.", "done"],
-    ["xstate.error.actor.", "error"],
-  ] as const) {
-    if (type.startsWith(prefix)) {
-      const invokeId = type.slice(prefix.length);
-      const invoke = node.invoke.find((i) => i.id === invokeId);
-      return `${word}(${invoke ? sourceName(invoke) : invokeId})`;
-    }
-  }
-  if (type.startsWith("xstate.done.state.")) return "done";
-  return type;
-}
-
-function guardLabel(guard: unknown): string {
-  if (guard === undefined) return "";
-  if (typeof guard === "string") return `[${guard}]`;
-  const named = guard as { type?: unknown; name?: unknown };
-  if (typeof named.type === "string") return `[${named.type}]`;
-  // An inline arrow takes its property's name, "guard", which says nothing.
-  return `[${typeof named.name === "string" && named.name && named.name !== "guard" ? named.name : "inline guard"}]`;
-}
-
-function sourceName(invoke: AnyStateNode["invoke"][number]): string {
-  return typeof invoke.src === "string" ? invoke.src : invoke.id;
 }
 
 const RESERVED = /^(default|state|note|class|classdef|scale|direction|end|hide|acctitle|accdescr)/i;
