@@ -16,6 +16,8 @@ packages=(
   bubblewrap                       # the sandbox for generated code
   iproute2                         # ip netns: the fault tests put the server, the swarm and nodes on simulated hosts
   openssl                          # --tls: the certificate authority and server certificates a swarm makes
+  chromium                         # headless browser for the live view's tests (test/ui.e2e.test.ts)
+  graphviz                         # dot: npm run graph lays the statecharts out as SVG
 )
 
 missing=()
