@@ -87,7 +87,7 @@ export interface RunFollower {
 export async function followRun(
   bus: Bus,
   runId: string,
-  on: { progress(p: Progress, spentUsd: number): void; state(e: StateEvent): void },
+  on: { progress(p: Progress, spentUsd: number): void; state(e: StateEvent, spentUsd: number): void },
   opts: { since?: string } = {},
 ): Promise<RunFollower> {
   const log = rootLogger().child({ runId, agent: "collector" });
@@ -105,7 +105,7 @@ export async function followRun(
         if (p.success && fresh(p.data.at)) on.progress(p.data, spent);
       } else if (topic === "state") {
         const batch = StateBatch.safeParse(value);
-        if (batch.success) for (const e of batch.data.events) if (fresh(e.at)) on.state(e);
+        if (batch.success) for (const e of batch.data.events) if (fresh(e.at)) on.state(e, spent);
       } else if (topic === "llm") {
         const e = LlmExchange.safeParse(value);
         if (e.success) {

@@ -3,6 +3,8 @@
  * The nodes alive, with their roles, GPUs, the jobs in their hands and their last heartbeat; each run with its
  * swarm's lease, its queue depths, its ideas in flight and its spend. Reads only; changes nothing.
  */
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { rootLogger } from "../bus/logger.js";
@@ -37,7 +39,7 @@ const PipelineView = z.object({
   }),
 });
 
-interface StatusReport {
+export interface StatusReport {
   nodes: { nodeId: string; host: string; roles: Record<string, number>; gpus: number; lastSeenS: number; jobs: string[] }[];
   runs: {
     runId: string;
@@ -53,7 +55,7 @@ interface StatusReport {
   }[];
 }
 
-async function readStatus(bus: Bus, now = Date.now()): Promise<StatusReport> {
+export async function readStatus(bus: Bus, now = Date.now()): Promise<StatusReport> {
   // Jobs in hand: claims held, of jobs not yet done.
   const done = new Set((await storedKeys(bus, "*.done.>")).map((k) => k.replace(".done.", ".claim.")));
   const inHand = new Map<string, string[]>();
@@ -125,4 +127,5 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch(fail);
+// Run as a command, not when the live view (scripts/ui/) imports readStatus.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) main().catch(fail);

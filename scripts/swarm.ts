@@ -27,6 +27,7 @@ import { collectRun, followRun, type RunSummary } from "./collect.js";
 import { runPipeline } from "../agents/runtime/pipeline.js";
 import { holdRunLease, type RunLease } from "../bus/lease.js";
 import { fail, parseFlags } from "./cli.js";
+import { startUi, type UiServer } from "./ui/server.js";
 import { credsCommand, runCredsFile } from "./creds.js";
 import { IDENTITIES, NATS_IDENTITIES_ENV, readIdentitiesFile, writeCredsFile } from "../bus/auth.js";
 import { TLS_NAME, checkTlsFlags, joinHost, readCaFile, swarmTls, swarmTlsPaths, type SwarmTls } from "../bus/tls.js";
@@ -70,6 +71,8 @@ const HELP = `npm run swarm -- [flags]
   --tls-name <names>  more names or addresses the certificate covers, comma-separated, e.g. host.lab (implies --tls)
   --tls-cert <file> --tls-key <file>  TLS with the lab's own certificate and its key instead
   --tls-ca <file>     the CA that signed --tls-cert, handed to nodes (leave it out if their system trusts it)
+  --ui                serve the live view of this run on this machine (loopback) and print its URL:
+                      every node and actor, each statechart with its state lit, the conversation, ideas, spend
   --unsafe-no-sandbox run generated code even without bubblewrap, with the host's every file in its reach
                       (only on a machine you do not mind losing; install bubblewrap instead)
 
@@ -113,6 +116,7 @@ const Flags = z.object({
   "tls-key": z.string().min(1).optional(),
   "tls-ca": z.string().min(1).optional(),
   "unsafe-no-sandbox": z.boolean().optional(),
+  ui: z.boolean().optional(),
 });
 
 /** What the swarm keeps of its local servers in results/<run>/bus.json, so that --resume reopens them. */
@@ -195,6 +199,7 @@ async function main(): Promise<void> {
     "tls-key": { type: "string" },
     "tls-ca": { type: "string" },
     "unsafe-no-sandbox": { type: "boolean" },
+    ui: { type: "boolean" },
   }, Flags);
   if (flags.help) return line(HELP);
   const tlsFlags = { tls: flags.tls, names: flags["tls-name"], cert: flags["tls-cert"], key: flags["tls-key"], ca: flags["tls-ca"] };
@@ -272,11 +277,13 @@ async function main(): Promise<void> {
   let bus: Bus | undefined;
   let node: SwarmNode | undefined;
   let lease: RunLease | undefined;
+  let ui: UiServer | undefined;
   let stopping: Promise<never> | undefined;
   const shutdown = (code: number): Promise<never> =>
     (stopping ??= (async () => {
       stopPipeline.abort();
       await lease?.stop().catch(() => undefined);
+      await ui?.close().catch(() => undefined);
       await node?.stop().catch(() => undefined);
       await bus?.close().catch(() => undefined);
       await server?.stop().catch(() => undefined);
@@ -333,6 +340,11 @@ async function main(): Promise<void> {
     const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
     const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replaceAll("127.0.0.1", joinHost(tls, flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen)));
     line(`NATS: ${url}`);
+    // Any free port: the page is for this run, and two swarms on one machine must not clash.
+    if (flags.ui) {
+      ui = await startUi({ bus, log: log.child({ agent: "ui" }) });
+      line(`Live view: ${ui.url}?run=${runId}`);
+    }
     if (tls) {
       line(tls.made
         ? `TLS: required; the swarm's own CA is ${relative(process.cwd(), swarmTlsPaths(join(outDir, "nats", "tls")).caFile)}, and every credentials file carries it`
@@ -425,9 +437,9 @@ async function main(): Promise<void> {
         line(`[${inert(p.at.slice(11, 19), 8)}] ${who.padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${p.ideaId ? `${inert(p.ideaId, ID_CHARS)}: ` : ""}${inert(p.text, TEXT_CHARS)}`);
       },
       // The pipeline's own steps, from its state events: where each idea stands.
-      state: (e) => {
+      state: (e, spent) => {
         if (e.machine !== "idea" || !e.ideaId) return;
-        line(`[${inert(e.at.slice(11, 19), 8)}] ${"pipeline".padEnd(22)} ${inert(e.ideaId, ID_CHARS)}: ${describeIdeaState(e.state)}`);
+        line(`[${inert(e.at.slice(11, 19), 8)}] ${"pipeline".padEnd(22)} ${offline ? "" : `$${spent.toFixed(4)} `}${inert(e.ideaId, ID_CHARS)}: ${describeIdeaState(e.state)}`);
       },
     }, { since: resumedAt });
     const pipeline = await runPipeline({
@@ -455,6 +467,7 @@ async function main(): Promise<void> {
     await shutdown(summary.status === "failed" ? 1 : 0);
   } catch (err) {
     if (stopping) return stopping;
+    await ui?.close().catch(() => undefined);
     await node?.stop().catch(() => undefined);
     await bus?.close().catch(() => undefined);
     await server?.stop().catch(() => undefined);
