@@ -53,7 +53,8 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
             wanted.delete(value.jobId);
             if (value.ok) {
               const received: ReceivedReview = { reviewer: i, node: value.by.node, identity: publisherOf(subject)!, review: value.result.review };
-              await ctx.progress(`review ${i} arrived from node ${value.by.node}`, job.ideaId);
+              // How far along the round is: every job answered so far, failed ones included.
+              await ctx.progress(`review ${i} arrived from node ${value.by.node} (${k - wanted.size} of ${k} answered)`, job.ideaId);
               sendBack({ type: "REVIEW", review: received });
             } else {
               sendBack({ type: "REVIEW_FAILED", reviewer: i, failure: value.failure });

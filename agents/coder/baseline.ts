@@ -11,6 +11,7 @@ import { codeFiles, loadTemplate, runNeeds, type RunNeeds, type Template } from 
 import { findPython, pythonModulesFix, type PythonInfo } from "../preflight.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runSandboxed, type SandboxResult } from "./sandbox.js";
+import { sayingHowLong } from "./longRun.js";
 
 /** The unchanged template does not run: the template's fault or the node's, said with what to do. */
 export class BaselineError extends SwarmError {
@@ -167,10 +168,10 @@ export async function ensureBaseline(
   } else {
     await say("computing the baseline run_0");
     await rm(join(ws, "run_0"), { recursive: true, force: true });
-    const res = await runSandboxed({
+    const res = await sayingHowLong(runSandboxed({
       cwd: ws, python: python.path, args: ["experiment.py", "--out_dir=run_0"], timeoutMs: limitMs, signal: ctx.signal, log: ctx.log, env: runEnv,
       ...(needs.memoryMb !== undefined ? { memoryMb: needs.memoryMb } : {}),
-    });
+    }), "baseline run_0 running", limitMs, say);
     if (!res.ok) throw explainBaselineFailure(res, template, needs, Math.round(limitMs / 1000));
     try {
       await readFinalInfo(join(ws, "run_0"));

@@ -16,6 +16,7 @@ import { applyEdits } from "./searchReplace.js";
 import { runSandboxed } from "./sandbox.js";
 import { ensureBaseline, prepareWorkspace, readFinalInfo, requirePython } from "./baseline.js";
 import { editCode, editPlot, fixCode, planRuns, writeNotes } from "./prompts.js";
+import { sayingHowLong } from "./longRun.js";
 
 /**
  * The experiment.py being worked on (edited, fixed or put back, not yet run to success), kept in the object
@@ -109,7 +110,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
       runExperiment: fromPromise(async ({ input }): Promise<RunAttempt> => {
         await say(`running ${input.run}`);
         await rm(join(ws, input.run), { recursive: true, force: true });
-        const res = await run(["experiment.py", `--out_dir=${input.run}`], limitMs);
+        const res = await sayingHowLong(run(["experiment.py", `--out_dir=${input.run}`], limitMs), `${input.run} running`, limitMs, say);
         if (!res.ok) {
           await say(`${input.run} failed${res.timedOut ? " (time limit)" : ""}`);
           return { ok: false, stderrTail: res.stderr.slice(-3000) || `exit code ${res.exitCode}` };
