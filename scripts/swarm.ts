@@ -293,7 +293,10 @@ async function main(): Promise<void> {
   // A Ctrl-C reaches this process twice at once (from the terminal, and passed on by npm): only a second one a
   // moment later means "leave now", with the jobs in flight left for their acknowledgement time to pass.
   let interruptedAt = 0;
+  // Once the run is over (the live view is kept up after it), a Ctrl-C only leaves, with the run's own exit code.
+  let finishedWith: number | undefined;
   process.on("SIGINT", () => {
+    if (finishedWith !== undefined) return void shutdown(finishedWith);
     if (interruptedAt && Date.now() - interruptedAt > 2000) {
       line("Interrupted again: leaving at once.");
       process.exit(130);
@@ -303,7 +306,7 @@ async function main(): Promise<void> {
     line(`\nInterrupted: stopping the agents and the local NATS server… Go on later with: npm run swarm -- --out ${flags.out} --resume ${runId}`);
     void shutdown(130);
   });
-  process.once("SIGTERM", () => void shutdown(143));
+  process.once("SIGTERM", () => void shutdown(finishedWith ?? 143));
 
   try {
     // A resumed run's server opens the same store on the same port, so that nodes that joined it reconnect by themselves.
@@ -333,7 +336,9 @@ async function main(): Promise<void> {
       ...(tls ? { tls: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.servername ? { servername: tls.servername } : {}) } } : natsCa ? { tls: { ca: natsCa } } : {}),
       // A restart of the server delays the run; the person sees why it pauses and when it goes on.
       onStatus: (status) => {
-        if (status.type !== "closed" || (status.error && !stopping)) line(`[${new Date().toISOString().slice(11, 19)}] ${inert(describeBusStatus(status), 300)}`);
+        // While stopping, its own server going (Ctrl-C reaches it too) is not an outage that the run waits out.
+        if (stopping) return;
+        if (status.type !== "closed" || status.error) line(`[${new Date().toISOString().slice(11, 19)}] ${inert(describeBusStatus(status), 300)}`);
       },
     });
     line(resumed ? `Resuming run ${runId} on template ${template.name} (started ${resumed.startedAt})` : `Run ${runId} on template ${template.name}`);
@@ -464,7 +469,17 @@ async function main(): Promise<void> {
       await writeFile(archiveFile, JSON.stringify(archive, null, 2));
     }
     printSummary(summary, outDir, offline, (Date.now() - started) / 1000);
-    await shutdown(summary.status === "failed" ? 1 : 0);
+    const code = summary.status === "failed" ? 1 : 0;
+    if (ui) {
+      // A page opened on a run that ended in seconds would go dark at once: it stays up to look back through the
+      // run (its time slider), with the agents stopped, until Ctrl-C.
+      await node?.stop().catch(() => undefined);
+      node = undefined;
+      finishedWith = code;
+      line(`Live view: ${ui.url}?run=${runId} stays up to look back through the run; Ctrl-C to leave.`);
+      return new Promise<never>(() => undefined);
+    }
+    await shutdown(code);
   } catch (err) {
     if (stopping) return stopping;
     await ui?.close().catch(() => undefined);

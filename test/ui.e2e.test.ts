@@ -98,6 +98,8 @@ describe.skipIf(!existsSync(CHROMIUM))(`the live view in headless Chromium (skip
 
   it("follows a real offline swarm live: every kind of actor, its state lit as the bus said, a review arriving without a reload", async () => {
     const swarm = runScript("swarm", ["--out", out, "--reviewers", "2", "--budget", "5", "--ui"], { env: { NATS_URL: nats.server.url } });
+    // Listened for from the start: the run may end before the page is looked at.
+    const staysUp = waitForLine(swarm, /stays up to look back through the run; Ctrl-C to leave/, 120_000);
     // The swarm serves the same page itself with --ui, for its own run (one wait: lines can come in one chunk).
     const [, own, id] = /(http:\/\/127\.0\.0\.1:\d+\/\?run=(\S+))/.exec(await waitForLine(swarm, /^Live view: /))!;
     runId = id!;
@@ -116,6 +118,10 @@ describe.skipIf(!existsSync(CHROMIUM))(`the live view in headless Chromium (skip
     expect(await page.locator("#progress").textContent()).toContain(hostile);
     expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
 
+    // The run is over, and the swarm's own page stays up to look back through it until Ctrl-C.
+    await staysUp;
+    expect((await fetch(own!)).status).toBe(200);
+    swarm.kill("SIGINT");
     const finished = await swarm;
     expect(finished.exitCode, finished.all).toBe(0);
     const events = await stateEvents();
