@@ -111,6 +111,8 @@ export interface ServeOptions {
  */
 export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHandler<K>, opts: ServeOptions): Worker {
   const controller = new AbortController();
+  // A pull waits up to its expiry for a job: stopping must not wait it out with it (the swarm's exit did, 2 s).
+  const stopped = new Promise<null>((resolve) => controller.signal.addEventListener("abort", () => resolve(null), { once: true }));
   const { log } = opts;
   const now = opts.now ?? Date.now;
   const lapsedRuns = reportedLapsed.get(bus) ?? new Set<string>();
@@ -326,8 +328,14 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
         let failingSince: number | undefined;
         while (!controller.signal.aborted) {
           let msg: JsMsg | null;
+          const pulled = consumer.next({ expires: 2_000 });
           try {
-            msg = await consumer.next({ expires: 2_000 });
+            msg = await Promise.race([pulled, stopped]);
+            if (controller.signal.aborted) {
+              // A job that still reaches the pull left behind goes back to the queue at once.
+              void pulled.then((late) => late?.nak(), () => undefined);
+              return;
+            }
           } catch (err) {
             if (controller.signal.aborted || bus.nc.isClosed()) return;
             if (failingSince === undefined) {

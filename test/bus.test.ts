@@ -6,7 +6,7 @@ import { publishProgress, watchEvents } from "../bus/events.js";
 import { awaitOutcome } from "../bus/outcomes.js";
 import { getArtifact, getDirectory, putArtifact } from "../bus/artifacts.js";
 import { followStored } from "../bus/storedReads.js";
-import { BUCKET_STREAMS, STREAMS, subjects } from "../bus/subjects.js";
+import { BUCKET_STREAMS, STREAMS, durableName, subjects } from "../bus/subjects.js";
 import { Progress } from "../bus/schemas.js";
 import { review } from "./helpers/review.js";
 import { connectBus, describeBusStatus, type BusStatus } from "../bus/connection.js";
@@ -58,6 +58,26 @@ describe("bus against a real nats-server", () => {
     await healthy.stop();
     expect(outcome.ok).toBe(true);
     expect(outcome.by.node).toBe("test");
+  });
+
+  it("stops without waiting out its open pull, and a job that reaches the pull left behind goes back to the queue at once", async () => {
+    let handledByLeaving = 0;
+    const leaving = serveJobs(env.bus, "review", async () => (handledByLeaving++, { review, reflections: 0 }), { concurrency: 1, by: { agent: "reviewer", node: "leaving" }, log });
+    const waiting = async () => (await env.bus.jsm.consumers.info(STREAMS.jobs.name, durableName("review"))).num_waiting;
+    await vi.waitFor(async () => expect(await waiting()).toBeGreaterThan(0));
+    await leaving.stop();
+    // Stopped while the server still holds its pull (it expires 2 s after it was made): the stop did not wait for it.
+    expect(await waiting(), "the pull is still open on the server").toBeGreaterThan(0);
+    await publishJob(env.bus, "review", { jobId: "r-late", runId: "run-a", ideaId: "idea_a", pdf: "p", reviewer: 0 });
+    const staying = serveJobs(env.bus, "review", async () => ({ review, reflections: 0 }), { concurrency: 1, by: { agent: "reviewer", node: "staying" }, log });
+    // Well inside the ack wait (10 s), which a job left unanswered in that pull would have waited out.
+    const outcome = await Promise.race([
+      awaitOutcome(env.bus, "run-a", "review", "r-late"),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the job was not back on the queue within 5 s")), 5_000)),
+    ]);
+    await staying.stop();
+    expect(outcome.by.node).toBe("staying");
+    expect(handledByLeaving).toBe(0);
   });
 
   it("reports a job's own failure once, without retrying it", async () => {

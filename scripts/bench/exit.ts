@@ -1,0 +1,59 @@
+/**
+ * How long the swarm takes to exit: from the last decision it prints, and from its summary, to the process's exit,
+ * for whole offline runs; and from a Ctrl-C (SIGINT) in the middle of a run to the exit. Prints figures; not run by
+ * the tests.
+ *
+ *   npm run bench:exit [-- --runs 3]
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { execa } from "execa";
+import { z } from "zod";
+
+const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });
+const { runs } = z.object({ runs: z.coerce.number().int().min(1) }).parse(values);
+
+const out = await mkdtemp(join(tmpdir(), "bench-exit-"));
+
+/** One offline run of the swarm; the moments (performance.now) its output first matched each pattern, and its end. */
+async function run(patterns: Record<string, RegExp>, interruptOn?: RegExp): Promise<{ seen: Record<string, number>; end: number; code: number | undefined }> {
+  const child = execa(process.execPath, ["--import", "tsx", "scripts/swarm.ts", "--out", out], { all: true, reject: false, env: { LOG_LEVEL: "warn" } });
+  const seen: Record<string, number> = {};
+  let interrupted = false;
+  child.all!.on("data", (chunk: Buffer) => {
+    const text = chunk.toString();
+    for (const [name, pattern] of Object.entries(patterns)) if (seen[name] === undefined && pattern.test(text)) seen[name] = performance.now();
+    if (interruptOn && !interrupted && interruptOn.test(text)) {
+      interrupted = true;
+      seen.interrupt = performance.now();
+      child.kill("SIGINT");
+    }
+  });
+  const res = await child;
+  return { seen, end: performance.now(), code: res.exitCode };
+}
+
+const fmt = (xs: number[]) => `${xs.map((x) => x.toFixed(0).padStart(5)).join(" ")} ms   (median ${[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(0)} ms)`;
+
+try {
+  const fromDecision: number[] = [];
+  const fromSummary: number[] = [];
+  const fromInterrupt: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const done = await run({ decision: /decision: (Accept|Reject)/, summary: /completed in [\d.]+ s/ });
+    if (done.code !== 0 || done.seen.decision === undefined || done.seen.summary === undefined) throw new Error(`run ${i + 1} did not complete (exit ${done.code})`);
+    fromDecision.push(done.end - done.seen.decision);
+    fromSummary.push(done.end - done.seen.summary);
+    const stopped = await run({}, /running run_1/);
+    if (stopped.seen.interrupt === undefined) throw new Error(`run ${i + 1} was never interrupted (exit ${stopped.code})`);
+    fromInterrupt.push(stopped.end - stopped.seen.interrupt);
+  }
+  process.stdout.write(`Exit of an offline swarm (${runs} runs each, nanofit, one idea):\n`);
+  process.stdout.write(`last decision printed → exit       ${fmt(fromDecision)}\n`);
+  process.stdout.write(`summary printed → exit             ${fmt(fromSummary)}\n`);
+  process.stdout.write(`Ctrl-C mid-experiment → exit       ${fmt(fromInterrupt)}\n`);
+} finally {
+  await rm(out, { recursive: true, force: true });
+}
