@@ -75,6 +75,9 @@ export function followStored(bus: Bus, stream: string, filter: string, opts: { f
     },
     async *[Symbol.asyncIterator]() {
       try {
+        // Once the server has the subscription, a message stored after any read below wakes the reader: without
+        // this, one stored between the first read and the subscription's arrival waited for the poll.
+        if (!ended()) await bus.nc.flush().catch(() => undefined);
         while (!ended()) {
           woken = false;
           let m: StoredMsg | null;
