@@ -7,6 +7,8 @@ import { openAiProvider } from "./openaiProvider.js";
 import { anthropicProvider } from "./anthropicProvider.js";
 import { replayProvider } from "./replayProvider.js";
 import type { LlmProvider } from "./types.js";
+import { Limiter } from "./retry.js";
+import { z } from "zod";
 
 export interface LlmChoice {
   provider: string;
@@ -25,6 +27,28 @@ export function parseLlm(spec: string): LlmChoice {
   const model = rest.join("/") || DEFAULT_MODEL[provider!];
   if (!model) throw new ProviderConfigError(`--llm ${provider} needs a model name`, { hint: `e.g. --llm ${provider}/llama3.1:8b` });
   return { provider: provider!, model };
+}
+
+/** The offline stand-in's one endpoint in this process: its simulated calls share a concurrency, as real ones do. */
+let offlineLimiter: Limiter | undefined;
+
+const LatencySpec = z
+  .string()
+  .regex(/^\d+(-\d+)?$/, "milliseconds, fixed (1000) or a range (500-1500)")
+  .transform((v) => {
+    const [min, max = min] = v.split("-").map(Number) as [number, number?];
+    return { minMs: min, maxMs: max };
+  })
+  .refine((l) => l.maxMs >= l.minMs, "a range's end is below its start");
+
+/** SWARM_OFFLINE_LATENCY_MS: how long the offline stand-in takes to answer, to measure the swarm against a model's latency. */
+export function offlineLatency(spec: string | undefined): { minMs: number; maxMs: number } | undefined {
+  if (spec === undefined || spec === "") return undefined;
+  const parsed = LatencySpec.safeParse(spec.trim());
+  if (!parsed.success) {
+    throw new ProviderConfigError(`SWARM_OFFLINE_LATENCY_MS=${spec}: ${parsed.error.issues[0]?.message}`, { hint: "e.g. SWARM_OFFLINE_LATENCY_MS=1000 (every answer after 1 s) or 500-1500 (anywhere between)" });
+  }
+  return parsed.data;
 }
 
 export interface ProviderContext {
@@ -49,8 +73,10 @@ export function createProvider(choice: LlmChoice, ctx: ProviderContext): LlmProv
     return v;
   };
   switch (choice.provider) {
-    case "offline":
-      return offlineProvider();
+    case "offline": {
+      const latency = offlineLatency(env.SWARM_OFFLINE_LATENCY_MS);
+      return offlineProvider(latency ? { ...latency, limiter: (offlineLimiter ??= new Limiter(concurrency)) } : undefined);
+    }
     case "replay":
       return replayProvider(ctx.bus, ctx.runId, choice.model);
     case "openai":

@@ -1,6 +1,7 @@
 import type { LlmProvider, ProviderAnswer, ProviderRequest } from "../types.js";
 import { ModelBehaviorError } from "../errors.js";
 import { responderFor } from "./registry.js";
+import type { Limiter } from "../retry.js";
 
 const estimateTokens = (text: string) => Math.ceil(text.length / 4);
 
@@ -20,13 +21,29 @@ export function offlineAnswer(task: string, data: unknown): unknown {
  * hidden script, so its ideas change the template's real knobs and its paper reports the real results.
  * Token counts are estimates (4 characters a token); it costs nothing.
  */
-export function offlineProvider(): LlmProvider {
+/**
+ * A model's latency to stand in for (`SWARM_OFFLINE_LATENCY_MS`): every answer waits between `minMs` and `maxMs`,
+ * holding a place in `limiter` as a request to a real provider holds one, so that a benchmark takes the real path.
+ */
+export interface OfflineLatency {
+  minMs: number;
+  maxMs: number;
+  limiter: Limiter;
+  /** Injected by tests: where in [0, 1) between minMs and maxMs each wait falls. */
+  random?: () => number;
+}
+
+export function offlineProvider(latency?: OfflineLatency): LlmProvider {
   return {
     name: "offline",
     model: "offline",
     disclosure: "No language model wrote this paper: scientist-swarm's offline stand-in generated its text deterministically from the run's real results.",
     async complete(req: ProviderRequest): Promise<ProviderAnswer> {
       req.signal?.throwIfAborted();
+      if (latency) {
+        const ms = latency.minMs + (latency.maxMs - latency.minMs) * (latency.random ?? Math.random)();
+        await latency.limiter.run(() => waitMs(ms, req.signal));
+      }
       const json = offlineAnswer(req.task, req.data);
       const text = JSON.stringify(json);
       return {
@@ -37,4 +54,19 @@ export function offlineProvider(): LlmProvider {
     },
     async check() {},
   };
+}
+
+/** Waits, or rejects with the signal's reason once it is aborted. */
+function waitMs(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    function onAbort() {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
