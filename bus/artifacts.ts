@@ -35,9 +35,16 @@ export async function putArtifact(bus: Bus, name: string, data: Uint8Array | str
  * An artifact replaced while it was being read (its old chunks purged) is read again as it is now.
  */
 export async function getArtifact(bus: Bus, name: string, opts: ArtifactOptions = {}): Promise<Uint8Array> {
+  const data = await readArtifact(bus, name, opts);
+  if (!data) throw new BusError(`artifact ${name} is not in the object store`);
+  return data;
+}
+
+/** getArtifact, with undefined for an object that is not there (or was deleted). */
+async function readArtifact(bus: Bus, name: string, opts: ArtifactOptions): Promise<Uint8Array | undefined> {
   for (let attempt = 1; ; attempt++) {
     const info = await retryBus(`lookup of ${name}`, () => bus.obj.info(name), { log: bus.log, ...opts });
-    if (!info || info.deleted) throw new BusError(`artifact ${name} is not in the object store`);
+    if (!info || info.deleted) return undefined;
     const data = await readChunks(bus, info, opts);
     if (typeof data !== "string") return data;
     const now = await retryBus(`lookup of ${name}`, () => bus.obj.info(name), { log: bus.log, ...opts });
@@ -132,10 +139,11 @@ export async function getDirectory(bus: Bus, prefix: string, dir: string, opts: 
       bus.log.warn({ name: inert(name, 300) }, `not mirroring artifact ${inert(name, 120)}: its name ${why}`);
       continue;
     }
-    if (!(await hasArtifact(bus, name, opts))) continue;
+    const data = await readArtifact(bus, name, opts);
+    if (!data) continue;
     const target = join(dir, rel);
     await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, await getArtifact(bus, name, opts));
+    await writeFile(target, data);
     written.push(target);
   }
   return written;

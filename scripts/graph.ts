@@ -11,7 +11,7 @@ import { toDirectedGraph } from "xstate/graph";
 import { z } from "zod";
 import { machines, type Role } from "../machines/index.js";
 import { toMermaid } from "../machines/mermaid.js";
-import { machineSvg } from "../machines/svg.js";
+import { machineSvg } from "./graphviz.js";
 import { fail } from "./cli.js";
 
 const Flags = z.object({

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createMachine, type AnyStateMachine, type AnyStateNode, type AnyTransitionDefinition } from "xstate";
 import { getStateNodes } from "xstate/graph";
 import { machines, type Role } from "../machines/index.js";
-import { elementId, machineDot, machineSvg, renderSvg, stateElementId, toDot } from "../machines/svg.js";
+import { elementId, machineDot, stateElementId, toDot } from "../machines/dot.js";
+import { machineSvg, renderSvg } from "../scripts/graphviz.js";
 import { ROOT, runScript } from "./helpers/cli.js";
 
 const roles = Object.keys(machines) as Role[];

@@ -9,7 +9,7 @@ import { ROOT, runScript, waitForLine } from "./helpers/cli.js";
 import { publishOutcome, publishProgress, watchEvents } from "../bus/events.js";
 import { StateBatch, outcomeSchema, type JobKind, type StateEvent } from "../bus/schemas.js";
 import { STREAMS, subjects } from "../bus/subjects.js";
-import { stateElementId } from "../machines/svg.js";
+import { stateElementId } from "../machines/dot.js";
 import { putArtifact } from "../bus/artifacts.js";
 import { rootLogger } from "../bus/logger.js";
 import { litIds, startUi } from "../scripts/ui/server.js";

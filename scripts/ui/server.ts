@@ -16,7 +16,8 @@ import { AcceptedIdea, JOB_KINDS, LlmExchange, Progress, RunConfig, RunId, State
 import { kvKeys, publisherOf, subjects } from "../../bus/subjects.js";
 import { ROLE_NEEDS } from "../../bus/auth.js";
 import { machines, type Role } from "../../machines/index.js";
-import { machineSvg, stateElementId } from "../../machines/svg.js";
+import { stateElementId } from "../../machines/dot.js";
+import { machineSvg } from "../graphviz.js";
 import { readStatus } from "../status.js";
 
 const STATIC = new URL("./static/", import.meta.url);

@@ -1,6 +1,4 @@
-import { execa } from "execa";
 import type { AnyStateMachine, AnyStateNode, AnyTransitionDefinition } from "xstate";
-import { EnvironmentError } from "../bus/errors.js";
 import { machines, type Role } from "./index.js";
 import { eventLabel, guardLabel, sourceName } from "./transitionLabels.js";
 
@@ -30,11 +28,6 @@ export function machineDot(role: Role): string {
   return toDot(machines[role], role);
 }
 
-/** One of the swarm's machines as SVG text, laid out by Graphviz. */
-export async function machineSvg(role: Role): Promise<string> {
-  return renderSvg(machineDot(role));
-}
-
 /**
  * Draws a machine as a Graphviz `digraph` from its definition alone: no actor is started.
  *
@@ -61,21 +54,6 @@ export function toDot(machine: AnyStateMachine, name: string): string {
     "}",
     "",
   ].join("\n");
-}
-
-/** Lays a DOT graph out with Graphviz's `dot`, which must be on PATH. */
-export async function renderSvg(dot: string): Promise<string> {
-  const result = await execa("dot", ["-Tsvg"], { input: dot, reject: false, timeout: 60_000, stripFinalNewline: false });
-  if (result.code === "ENOENT") {
-    throw new EnvironmentError("Graphviz's dot was not found on PATH; it is needed to draw the statecharts", {
-      hint: "apt-get install graphviz (scripts/setup.sh installs it)",
-    });
-  }
-  // The DOT is ours, so dot refusing it is a bug here, not something the user can fix.
-  if (result.exitCode !== 0 || result.timedOut) {
-    throw new Error(`dot -Tsvg failed (${result.timedOut ? "timed out" : `exit code ${result.exitCode}`}): ${result.stderr.trim()}`);
-  }
-  return result.stdout;
 }
 
 class Drawing {
