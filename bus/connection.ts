@@ -336,7 +336,11 @@ export async function connectBus(url: string, opts: ConnectOptions = {}): Promis
     const auth = opts.credential ? { user: opts.credential.user, pass: opts.credential.password } : {};
     const tls = clientTlsOptions(url, opts.tls);
     // One server, or every server of a cluster, comma-separated: the connection moves to another when one dies.
-    nc = await connect({ servers: url.split(",").map((s) => s.trim()).filter(Boolean), name: opts.name ?? "scientist-swarm", ...RECONNECT, ...auth, ...(tls ? { tls } : {}) });
+    // Without async traces a request does not build two errors with their stacks beforehand, in case it fails:
+    // that was a tenth of a hop's time, and the swarm's own errors say what was being done.
+    nc = await connect({
+      servers: url.split(",").map((s) => s.trim()).filter(Boolean), name: opts.name ?? "scientist-swarm", noAsyncTraces: true, ...RECONNECT, ...auth, ...(tls ? { tls } : {}),
+    });
   } catch (err) {
     const refused = tlsConnectError(err, url, opts.tls);
     if (refused) throw refused;

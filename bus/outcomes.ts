@@ -1,11 +1,13 @@
 import type { Bus } from "./connection.js";
 import { outcomePublishers } from "./auth.js";
 import { BusError } from "./errors.js";
-import { watchEvents } from "./events.js";
+import { LIVE_POLL_MS, nextStored } from "./storedReads.js";
 import type { Logger } from "./logger.js";
 import { outcomeSchema, type JobKind, type Outcome } from "./schemas.js";
-import { kvKeys, publisherOf, subjects } from "./subjects.js";
+import { STREAMS, kvKeys, publisherOf, subjects } from "./subjects.js";
 import { readClaim } from "./workQueue.js";
+
+const dec = new TextDecoder();
 
 /**
  * Why an outcome read from the conversation is not to be believed, or undefined when it is: it must be published
@@ -22,7 +24,12 @@ export async function vetOutcome(bus: Bus, kind: JobKind, subject: string, outco
   return undefined;
 }
 
-/** Waits for the vetted outcome of one job, whether it is already recorded or still to come; others are logged and passed over. */
+/**
+ * Waits for the vetted outcome of one job, whether it is already recorded or still to come; others are logged
+ * and passed over. An outcome said while the wait is on is taken from its live message, which carries the very
+ * subject and bytes the stream stores (so the vetting is the same), with no read of the stream after it; what
+ * was said before the wait began, or while this connection was away, is read from the stream.
+ */
 export async function awaitOutcome<K extends JobKind>(
   bus: Bus,
   runId: string,
@@ -30,22 +37,75 @@ export async function awaitOutcome<K extends JobKind>(
   jobId: string,
   opts: { signal?: AbortSignal; log?: Logger } = {},
 ): Promise<Outcome<K>> {
+  const log = opts.log ?? bus.log;
   // Only this job's subject is read: as cheap at the ten-thousandth job of a run as at the first.
-  const stream = await watchEvents(bus, subjects.outcome(runId, kind, jobId), outcomeSchema(kind), opts.log);
-  const onAbort = () => void stream.close();
+  const filter = subjects.outcome(runId, kind, jobId);
+  const schema = outcomeSchema(kind);
+  const said: { subject: string; data: Uint8Array }[] = [];
+  let wake: (() => void) | undefined;
+  const sub = bus.nc.subscribe(filter, {
+    callback: (err, m) => {
+      if (err) return;
+      said.push({ subject: m.subject, data: m.data });
+      wake?.();
+    },
+  });
+  const onAbort = () => wake?.();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    for await (const { subject, value } of stream) {
-      if (value.jobId !== jobId) continue;
-      const distrust = await vetOutcome(bus, kind, subject, value as Outcome<K>);
-      if (!distrust) return value as Outcome<K>;
-      (opts.log ?? bus.log).warn({ subject, jobId }, `ignored an outcome of ${kind} job ${jobId}: ${distrust}`);
+  /** Each outcome turned down is said once, though it is seen both live and stored. */
+  const distrusted = new Set<string>();
+  async function vetted(subject: string, data: Uint8Array): Promise<Outcome<K> | undefined> {
+    let parsed: ReturnType<typeof schema.safeParse>;
+    try {
+      parsed = schema.safeParse(JSON.parse(dec.decode(data)));
+    } catch {
+      return undefined;
     }
-    throw new BusError(
-      opts.signal?.aborted ? `stopped while waiting for ${kind} job ${jobId}` : `the conversation stream closed before ${kind} job ${jobId} ended`,
-    );
+    if (!parsed.success || parsed.data.jobId !== jobId) return undefined;
+    const outcome = parsed.data as Outcome<K>;
+    const distrust = await vetOutcome(bus, kind, subject, outcome);
+    if (!distrust) return outcome;
+    const seen = `${subject} ${outcome.instance} ${outcome.at}`;
+    if (!distrusted.has(seen)) log.warn({ subject, jobId }, `ignored an outcome of ${kind} job ${jobId}: ${distrust}`);
+    distrusted.add(seen);
+    return undefined;
+  }
+  const ended = () => opts.signal?.aborted || bus.nc.isClosed();
+  try {
+    // Once the server has the subscription, nothing said after the first read below can be missed.
+    await bus.nc.flush().catch(() => undefined);
+    let next = 1;
+    while (!ended()) {
+      for (let m = said.shift(); m; m = said.shift()) {
+        const outcome = await vetted(m.subject, m.data);
+        if (outcome) return outcome;
+      }
+      const stored = await nextStored(bus, STREAMS.conversation.name, filter, next, opts.signal ? { signal: opts.signal } : {}).catch((err: unknown) => {
+        if (ended()) return null;
+        throw err instanceof BusError ? err : new BusError(`reading ${filter} failed: ${(err as Error).message}`, { cause: err });
+      });
+      if (stored) {
+        next = stored.seq + 1;
+        const outcome = await vetted(stored.subject, stored.data);
+        if (outcome) return outcome;
+        continue;
+      }
+      if (said.length) continue;
+      // A live message wakes the wait; the stream is read again now and then, for one lost while the connection was away.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, LIVE_POLL_MS);
+        function done() {
+          clearTimeout(timer);
+          wake = undefined;
+          resolve();
+        }
+        wake = done;
+        if (ended()) done();
+      });
+    }
+    throw new BusError(opts.signal?.aborted ? `stopped while waiting for ${kind} job ${jobId}` : `the connection closed before ${kind} job ${jobId} ended`);
   } finally {
     opts.signal?.removeEventListener("abort", onAbort);
-    await stream.close();
+    if (!sub.isClosed()) sub.unsubscribe();
   }
 }

@@ -121,10 +121,11 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
   const claimRecord = (failures: number, holder: string | null = bus.instanceId) =>
     JSON.stringify({ holder, node: opts.by.node, at: new Date(now()).toISOString(), failures } satisfies Claim);
 
-  /** Takes the job's claim, or says why the job waits. */
-  async function claim(key: string, jobLog: Logger): Promise<{ revision: number; failures: number } | string> {
-    const entry = await bus.kv.get(key);
-    if (!entry || entry.operation !== "PUT") return { revision: await bus.kv.create(key, claimRecord(0)), failures: 0 };
+  /**
+   * Takes over the job's claim `entry`, which a first try to create it found there, or says why the job waits:
+   * a claim is taken over only from a holder that let go or is gone.
+   */
+  async function takeOver(key: string, entry: KvEntry, jobLog: Logger): Promise<{ revision: number; failures: number } | string> {
     const held = readClaim(entry);
     let failures = held?.failures ?? 0;
     if (held?.holder) {
@@ -139,6 +140,16 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
     }
     return { revision: await bus.kv.update(key, claimRecord(failures), entry.revision), failures };
   }
+
+  /** The claim made for a job that nobody claimed before: its revision, or null when a claim is there already. */
+  const createClaim = (key: string) =>
+    bus.kv.create(key, claimRecord(0)).then(
+      (revision) => revision,
+      (err: unknown) => {
+        if (isKvConflict(err)) return null;
+        throw err;
+      },
+    );
 
   async function handle(msg: JsMsg, slot: number, ackWaitMs: number): Promise<void> {
     // A rejected job is acked, which removes it from the work queue: nats-server 2.9 ignores a term() that
@@ -174,14 +185,20 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
     try {
       // Asking a holder that does not answer takes a while; the job must stay ours meanwhile.
       msg.working();
-      if (await isDone(done)) {
+      // The usual job is new: its claim is created at once, beside the reads that may yet turn it down, so that
+      // taking a job costs one round trip to the server rather than four.
+      const [created, isDoneAlready, lease] = await Promise.all([createClaim(key), isDone(done), leaseState(bus, runId, now())]);
+      /** A claim this worker made for a job it turns down is let go of again, for the next worker to take without asking. */
+      const unclaim = () => (created === null ? undefined : bus.kv.update(key, claimRecord(0, null), created).catch(() => undefined));
+      if (isDoneAlready) {
         jobLog.debug("job already done; acking the redelivery");
+        await unclaim();
         msg.ack();
         return;
       }
-      const lease = await leaseState(bus, runId, now());
       if (lease === "ended") {
         jobLog.debug(`run ${runId} has ended; dropping its leftover ${kind} job`);
+        await unclaim();
         msg.ack();
         return;
       }
@@ -190,20 +207,27 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
           lapsedRuns.add(runId);
           log.warn({ runId }, `run ${runId}'s swarm is gone; its jobs wait for \`npm run swarm -- --resume ${runId}\``);
         }
+        await unclaim();
         wait("its run's swarm is gone");
         return;
       }
       if (lapsedRuns.delete(runId)) log.info({ runId }, `run ${runId} has its swarm again; serving its jobs`);
-      const got = await claim(key, jobLog);
-      if (typeof got === "string") {
-        wait(got);
-        return;
-      }
-      claimed = got;
-      // The holder it was taken from may have finished it just before it went.
-      if (await isDone(done)) {
-        msg.ack();
-        return;
+      if (created !== null) {
+        claimed = { revision: created, failures: 0 };
+      } else {
+        const entry = await bus.kv.get(key);
+        // Let go of between the create and this read (a holder that was stopping): tried again at the next delivery.
+        const got = entry && entry.operation === "PUT" ? await takeOver(key, entry, jobLog) : "its claim changed while it was read";
+        if (typeof got === "string") {
+          wait(got);
+          return;
+        }
+        claimed = got;
+        // The holder it was taken from may have finished it just before it went.
+        if (await isDone(done)) {
+          msg.ack();
+          return;
+        }
       }
     } catch (err) {
       if (isKvConflict(err)) {
