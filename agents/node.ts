@@ -21,6 +21,7 @@ import { paperWorkspace, writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
 import { detectGpus, type GpuInfo } from "./gpus.js";
+import { hostSlots } from "./llm/endpoints.js";
 // Every role's offline answers, for nodes whose runs use the offline stand-in.
 import "./offline.js";
 
@@ -174,6 +175,10 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     );
   }
 
+  // Each slot that may call a model counts towards every endpoint's calls-at-once here (agents/llm/endpoints.ts),
+  // so that no slot waits for another's call: the roles' slots, the writer's citation searches and the GPU
+  // experiments (a baseline calls no model).
+  const unhost = hostSlots(Object.values(opts.roles).reduce((n, c) => n + (c ?? 0), 0) + (opts.roles.writer ?? 0) + gpus.length);
   const advert = await advertiseNode(opts.bus, { nodeId, roles: opts.roles, gpus, startedAt: new Date().toISOString() }, opts.log);
   opts.log.info({ node: nodeId, roles: opts.roles, gpus: gpus.length }, "node started");
   return {
@@ -181,6 +186,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     gpus,
     async stop() {
       await Promise.allSettled(workers.map((w) => w.stop()));
+      unhost();
       // A stopped job's machine lets go at once; its experiment is killed, and this node ends after it, with nothing left running.
       await sandboxesSettled();
       await advert.stop();

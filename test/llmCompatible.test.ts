@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Limiter } from "../agents/llm/retry.js";
 import { pino } from "pino";
 import { z } from "zod";
 import { natsForSuite } from "./helpers/nats.js";
@@ -62,7 +63,7 @@ function provider(kind: CompatKind, model: string, o: { name?: "openai" | "opena
   const name = o.name ?? "openai-compatible";
   return openAiProvider({
     name, model, apiKey: o.apiKey ?? KEY, baseURL: servers[kind].baseURL, info: modelInfo(name, model),
-    timeoutMs: 5000, retry, concurrency: 2, log: o.log ?? capture().log,
+    timeoutMs: 5000, retry, limiter: new Limiter(2), log: o.log ?? capture().log,
   });
 }
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Limiter } from "../agents/llm/retry.js";
 import { pino } from "pino";
 import { z } from "zod";
 import { natsForSuite } from "./helpers/nats.js";
@@ -37,9 +38,9 @@ beforeEach(() => {
 
 const providers: Record<string, (timeoutMs?: number) => LlmProvider> = {
   openai: (timeoutMs = 5000) =>
-    openAiProvider({ name: "openai", model: "gpt-4o-mini", apiKey: KEY, baseURL: `${server.url}/v1`, info: modelInfo("openai", "gpt-4o-mini"), timeoutMs, retry, concurrency: 4, log }),
+    openAiProvider({ name: "openai", model: "gpt-4o-mini", apiKey: KEY, baseURL: `${server.url}/v1`, info: modelInfo("openai", "gpt-4o-mini"), timeoutMs, retry, limiter: new Limiter(4), log }),
   anthropic: (timeoutMs = 5000) =>
-    anthropicProvider({ model: "claude-3-5-sonnet-20241022", apiKey: KEY, baseURL: server.url, info: modelInfo("anthropic", "claude-3-5-sonnet-20241022"), timeoutMs, retry, concurrency: 4, log }),
+    anthropicProvider({ model: "claude-3-5-sonnet-20241022", apiKey: KEY, baseURL: server.url, info: modelInfo("anthropic", "claude-3-5-sonnet-20241022"), timeoutMs, retry, limiter: new Limiter(4), log }),
 };
 
 let run = 0;
@@ -146,8 +147,8 @@ for (const name of ["openai", "anthropic"] as const) {
 
     it("refuses a wrong key at the credential check, saying what to fix", async () => {
       const bad = name === "openai"
-        ? openAiProvider({ name: "openai", model: "gpt-4o-mini", apiKey: "wrong", baseURL: `${server.url}/v1`, info: undefined, timeoutMs: 2000, retry, concurrency: 1, log })
-        : anthropicProvider({ model: "claude-3-5-sonnet-20241022", apiKey: "wrong", baseURL: server.url, info: undefined, timeoutMs: 2000, retry, concurrency: 1, log });
+        ? openAiProvider({ name: "openai", model: "gpt-4o-mini", apiKey: "wrong", baseURL: `${server.url}/v1`, info: undefined, timeoutMs: 2000, retry, limiter: new Limiter(1), log })
+        : anthropicProvider({ model: "claude-3-5-sonnet-20241022", apiKey: "wrong", baseURL: server.url, info: undefined, timeoutMs: 2000, retry, limiter: new Limiter(1), log });
       const err = await bad.check().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ProviderError);
       expect((err as ProviderError).status).toBe(401);
@@ -159,7 +160,7 @@ for (const name of ["openai", "anthropic"] as const) {
 
 describe("OpenAI-compatible servers without schema enforcement", () => {
   const compatible = () =>
-    openAiProvider({ name: "openai-compatible", model: "llama3.1:8b", apiKey: KEY, baseURL: `${server.url}/v1`, info: modelInfo("openai-compatible", "llama3.1:8b"), timeoutMs: 5000, retry, concurrency: 2, log });
+    openAiProvider({ name: "openai-compatible", model: "llama3.1:8b", apiKey: KEY, baseURL: `${server.url}/v1`, info: modelInfo("openai-compatible", "llama3.1:8b"), timeoutMs: 5000, retry, limiter: new Limiter(2), log });
 
   it("sends no response_format and extracts fenced JSON from prose", async () => {
     server.script = [{ text: 'Sure! Here it is:\n```json\n{"title": "A study", "score": 7}\n```\nHope this helps.' }];

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Limiter } from "../agents/llm/retry.js";
 import { pino } from "pino";
 import { z } from "zod";
 import { natsForSuite } from "./helpers/nats.js";
@@ -37,7 +38,7 @@ beforeEach(() => {
 let run = 0;
 const newRun = () => `reuse-test-${++run}`;
 const provider = () =>
-  openAiProvider({ name: "openai", model: "gpt-4o-mini", apiKey: KEY, baseURL: `${server.url}/v1`, info: modelInfo("openai", "gpt-4o-mini"), timeoutMs: 5000, retry: { attempts: 1, baseMs: 10, maxMs: 10 }, concurrency: 4, log });
+  openAiProvider({ name: "openai", model: "gpt-4o-mini", apiKey: KEY, baseURL: `${server.url}/v1`, info: modelInfo("openai", "gpt-4o-mini"), timeoutMs: 5000, retry: { attempts: 1, baseMs: 10, maxMs: 10 }, limiter: new Limiter(4), log });
 const llmFor = (runId: string, scope: string) => createLlm(provider(), { bus: nats.bus, runId, by: { agent: "tester", node: "test" }, log, scope });
 const prompt = (text: string): ChatMessage[] => [{ role: "system", content: "answer with a title and a score" }, { role: "user", content: text }];
 const ask = (llm: ReturnType<typeof llmFor>, text: string) => llm.ask({ task: "test.rate", messages: prompt(text), schema: Answer, data: {} });

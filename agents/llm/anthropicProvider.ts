@@ -1,8 +1,8 @@
-import Anthropic from "@anthropic-ai/sdk";
+import type Anthropic from "@anthropic-ai/sdk";
 import { z } from "zod";
 import type { Logger } from "../../bus/logger.js";
 import type { ModelInfo } from "./models.js";
-import { Limiter, withRetries, type RetryPolicy } from "./retry.js";
+import { type Limiter, withRetries, type RetryPolicy } from "./retry.js";
 import { malformedAnswer, providerErrorFrom, unreadableAnswer } from "./errors.js";
 import type { LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
 
@@ -14,11 +14,11 @@ export interface AnthropicOptions {
   timeoutMs: number;
   maxTokens?: number;
   retry?: RetryPolicy;
-  concurrency: number;
+  /** The endpoint's calls-at-once limit in this process (agents/llm/endpoints.ts). */
+  limiter: Limiter;
   log: Logger;
 }
 
-const limiters = new Map<string, Limiter>();
 
 /** The part of a Messages answer the swarm reads; anything else in a 200 is a broken answer. */
 const MessageBody = z.object({
@@ -45,10 +45,12 @@ const MIN_CACHE_CHARS = 4000;
  * for prompt caching.
  */
 export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
-  const client = new Anthropic({ apiKey: opts.apiKey, ...(opts.baseURL ? { baseURL: opts.baseURL } : {}), timeout: opts.timeoutMs, maxRetries: 0 });
+  // The SDK is loaded at the first request: it takes most of a second to load, and most runs never call it.
+  let made: Promise<Anthropic> | undefined;
+  const sdkClient = () =>
+    (made ??= import("@anthropic-ai/sdk").then((m) => new m.default({ apiKey: opts.apiKey, ...(opts.baseURL ? { baseURL: opts.baseURL } : {}), timeout: opts.timeoutMs, maxRetries: 0 })));
   const who = `anthropic/${opts.model}`;
-  const limiter = limiters.get(opts.baseURL ?? "") ?? new Limiter(opts.concurrency);
-  limiters.set(opts.baseURL ?? "", limiter);
+  const limiter = opts.limiter;
 
   return {
     name: "anthropic",
@@ -82,7 +84,7 @@ export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
       const once = async (): Promise<MessageBody> => {
         let raw: unknown;
         try {
-          raw = await client.messages.create(body, req.signal ? { signal: req.signal } : {});
+          raw = await (await sdkClient()).messages.create(body, req.signal ? { signal: req.signal } : {});
         } catch (err) {
           throw unreadableAnswer(err) ?? err;
         }
@@ -119,7 +121,7 @@ export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
     },
     async check(signal) {
       try {
-        await client.models.retrieve(opts.model, {}, signal ? { signal } : {});
+        await (await sdkClient()).models.retrieve(opts.model, {}, signal ? { signal } : {});
       } catch (err) {
         throw providerErrorFrom(err, `${who}: checking the credentials and the model`);
       }

@@ -1,9 +1,9 @@
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import { z } from "zod";
 import type { Logger } from "../../bus/logger.js";
 import { malformedAnswer, ProviderError, providerErrorFrom, unreadableAnswer } from "./errors.js";
 import type { ModelInfo } from "./models.js";
-import { Limiter, withRetries, type RetryPolicy } from "./retry.js";
+import { type Limiter, withRetries, type RetryPolicy } from "./retry.js";
 import type { ChatMessage, LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
 
 export interface OpenAiOptions {
@@ -15,7 +15,8 @@ export interface OpenAiOptions {
   info: ModelInfo | undefined;
   timeoutMs: number;
   retry?: RetryPolicy;
-  concurrency: number;
+  /** The endpoint's calls-at-once limit in this process (agents/llm/endpoints.ts). */
+  limiter: Limiter;
   log: Logger;
 }
 
@@ -26,7 +27,6 @@ export interface OpenAiOptions {
 export type OutputMode = "json_schema" | "json_object" | "prompt";
 const SIMPLER: Record<OutputMode, OutputMode | undefined> = { json_schema: "json_object", json_object: "prompt", prompt: undefined };
 
-const limiters = new Map<string, Limiter>();
 /** What each server and model not in config/models.json was found to accept, for this process. */
 const foundModes = new Map<string, OutputMode>();
 
@@ -75,8 +75,15 @@ function firstIssue(error: z.ZodError): string {
  * say so with a 4xx whose message names the parameter (llama-server: "response_format type must be one of
  * \"text\" or \"json_object\""; OpenRouter quotes the upstream provider's refusal in error.metadata.raw).
  */
+/** The SDK's own service, where no base URL is given. */
+const OPENAI_BASE_URL = "https://api.openai.com/v1";
+
+/** The SDK, loaded at the first request: it takes a quarter of a second to load, and most runs never call it. */
+let sdk: typeof import("openai") | undefined;
+const loadSdk = async () => (sdk ??= await import("openai"));
+
 function refusesMode(err: unknown): boolean {
-  if (!(err instanceof OpenAI.APIError) || ![400, 404, 415, 422, 501].includes(err.status ?? 0)) return false;
+  if (!(sdk && err instanceof sdk.APIError) || ![400, 404, 415, 422, 501].includes(err.status ?? 0)) return false;
   return /response_format|json.?schema|json_object|json mode|structured output|guided|grammar/i.test(`${err.message} ${JSON.stringify(err.error ?? null)}`);
 }
 
@@ -92,18 +99,18 @@ const MODE_WORDS: Record<OutputMode, string> = {
  * and remembers it per server and model for the rest of the process.
  */
 export function openAiProvider(opts: OpenAiOptions): LlmProvider {
-  const client = new OpenAI({
-    apiKey: opts.apiKey,
-    ...(opts.baseURL ? { baseURL: opts.baseURL } : {}),
-    timeout: opts.timeoutMs,
-    // Retries are ours: one policy for every provider, and every attempt in the log.
-    maxRetries: 0,
-  });
+  let made: Promise<OpenAI> | undefined;
+  const sdkClient = () =>
+    (made ??= loadSdk().then((m) => new m.default({
+      apiKey: opts.apiKey,
+      ...(opts.baseURL ? { baseURL: opts.baseURL } : {}),
+      timeout: opts.timeoutMs,
+      // Retries are ours: one policy for every provider, and every attempt in the log.
+      maxRetries: 0,
+    })));
   const who = `${opts.name}/${opts.model}`;
-  const server = opts.baseURL ?? client.baseURL;
-  const key = `${opts.name} ${opts.baseURL ?? ""}`;
-  const limiter = limiters.get(key) ?? new Limiter(opts.concurrency);
-  limiters.set(key, limiter);
+  const server = opts.baseURL ?? OPENAI_BASE_URL;
+  const limiter = opts.limiter;
   const modeKey = `${server} ${opts.model}`;
   const tableMode: OutputMode | undefined = opts.info ? (opts.info.jsonSchema ? "json_schema" : "prompt") : undefined;
   const systemRole = opts.info?.systemRole ?? true;
@@ -126,7 +133,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
   async function once(body: OpenAI.Chat.ChatCompletionCreateParamsNonStreaming, signal: AbortSignal | undefined): Promise<ProviderAnswer> {
     let raw: unknown;
     try {
-      raw = await client.chat.completions.create(body, signal ? { signal } : {});
+      raw = await (await sdkClient()).chat.completions.create(body, signal ? { signal } : {});
     } catch (err) {
       throw unreadableAnswer(err) ?? err;
     }
@@ -146,7 +153,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
 
   /** The cheapest call that proves the key and the model: one token of a completion. */
   async function tinyCompletion(signal: AbortSignal | undefined): Promise<void> {
-    const raw: unknown = await client.chat.completions.create(
+    const raw: unknown = await (await sdkClient()).chat.completions.create(
       { model: opts.model, messages: [{ role: "user", content: "Say OK." }], max_tokens: 1 },
       signal ? { signal } : {},
     );
@@ -157,7 +164,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
   /** The ids the server lists, or undefined where it has no GET /models. */
   async function listedModels(signal: AbortSignal | undefined): Promise<string[] | undefined> {
     try {
-      const page = await client.models.list(signal ? { signal } : {});
+      const page = await (await sdkClient()).models.list(signal ? { signal } : {});
       const ids = ModelList.safeParse(page.data);
       if (!ids.success) throw malformedAnswer("model list", page.data, firstIssue(ids.error));
       return ids.data.map((m) => m.id);
@@ -170,7 +177,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
   /** Whether GET /models refuses a request without the key; where it does not (OpenRouter, llama-server), a listing proves nothing about the key. */
   async function listingNeedsKey(signal: AbortSignal | undefined): Promise<boolean> {
     try {
-      await client.models.list({ headers: { Authorization: null }, ...(signal ? { signal } : {}) });
+      await (await sdkClient()).models.list({ headers: { Authorization: null }, ...(signal ? { signal } : {}) });
       return false;
     } catch (err) {
       return statusOf(err) === 401 || statusOf(err) === 403;
@@ -228,7 +235,7 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
       try {
         if (opts.name === "openai") {
           try {
-            await client.models.retrieve(opts.model, signal ? { signal } : {});
+            await (await sdkClient()).models.retrieve(opts.model, signal ? { signal } : {});
             return;
           } catch (err) {
             // A server behind a custom OPENAI_BASE_URL may have no GET /models/{id}: check it as any compatible server.

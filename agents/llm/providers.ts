@@ -7,7 +7,7 @@ import { openAiProvider } from "./openaiProvider.js";
 import { anthropicProvider } from "./anthropicProvider.js";
 import { replayProvider } from "./replayProvider.js";
 import type { LlmProvider } from "./types.js";
-import { Limiter } from "./retry.js";
+import { endpointLimiter } from "./endpoints.js";
 import { z } from "zod";
 
 export interface LlmChoice {
@@ -28,9 +28,6 @@ export function parseLlm(spec: string): LlmChoice {
   if (!model) throw new ProviderConfigError(`--llm ${provider} needs a model name`, { hint: `e.g. --llm ${provider}/llama3.1:8b` });
   return { provider: provider!, model };
 }
-
-/** The offline stand-in's one endpoint in this process: its simulated calls share a concurrency, as real ones do. */
-let offlineLimiter: Limiter | undefined;
 
 const LatencySpec = z
   .string()
@@ -65,7 +62,6 @@ export interface ProviderContext {
 export function createProvider(choice: LlmChoice, ctx: ProviderContext): LlmProvider {
   const env = ctx.env ?? process.env;
   const timeoutMs = Number(env.SWARM_LLM_TIMEOUT_S ?? 300) * 1000;
-  const concurrency = Number(env.SWARM_LLM_CONCURRENCY ?? 4);
   const info = modelInfo(choice.provider, choice.model);
   const need = (name: string, what: string): string => {
     const v = env[name];
@@ -75,26 +71,30 @@ export function createProvider(choice: LlmChoice, ctx: ProviderContext): LlmProv
   switch (choice.provider) {
     case "offline": {
       const latency = offlineLatency(env.SWARM_OFFLINE_LATENCY_MS);
-      return offlineProvider(latency ? { ...latency, limiter: (offlineLimiter ??= new Limiter(concurrency)) } : undefined);
+      // The stand-in's simulated calls share one endpoint's limit, as real ones do.
+      return offlineProvider(latency ? { ...latency, limiter: endpointLimiter({ provider: "offline" }, env) } : undefined);
     }
     case "replay":
       return replayProvider(ctx.bus, ctx.runId, choice.model);
     case "openai":
       return openAiProvider({
         name: "openai", model: choice.model, apiKey: need("OPENAI_API_KEY", "OPENAI_API_KEY"),
-        ...(env.OPENAI_BASE_URL ? { baseURL: env.OPENAI_BASE_URL } : {}), info, timeoutMs, concurrency, log: ctx.log,
+        ...(env.OPENAI_BASE_URL ? { baseURL: env.OPENAI_BASE_URL } : {}), info, timeoutMs, log: ctx.log,
+        limiter: endpointLimiter({ provider: "openai", baseURL: env.OPENAI_BASE_URL }, env),
       });
-    case "openai-compatible":
+    case "openai-compatible": {
+      const baseURL = env.SWARM_BASE_URL ?? need("OPENAI_BASE_URL", "the server's base URL (OPENAI_BASE_URL or SWARM_BASE_URL)");
       return openAiProvider({
         name: "openai-compatible", model: choice.model,
         apiKey: env.SWARM_API_KEY ?? env.OPENAI_API_KEY ?? "none",
-        baseURL: env.SWARM_BASE_URL ?? need("OPENAI_BASE_URL", "the server's base URL (OPENAI_BASE_URL or SWARM_BASE_URL)"),
-        info, timeoutMs, concurrency, log: ctx.log,
+        baseURL, info, timeoutMs, log: ctx.log, limiter: endpointLimiter({ provider: "openai-compatible", baseURL }, env),
       });
+    }
     case "anthropic":
       return anthropicProvider({
         model: choice.model, apiKey: need("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
-        ...(env.ANTHROPIC_BASE_URL ? { baseURL: env.ANTHROPIC_BASE_URL } : {}), info, timeoutMs, concurrency, log: ctx.log,
+        ...(env.ANTHROPIC_BASE_URL ? { baseURL: env.ANTHROPIC_BASE_URL } : {}), info, timeoutMs, log: ctx.log,
+        limiter: endpointLimiter({ provider: "anthropic", baseURL: env.ANTHROPIC_BASE_URL }, env),
       });
     default:
       throw new ProviderConfigError(`unknown provider "${choice.provider}"`, { hint: `use one of ${PROVIDERS.join(", ")}` });

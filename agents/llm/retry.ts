@@ -110,20 +110,27 @@ export async function withRetries<T>(
   }
 }
 
-/** At most `limit` calls at once; the rest wait their turn in order. */
+/** At most `limit` calls at once (a number, or read at each call); the rest wait their turn in order. */
 export class Limiter {
   private active = 0;
   private readonly queue: (() => void)[] = [];
-  constructor(private readonly limit: number) {}
+  private readonly limit: () => number;
+  constructor(limit: number | (() => number)) {
+    this.limit = typeof limit === "number" ? () => limit : limit;
+  }
 
   async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.queue.push(resolve));
-    this.active++;
+    if (this.active >= this.limit() || this.queue.length) await new Promise<void>((resolve) => this.queue.push(resolve));
+    else this.active++;
     try {
       return await fn();
     } finally {
       this.active--;
-      this.queue.shift()?.();
+      // A limit raised meanwhile lets more than one waiting call go.
+      while (this.queue.length && this.active < this.limit()) {
+        this.active++;
+        this.queue.shift()!();
+      }
     }
   }
 }
