@@ -16,6 +16,7 @@ const Profile = z.object({
   experimentTimeoutS: z.number().positive().optional(),
   plotTimeoutS: z.number().positive().optional(),
   memoryMb: z.number().int().positive().optional(),
+  cpus: z.number().int().positive().optional(),
 });
 
 /** Optional `manifest.json`: what a template needs. Absent fields take these defaults. */
@@ -27,6 +28,8 @@ export const Manifest = z.object({
   plotTimeoutS: z.number().positive().default(120),
   /** Address-space limit for one run; none by default for GPU runs, whose drivers map large areas. */
   memoryMb: z.number().int().positive().optional(),
+  /** CPU cores one run keeps busy (its BLAS and OpenMP threads): how many runs a machine can take at once. */
+  cpus: z.number().int().positive().default(1),
   maxRuns: z.number().int().positive().optional(),
   profiles: z.record(z.string(), Profile).default({}),
 });
@@ -51,6 +54,7 @@ export interface RunNeeds {
   experimentTimeoutS: number;
   plotTimeoutS: number;
   memoryMb: number | undefined;
+  cpus: number;
 }
 
 export function runNeeds(template: Template, profile = "full"): RunNeeds {
@@ -61,14 +65,31 @@ export function runNeeds(template: Template, profile = "full"): RunNeeds {
     });
   }
   const gpu = p?.gpu ?? template.manifest.gpu;
+  const cpus = p?.cpus ?? template.manifest.cpus;
   return {
     profile,
     gpu,
-    env: p?.env ?? {},
+    cpus,
+    // A run may use the cores it asks for, and no more: runs side by side must not fight over them.
+    env: { ...(cpus > 1 ? { OMP_NUM_THREADS: String(cpus), OPENBLAS_NUM_THREADS: String(cpus), MKL_NUM_THREADS: String(cpus) } : {}), ...(p?.env ?? {}) },
     experimentTimeoutS: p?.experimentTimeoutS ?? template.manifest.experimentTimeoutS,
     plotTimeoutS: p?.plotTimeoutS ?? template.manifest.plotTimeoutS,
     memoryMb: p?.memoryMb ?? template.manifest.memoryMb ?? (gpu ? undefined : 8192),
   };
+}
+
+/**
+ * How many experiments a CPU machine runs at once for a template: as many as its cores hold runs of `cpus`
+ * cores each, and its memory runs of `memoryMb` (the limit each run gets), at least one.
+ */
+export function coderSlots(needs: RunNeeds, machine: { cores: number; memoryMb: number }): { slots: number; why: string } {
+  const byCores = Math.floor(machine.cores / needs.cpus);
+  const byMemory = needs.memoryMb ? Math.floor(machine.memoryMb / needs.memoryMb) : Infinity;
+  const slots = Math.max(1, Math.min(byCores, byMemory));
+  const why = byMemory < byCores
+    ? `${Math.round(machine.memoryMb / 1024)} GiB of memory, ${needs.memoryMb} MiB a run`
+    : `${machine.cores} cores, ${needs.cpus} a run`;
+  return { slots, why };
 }
 
 /** Standard-library modules a template may import, which no package provides. */

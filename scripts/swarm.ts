@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { hostname } from "node:os";
+import { availableParallelism, hostname, totalmem } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { connectBus, describeBusStatus, type Bus } from "../bus/connection.js";
@@ -14,7 +14,8 @@ import { inert } from "../bus/inert.js";
 import { Idea, RunConfig, type FinalInfo, type JobResult } from "../bus/schemas.js";
 import { readArchive, writeArchive } from "../agents/ideator/ideator.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
-import { codeFiles, loadTemplate, runNeeds } from "../agents/templates.js";
+import { configuredConcurrency } from "../agents/llm/endpoints.js";
+import { codeFiles, coderSlots, loadTemplate, runNeeds } from "../agents/templates.js";
 import { detectGpus } from "../agents/gpus.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
 import { UNSAFE_NO_SANDBOX_ENV } from "../agents/coder/sandbox.js";
@@ -58,6 +59,8 @@ const HELP = `npm run swarm -- [flags]
   --run-timeout <s>   wall-clock limit of one experiment run, baseline included (default: the template's, else 600)
   --literature-wait <s>  longest the critic and writer wait out a rate-limited or unreachable literature service
                       before deciding without it (default: 300); an idea it could not check is "undecided", never novel
+  --coders <n>        experiments this process runs at once (default: as many as its cores and memory hold
+                      for the template: one per core unless its manifest says a run needs more)
   --roles <list>      roles this process hosts, e.g. ideator,critic,coder,writer,areaChair
                       (default: every role, with reviewer=<k>); others come from joined nodes
   --listen <addr>     address the local nats-server listens on (default: 127.0.0.1, this machine only;
@@ -107,6 +110,7 @@ const Flags = z.object({
   "review-deadline": z.coerce.number().min(1).default(600),
   "run-timeout": z.coerce.number().min(1, "must be at least 1 second").optional(),
   "literature-wait": z.coerce.number().min(1, "must be at least 1 second").default(300),
+  coders: count(1, 64).optional(),
   roles: z.string().optional(),
   listen: z.string().regex(/^[0-9A-Za-z.:-]+$/, "an IP address or host name").default("127.0.0.1"),
   "nats-cluster": z.coerce.number().int("must be a whole number").optional(),
@@ -190,6 +194,7 @@ async function main(): Promise<void> {
     "review-deadline": { type: "string" },
     "run-timeout": { type: "string" },
     "literature-wait": { type: "string" },
+    coders: { type: "string" },
     roles: { type: "string" },
     listen: { type: "string" },
     "nats-cluster": { type: "string" },
@@ -215,6 +220,8 @@ async function main(): Promise<void> {
   const started = Date.now();
   const log = rootLogger();
   const defaults = Defaults.parse(JSON.parse(readFileSync(new URL("../config/defaults.json", import.meta.url), "utf8")));
+  // Read now, so that a bad limit is said before the run starts rather than by its first model call.
+  configuredConcurrency();
 
   // A replay repeats an earlier run's configuration and answers, so it reads that run first.
   const replayed = flags.replay ? await readReplayed(resolve(flags.out, flags.replay)) : undefined;
@@ -233,7 +240,6 @@ async function main(): Promise<void> {
     throw new UserError(`--quorum ${flags.quorum} is more than the ${reviewers} reviewers asked for`, { hint: `give --quorum at most ${reviewers}, or more --reviewers` });
   }
   const ideas = resumed?.ideas ?? flags.ideas ?? replayed?.ideas ?? 1;
-  const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: 1, writer: 1, areaChair: 1, reviewer: reviewers };
   const llm: LlmChoice = resumed
     ? resumed.llm
     : replayed
@@ -257,6 +263,12 @@ async function main(): Promise<void> {
 
   const profile = resumed?.profile ?? flags.profile ?? replayed?.profile ?? "full";
   const needs = runNeeds(template, profile);
+  // Ideas reach the coder as soon as the critic passes them: each slot here takes one, the machine permitting.
+  const fit = coderSlots(needs, { cores: availableParallelism(), memoryMb: totalmem() / 2 ** 20 });
+  const coders = flags.coders ?? (needs.gpu ? 1 : fit.slots);
+  const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: coders, writer: 1, areaChair: 1, reviewer: reviewers };
+  if (flags.coders !== undefined && flags.roles) throw new UserError("--coders and --roles both say how many coders run here", { hint: "give coder=<n> in --roles, or leave --roles out" });
+  if (!flags.roles && !needs.gpu && ideas > 1) line(`Coder slots: ${coders}${flags.coders === undefined ? ` (${fit.why}; --coders to change)` : ""}.`);
   // Experiments run here only if this process codes and can meet the profile's need for a GPU.
   const localGpus = roles.coder ? await detectGpus() : [];
   const codesHere = Boolean(roles.coder) && (!needs.gpu || localGpus.length > 0);

@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { cpSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { importedModules, listTemplates, loadTemplate, runNeeds } from "../agents/templates.js";
+import { coderSlots, importedModules, listTemplates, loadTemplate, runNeeds } from "../agents/templates.js";
 import { FinalInfo } from "../bus/schemas.js";
 import { UserError } from "../bus/errors.js";
 
@@ -58,6 +58,21 @@ describe("templates", () => {
     expect(runNeeds(grokking).gpu).toBe(true);
     expect(runNeeds(grokking, "reduced")).toMatchObject({ gpu: false, env: { SWARM_PROFILE: "reduced" } });
     expect(() => runNeeds(grokking, "huge")).toThrow(/no profile "huge"/);
+  });
+
+  it("say how many experiments a machine runs at once: one per core a run needs, within the memory each run may take", () => {
+    const nanofit = runNeeds(loadTemplate("nanofit"));
+    expect(nanofit).toMatchObject({ cpus: 1, memoryMb: 8192 });
+    expect(nanofit.env.OMP_NUM_THREADS).toBeUndefined();
+    expect(coderSlots(nanofit, { cores: 2, memoryMb: 24_000 })).toMatchObject({ slots: 2, why: "2 cores, 1 a run" });
+    expect(coderSlots(nanofit, { cores: 16, memoryMb: 24_000 })).toMatchObject({ slots: 2, why: expect.stringMatching(/GiB of memory, 8192 MiB a run/) });
+    expect(coderSlots(nanofit, { cores: 1, memoryMb: 2000 }).slots).toBe(1);
+    const dir = copy("wide");
+    writeFileSync(join(dir, "manifest.json"), JSON.stringify({ cpus: 4, memoryMb: 1024 }));
+    const wide = runNeeds(loadTemplate("wide", root));
+    // A run that needs four cores gets four threads, and a machine of eight runs two of them.
+    expect(wide.env).toMatchObject({ OMP_NUM_THREADS: "4", OPENBLAS_NUM_THREADS: "4" });
+    expect(coderSlots(wide, { cores: 8, memoryMb: 64_000 }).slots).toBe(2);
   });
 
   it("check final_info.json's shape", () => {
