@@ -25,18 +25,39 @@ export function reviewExamples(): Promise<ReviewExample[]> {
   return examples;
 }
 
+/** Papers read on this node lately: the reviewers of one ensemble that run here read each paper once. */
+const papersRead = new Map<string, Promise<string>>();
+const PAPERS_KEPT = 8;
+
+/** The text of the paper at artifact `pdf` (a round's PDF is never replaced), extracted once per node. */
+function paperText(pdf: string, extract: () => Promise<string>): Promise<string> {
+  let text = papersRead.get(pdf);
+  if (!text) {
+    text = extract();
+    papersRead.set(pdf, text);
+    // A failed reading is not kept: the next reviewer tries again.
+    text.catch(() => papersRead.delete(pdf));
+    if (papersRead.size > PAPERS_KEPT) papersRead.delete(papersRead.keys().next().value!);
+  }
+  return text;
+}
+
 export async function review(job: Job<"review">, ctx: AgentContext): Promise<JobResult<"review">> {
   const persona = job.reviewer;
   // Personas and temperatures differ across the ensemble, so that K reviews are not K copies of one opinion.
   const opts = { signal: ctx.signal, ideaId: job.ideaId, temperature: Math.min(1, 0.1 + 0.2 * (job.reviewer % 5)) };
-  const pdfText = async () => {
+  const pdfText = () => paperText(job.pdf, async () => {
     const dir = join(ctx.workRoot, job.runId, `${job.ideaId}-review-${job.reviewer}`);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     const pdf = join(dir, "paper.pdf");
     await writeFile(pdf, await getArtifact(ctx.bus, job.pdf));
-    return extractPdfText(pdf);
-  };
+    try {
+      return await extractPdfText(pdf);
+    } finally {
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  });
   const machine = reviewerMachine.provide({
     actors: {
       readPaper: fromPromise(async () => {
