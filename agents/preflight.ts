@@ -60,22 +60,26 @@ export async function findPython(modules: string[], opts: PreflightOptions = {})
 /** Checks everything a run needs before it spends anything (tokens, GPU time). */
 export async function runPreflight(needs: PreflightNeeds, opts: PreflightOptions = {}): Promise<PreflightReport> {
   const env = opts.env ?? process.env;
-  const checks: PreflightCheck[] = [];
+  // Every check at once (each waits on a process of its own), reported in this order.
+  const pending: Promise<PreflightCheck>[] = [];
   if (needs.nats && !needs.natsUrl) {
-    checks.push(await binaryCheck("nats-server", env, "apt-get install -y nats-server (or set a NATS URL to use a running server)"));
+    pending.push(binaryCheck("nats-server", env, "apt-get install -y nats-server (or set a NATS URL to use a running server)"));
   }
   if (needs.tex) {
-    checks.push(await binaryCheck("pdflatex", env, `apt-get install -y ${TEX_PACKAGES}`));
-    checks.push(await binaryCheck("bibtex", env, `apt-get install -y ${TEX_PACKAGES}`));
-    checks.push(await binaryCheck("pdftotext", env, "apt-get install -y poppler-utils"));
+    pending.push(binaryCheck("pdflatex", env, `apt-get install -y ${TEX_PACKAGES}`));
+    pending.push(binaryCheck("bibtex", env, `apt-get install -y ${TEX_PACKAGES}`));
+    pending.push(binaryCheck("pdftotext", env, "apt-get install -y poppler-utils"));
   }
-  const python = await pythonCheck(needs.pythonModules, opts);
-  checks.push(python.check);
-  if (needs.sandbox) checks.push(await sandboxCheck(env));
+  const pythonChecked = pythonCheck(needs.pythonModules, opts);
+  pending.push(pythonChecked.then((p) => p.check));
+  if (needs.sandbox) pending.push(sandboxCheck(env));
   if (needs.template) {
-    if (needs.tex) checks.push(await texPackagesCheck(needs.template.texFile, env));
-    checks.push(await syntaxCheck(needs.template.pythonFiles, python.info, opts));
+    if (needs.tex) pending.push(texPackagesCheck(needs.template.texFile, env));
+    const files = needs.template.pythonFiles;
+    pending.push(pythonChecked.then((p) => syntaxCheck(files, p.info, opts)));
   }
+  const checks = await Promise.all(pending);
+  const python = await pythonChecked;
   return { ok: checks.every((c) => c.ok), checks, ...(python.info ? { python: python.info } : {}) };
 }
 
@@ -168,7 +172,23 @@ print(json.dumps({"path": sys.executable, "version": platform.python_version(), 
 
 const MODULE_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
 
+/**
+ * Interpreters that imported a set of modules in this process's own environment: a machine's Pythons do not
+ * lose packages while the swarm runs, and a probe imports them all (half a second for numpy and matplotlib),
+ * so the preflight's finding serves the baseline job moments later. A failed probe is not kept.
+ */
+const imported = new Map<string, Probe>();
+
 async function probePython(candidate: Candidate, modules: string[], opts: PreflightOptions): Promise<Probe> {
+  const key = opts.env ? undefined : `${candidate.command}\u0000${[...modules].sort().join(",")}`;
+  const known = key === undefined ? undefined : imported.get(key);
+  if (known) return known;
+  const probe = await probeOnce(candidate, modules, opts);
+  if (key !== undefined && probe.info && probe.missing.length === 0) imported.set(key, probe);
+  return probe;
+}
+
+async function probeOnce(candidate: Candidate, modules: string[], opts: PreflightOptions): Promise<Probe> {
   const bad = modules.find((m) => !MODULE_NAME.test(m));
   if (bad !== undefined) {
     throw new UserError(`"${bad}" is not a Python module name`, { hint: "Name modules as in an import statement, e.g. numpy or matplotlib.pyplot." });
