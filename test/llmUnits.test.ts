@@ -22,6 +22,23 @@ describe("labelled sections", () => {
     expect(parseSections(renderSections(data))).toEqual(data);
   });
 
+  it("put a task's stable data first, in a turn marked for the prompt cache, so that calls sharing it share a prefix", async () => {
+    const { defineTask } = await import("../agents/llm/task.js");
+    const { z } = await import("zod");
+    const material = { paper: "a long paper ".repeat(100), code: "print(1)" };
+    const spec = { system: "You review.", answer: z.object({ ok: z.boolean() }), shape: "{}", stable: ["paper", "code"] as const };
+    const first = defineTask({ ...spec, name: "t.first", data: z.object({ paper: z.string(), code: z.string(), round: z.number() }), instructions: () => "Review it." });
+    const second = defineTask({ ...spec, name: "t.second", data: z.object({ paper: z.string(), code: z.string(), review: z.string() }), instructions: () => "Reflect." });
+    const a = first.render({ ...material, round: 1 });
+    const b = second.render({ ...material, review: "fine" });
+    expect(a.slice(0, 2)).toEqual(b.slice(0, 2));
+    expect(a[1]).toMatchObject({ role: "user", cache: true });
+    expect(a[2]!.content).toMatch(/^Review it\./);
+    // Every field is still there, once, and reads back.
+    expect(parseSections(a.map((m) => m.content).join("\n\n"))).toEqual({ ...material, round: 1 });
+    expect(a[2]!.content).not.toContain("a long paper");
+  });
+
   it("give every offline task a distinct set of section names, so a reader can tell tasks apart", () => {
     const keys = offlineTasks().map((t) => Object.keys(t.data.shape).sort().join(","));
     expect(new Set(keys).size).toBe(keys.length);

@@ -20,6 +20,8 @@ export const planRuns = defineTask({
 
 export const editCode = defineTask({
   name: "coder.edit",
+  // The idea and the template's own code stay the same across every edit and fix of an idea's runs.
+  stable: ["idea", "baselineCode"],
   data: z.object({ idea: Idea, run: z.string(), planned: z.string(), code: z.string(), baselineCode: z.string(), feedback: z.string() }),
   answer: Edits,
   system: SYSTEM,
@@ -30,6 +32,7 @@ export const editCode = defineTask({
 
 export const fixCode = defineTask({
   name: "coder.fix",
+  stable: ["idea", "baselineCode"],
   data: z.object({ idea: Idea, run: z.string(), planned: z.string(), code: z.string(), baselineCode: z.string(), stderrTail: z.string() }),
   answer: Edits,
   system: SYSTEM,

@@ -4,7 +4,10 @@ import { renderSections } from "./sections.js";
 
 /**
  * One prompt: its name, the data it is about, what to do with it, and the schema of the answer. The user
- * message is the instructions, the data as labelled sections, then the shape of the answer. Prompts live
+ * message is the instructions, the data as labelled sections, then the shape of the answer. Data that stays
+ * the same across calls (`stable`: a paper, the template's code, the results a paper is written from) comes
+ * first instead, in a user turn of its own marked for the provider's prompt cache: calls that share it then
+ * share their prompt's prefix, which OpenAI caches by itself and Anthropic where it is marked. Prompts live
  * beside the agent that uses them, one task each.
  */
 export interface TaskSpec<D extends z.ZodObject, A extends z.ZodType> {
@@ -15,6 +18,8 @@ export interface TaskSpec<D extends z.ZodObject, A extends z.ZodType> {
   instructions: (data: z.infer<D>) => string;
   /** The answer's JSON shape in words, for models that cannot be given the schema. */
   shape: string;
+  /** Fields that stay the same across calls, in the order they are given: the same list in two tasks gives them one prefix. */
+  stable?: readonly (keyof z.infer<D> & string)[];
 }
 
 export interface Task<D extends z.ZodObject, A extends z.ZodType> extends TaskSpec<D, A> {
@@ -26,14 +31,21 @@ export function defineTask<D extends z.ZodObject, A extends z.ZodType>(spec: Tas
     ...spec,
     render(data) {
       const system = typeof spec.system === "string" ? spec.system : spec.system(data);
+      const all = data as Record<string, unknown>;
+      const stableNames = (spec.stable ?? []).filter((k) => all[k] !== undefined);
+      const stable = Object.fromEntries(stableNames.map((k) => [k, all[k]]));
+      const rest = Object.fromEntries(Object.entries(all).filter(([k]) => !stableNames.includes(k)));
       const user = [
         spec.instructions(data),
-        "The material, one section per input:",
-        renderSections(data as Record<string, unknown>),
+        stableNames.length ? "The rest of the material, one section per input:" : "The material, one section per input:",
+        renderSections(rest),
         `Answer with one JSON object and nothing else, of this shape:\n${spec.shape}`,
       ].join("\n\n");
       return [
         { role: "system", content: system },
+        ...(stableNames.length
+          ? [{ role: "user" as const, content: `The material this task works from, one section per input:\n\n${renderSections(stable)}`, cache: true }]
+          : []),
         { role: "user", content: user },
       ];
     },

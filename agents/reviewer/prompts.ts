@@ -25,6 +25,8 @@ export type ReviewExample = z.infer<typeof ReviewExample>;
 
 export const writeReview = defineTask({
   name: "reviewer.review",
+  // The paper is the same for a review and its reflections: one cached prefix (with the reviewer's system prompt).
+  stable: ["text"],
   data: z.object({ text: z.string(), persona: z.number().int().min(0), examples: z.array(ReviewExample) }),
   answer: Review,
   system: (d) => SYSTEM(PERSONAS[d.persona % PERSONAS.length]!),
@@ -35,6 +37,7 @@ export const writeReview = defineTask({
 
 export const reflectOnReview = defineTask({
   name: "reviewer.reflect",
+  stable: ["text"],
   data: z.object({ text: z.string(), persona: z.number().int().min(0), review: Review, round: z.number().int(), maxRounds: z.number().int() }),
   answer: z.object({ review: Review, done: z.boolean() }),
   system: (d) => SYSTEM(PERSONAS[d.persona % PERSONAS.length]!),
