@@ -239,9 +239,16 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       return;
     }
 
-    /** Records the job's end, either way, then acks it: its outcome says why, and the done key keeps it from being redone. */
-    const conclude = async (end: { ok: true; result: JobResult<K> } | { ok: false; error: string; failure: Failure }) => {
-      await publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ...end });
+    /**
+     * Records the job's end, either way, then acks it: its outcome says why, and the done key keeps it from being
+     * redone. `ours` is the check that the claim is still this worker's, made while the outcome goes out rather
+     * than before it (a round trip less on every job): an outcome from a worker that lost its claim is one that
+     * waiters pass over (bus/outcomes.ts vets every outcome against the claim), and such a worker writes no done
+     * key, so the worker that took the job over does it and concludes it.
+     */
+    const conclude = async (end: { ok: true; result: JobResult<K> } | { ok: false; error: string; failure: Failure }, ours: Promise<boolean> = Promise.resolve(true)) => {
+      const [held] = await Promise.all([ours, publishOutcome(bus, kind, { jobId: job.jobId, runId, ideaId, by: opts.by, ...end })]);
+      if (!held) return;
       await bus.kv.put(done, end.ok ? "ok" : "failed");
       msg.ack();
     };
@@ -299,7 +306,7 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       await refreshing;
       if (lost.signal.aborted) return false;
       const ours = await retryBus(`the claim of ${kind} job ${job.jobId}`, () => refresh(), { log: jobLog, signal: controller.signal });
-      if (!ours) jobLog.warn(`another worker took this ${kind} job over while it was done here; dropping this result`);
+      if (!ours) jobLog.warn(`another worker took this ${kind} job over while it was done here; that worker's outcome counts, not this one`);
       return ours;
     }
 
@@ -308,8 +315,7 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       const result = resultSchemas[kind].parse(
         await handler(job, { signal: AbortSignal.any([controller.signal, lost.signal]), attempt, slot, log: jobLog }),
       ) as JobResult<K>;
-      if (!(await stillOurs())) return;
-      await conclude({ ok: true, result });
+      await conclude({ ok: true, result }, stillOurs());
     } catch (err) {
       // Taken over: the new holder does the job and acks it.
       if (lost.signal.aborted) return;
@@ -329,8 +335,7 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
         return;
       }
       jobLog.error(why, `${kind} job failed (${failure.kind}${failure.retryable ? `, after ${attempt} attempts` : ""})`);
-      if (!(await stillOurs().catch(() => false))) return;
-      await conclude({ ok: false, error: failure.message, failure });
+      await conclude({ ok: false, error: failure.message, failure }, stillOurs().catch(() => false));
     } finally {
       clearInterval(heartbeat);
       bus.held.delete(key);
