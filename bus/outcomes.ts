@@ -1,7 +1,7 @@
 import type { Bus } from "./connection.js";
 import { outcomePublishers } from "./auth.js";
 import { BusError } from "./errors.js";
-import { LIVE_POLL_MS, nextStored } from "./storedReads.js";
+import { LIVE_POLL_MS, Wakeup, nextStored } from "./storedReads.js";
 import type { Logger } from "./logger.js";
 import { outcomeSchema, type JobKind, type Outcome } from "./schemas.js";
 import { STREAMS, kvKeys, publisherOf, subjects } from "./subjects.js";
@@ -42,15 +42,15 @@ export async function awaitOutcome<K extends JobKind>(
   const filter = subjects.outcome(runId, kind, jobId);
   const schema = outcomeSchema(kind);
   const said: { subject: string; data: Uint8Array }[] = [];
-  let wake: (() => void) | undefined;
+  const wakeup = new Wakeup();
   const sub = bus.nc.subscribe(filter, {
     callback: (err, m) => {
       if (err) return;
       said.push({ subject: m.subject, data: m.data });
-      wake?.();
+      wakeup.wake();
     },
   });
-  const onAbort = () => wake?.();
+  const onAbort = () => wakeup.wake();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   /** Each outcome turned down is said once, though it is seen both live and stored. */
   const distrusted = new Set<string>();
@@ -92,16 +92,7 @@ export async function awaitOutcome<K extends JobKind>(
       }
       if (said.length) continue;
       // A live message wakes the wait; the stream is read again now and then, for one lost while the connection was away.
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, LIVE_POLL_MS);
-        function done() {
-          clearTimeout(timer);
-          wake = undefined;
-          resolve();
-        }
-        wake = done;
-        if (ended()) done();
-      });
+      await wakeup.wait(LIVE_POLL_MS, ended);
     }
     throw new BusError(opts.signal?.aborted ? `stopped while waiting for ${kind} job ${jobId}` : `the connection closed before ${kind} job ${jobId} ended`);
   } finally {

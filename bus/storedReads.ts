@@ -44,6 +44,29 @@ export async function storedKeys(bus: Bus, filter: string, opts: StoredReadOptio
   return (await storedSubjects(bus, BUCKET_STREAMS.runs.name, `${prefix}${filter}`, opts)).map((s) => s.slice(prefix.length));
 }
 
+/** A reader's wait for the next message: a live message ends it at once (`wake`), and the poll after `ms` anyway. */
+export class Wakeup {
+  private pending: (() => void) | undefined;
+
+  wake(): void {
+    this.pending?.();
+  }
+
+  wait(ms: number, stopped: () => boolean): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        this.pending = undefined;
+        resolve();
+      };
+      timer = setTimeout(done, ms);
+      this.pending = done;
+      if (stopped()) done();
+    });
+  }
+}
+
 export interface StoredFollower extends AsyncIterable<StoredMsg> {
   close(): Promise<void>;
 }
@@ -59,18 +82,18 @@ export function followStored(bus: Bus, stream: string, filter: string, opts: { f
   const pollMs = opts.pollMs ?? LIVE_POLL_MS;
   let next = Math.max(1, opts.fromSeq ?? 1);
   let woken = false;
-  let wake: (() => void) | undefined;
+  const wakeup = new Wakeup();
   const sub = bus.nc.subscribe(filter, {
     callback: () => {
       woken = true;
-      wake?.();
+      wakeup.wake();
     },
   });
   const ended = () => stop.signal.aborted || bus.nc.isClosed() || bus.nc.isDraining();
   return {
     async close() {
       stop.abort();
-      wake?.();
+      wakeup.wake();
       if (!sub.isClosed()) sub.unsubscribe();
     },
     async *[Symbol.asyncIterator]() {
@@ -93,16 +116,7 @@ export function followStored(bus: Bus, stream: string, filter: string, opts: { f
             continue;
           }
           if (woken) continue;
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, pollMs);
-            function done() {
-              clearTimeout(timer);
-              wake = undefined;
-              resolve();
-            }
-            wake = done;
-            if (stop.signal.aborted) done();
-          });
+          await wakeup.wait(pollMs, () => stop.signal.aborted);
         }
       } finally {
         if (!sub.isClosed()) sub.unsubscribe();
