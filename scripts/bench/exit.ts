@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { execa } from "execa";
 import { z } from "zod";
+import { median, report } from "./lib.js";
 
 const { values } = parseArgs({ options: { runs: { type: "string", default: "3" } } });
 const { runs } = z.object({ runs: z.coerce.number().int().min(1) }).parse(values);
@@ -36,7 +37,6 @@ async function run(patterns: Record<string, RegExp>, interruptOn?: RegExp): Prom
   return { seen, end: performance.now(), code: res.exitCode };
 }
 
-const fmt = (xs: number[]) => `${xs.map((x) => x.toFixed(0).padStart(5)).join(" ")} ms   (median ${[...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!.toFixed(0)} ms)`;
 
 try {
   const fromDecision: number[] = [];
@@ -51,11 +51,13 @@ try {
     if (stopped.seen.interrupt === undefined) throw new Error(`run ${i + 1} was never interrupted (exit ${stopped.code})`);
     fromInterrupt.push(stopped.end - stopped.seen.interrupt);
   }
-  process.stdout.write(`Exit of an offline swarm (${runs} runs each, nanofit, one idea):\n`);
-  const row = (what: string, xs: number[]) => `${what.padEnd(40)}${fmt(xs)}\n`;
-  process.stdout.write(row("the area chair's last decision → exit", fromDecision));
-  process.stdout.write(row("the summary printed → exit", fromSummary));
-  process.stdout.write(row("Ctrl-C mid-experiment → exit", fromInterrupt));
+  const med = (xs: number[]) => median(xs) / 1000;
+  const each = (xs: number[]) => `${xs.map((x) => x.toFixed(0)).join(", ")} ms`;
+  report(`Exit of an offline swarm (${runs} runs each, nanofit, one idea):`, [
+    { figure: 7, what: "the area chair's last decision → exit (median)", value: med(fromDecision), unit: "s", target: { op: "<=", value: 0.3 }, detail: each(fromDecision) },
+    { figure: 7, what: "the summary printed → exit (median)", value: med(fromSummary), unit: "s", detail: each(fromSummary) },
+    { figure: 7, what: "Ctrl-C mid-experiment → exit (median)", value: med(fromInterrupt), unit: "s", target: { op: "<=", value: 0.3 }, detail: each(fromInterrupt) },
+  ]);
 } finally {
   await rm(out, { recursive: true, force: true });
 }
