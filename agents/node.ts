@@ -17,7 +17,7 @@ import type { LiteratureSource } from "./literature/source.js";
 import { experiment, experimentWorkspace } from "./coder/coder.js";
 import { baseline } from "./coder/baseline.js";
 import { sandboxesSettled } from "./coder/sandbox.js";
-import { paperWorkspace, writePaper } from "./writer/writer.js";
+import { citePaper, paperWorkspace, writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
 import { detectGpus, type GpuInfo } from "./gpus.js";
@@ -118,8 +118,6 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
         await utimes(ws, now, now).catch(() => undefined);
         ctx.log.warn({ workspace: ws, keepDays: FAILED_WORK_DAYS }, `the job failed; its work folder ${ws} is kept for ${FAILED_WORK_DAYS} days`);
         void prune();
-  const runExperiment = (job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext) =>
-    inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx));
       }
       throw err;
     } finally {
@@ -158,6 +156,15 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
       serveJobs(opts.bus, "baseline", async (job, jc) => baseline(job, await contextFor("coder", job, jc)), {
         concurrency: 1, by: { agent: "coder", node: nodeId }, log: opts.log.child({ agent: "coder", node: nodeId }),
       }),
+    );
+  }
+  if (opts.roles.writer) {
+    // An idea's citation search, while its experiments run: as many at once as this node writes papers.
+    workers.push(
+      serveJobs(opts.bus, "cite", async (job, jc) => {
+        const ctx = await contextFor("writer", job, jc);
+        return citePaper(job, ctx, await lit(ctx));
+      }, { concurrency: opts.roles.writer, by: { agent: "writer", node: nodeId }, log: opts.log.child({ agent: "writer", node: nodeId }) }),
     );
   }
   if (gpus.length) {

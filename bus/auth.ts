@@ -32,7 +32,7 @@ export const ROLE_NEEDS: Record<WorkerRole, RoleNeeds> = {
   ideator: { serves: ["ideate"], asks: ["novelty"], says: ["sci.*.conv.accepted.*"], uploads: false, kvWrites: ["archive.*"] },
   critic: { serves: ["novelty"], asks: [], says: [], uploads: false, kvWrites: [] },
   coder: { serves: ["baseline", "gpuBaseline", "experiment", "gpuExperiment"], asks: [], says: [], uploads: true, kvWrites: [] },
-  writer: { serves: ["write"], asks: [], says: [], uploads: true, kvWrites: [] },
+  writer: { serves: ["write", "cite"], asks: [], says: [], uploads: true, kvWrites: [] },
   areaChair: { serves: ["chair"], asks: ["review"], says: [], uploads: true, kvWrites: [] },
   reviewer: { serves: ["review"], asks: [], says: [], uploads: true, kvWrites: [] },
 };

@@ -29,6 +29,10 @@ export const Evidence = z.object({
 });
 export type Evidence = z.infer<typeof Evidence>;
 
+/** A work a paper cites, as the writer keeps it: what the search said of it (its abstract left out) and its BibTeX entry. */
+export const Citation = Evidence.extend({ key: z.string().min(1), bibtex: z.string() });
+export type Citation = z.infer<typeof Citation>;
+
 /** "undecided" is the critic's own: no search reached the literature, so there is nothing to judge on. */
 export const VerdictKind = z.enum(["novel", "not novel", "revise", "undecided"]);
 export const Verdict = z.object({
@@ -97,8 +101,15 @@ export const jobSchemas = {
   experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
   /** The same job, for templates whose profile needs a GPU: only nodes with GPUs serve this queue. */
   gpuExperiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
-  /** Round 0 writes the paper; round r > 0 revises it from the area chair's meta-review of round r - 1. */
-  write: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, round: z.number().int().min(0).default(0), metaReview: z.string().optional() }),
+  /** The literature search for an idea's citations, which needs only the idea: it runs beside the experiments. */
+  cite: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
+  /**
+   * Round 0 writes the paper; round r > 0 revises it from the area chair's meta-review of round r - 1. `citations`:
+   * what the idea's cite job chose (none when it failed); without them the writer searches itself.
+   */
+  write: z.object({
+    ...jobBase, ideaId: IdeaId, idea: Idea, round: z.number().int().min(0).default(0), metaReview: z.string().optional(), citations: z.array(Citation).optional(),
+  }),
   chair: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, pdf: z.string(), round: z.number().int().min(0).default(0) }),
   review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0), round: z.number().int().min(0).default(0) }),
 } as const;
@@ -126,6 +137,7 @@ export const resultSchemas = {
   novelty: Verdict,
   experiment: ExperimentResult,
   gpuExperiment: ExperimentResult,
+  cite: z.object({ citations: z.array(Citation) }),
   write: z.object({ pdf: z.string(), tex: z.string(), pages: z.number().int().optional() }),
   chair: z.object({
     decision: z.enum(["Accept", "Reject"]),

@@ -1,5 +1,5 @@
 import { assign, setup } from "xstate";
-import type { Idea, JobInput, JobKind, JobResult } from "../bus/schemas.js";
+import type { Citation, Idea, JobInput, JobKind, JobResult } from "../bus/schemas.js";
 import type { Failure } from "../bus/errors.js";
 import { declaredCallback } from "./declare.js";
 
@@ -11,6 +11,7 @@ export type JobEvent =
   | { type: "BASELINE_DONE"; result: JobResult<"baseline"> }
   | { type: "IDEATED"; result: JobResult<"ideate"> }
   | { type: "EXPERIMENTED"; result: JobResult<"experiment"> }
+  | { type: "CITED"; result: JobResult<"cite"> }
   | { type: "WRITTEN"; result: JobResult<"write"> }
   /** The run's spend when the decision arrived: a revision is new paid work. */
   | { type: "DECIDED"; result: JobResult<"chair">; spentUsd: number }
@@ -33,6 +34,8 @@ interface Context extends IdeaInput {
   /** 0 while the paper as first written is reviewed; r while its r-th revision is. */
   round: number;
   experiment: JobResult<"experiment"> | undefined;
+  /** The citations the writer found beside the experiments; none when its search failed. */
+  citations: Citation[] | undefined;
   paper: JobResult<"write"> | undefined;
   /** Every round's decision, in order. */
   decisions: Decision[];
@@ -66,7 +69,8 @@ const outputOf = (c: Context): IdeaOutput => ({
 });
 
 /**
- * One idea's way through the swarm, after the critic judged it novel: its experiments (the coder), the paper
+ * One idea's way through the swarm, after the critic judged it novel: its experiments (the coder) and, beside
+ * them, the search for the citations its paper will have (the writer, which needs only the idea), then the paper
  * (the writer), the area chair's decision, and while revision rounds and budget are left, a revision of a
  * rejected paper from its meta-review and another review. Each step is a job on a work queue, and its outcome
  * comes back as an event: the pipeline holds no edge between agents anywhere else.
@@ -82,6 +86,9 @@ export const ideaMachine = setup({
     job: declaredCallback<JobEvent, JobRequest>("job"),
   },
   guards: {
+    /** Both the experiments and the citation search have ended. */
+    readyToWrite: ({ context }) => context.experiment !== undefined && context.citations !== undefined,
+    citationsFailed: (_, { kind }: { kind: JobKind }) => kind === "cite",
     revise: ({ context }, { decision, spentUsd }: { decision: Decision; spentUsd: number }) =>
       decision.decision === "Reject" &&
       context.round < context.revisionRounds &&
@@ -92,23 +99,36 @@ export const ideaMachine = setup({
   },
 }).createMachine({
   id: "idea",
-  context: ({ input }) => ({ ...input, round: 0, experiment: undefined, paper: undefined, decisions: [], failure: undefined, failedAt: undefined }),
+  context: ({ input }) => ({ ...input, round: 0, experiment: undefined, citations: undefined, paper: undefined, decisions: [], failure: undefined, failedAt: undefined }),
   initial: "experimenting",
   states: {
+    // The citation search needs only the idea: it runs while the experiments do, and the paper waits for both.
     experimenting: {
-      invoke: {
-        src: "job",
-        input: ({ context: c }): JobRequest => ({ kind: c.experimentKind, job: { jobId: `${c.runId}.experiment.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
-      },
+      invoke: [
+        {
+          src: "job",
+          input: ({ context: c }): JobRequest => ({ kind: c.experimentKind, job: { jobId: `${c.runId}.experiment.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
+        },
+        { src: "job", input: ({ context: c }): JobRequest => ({ kind: "cite", job: { jobId: `${c.runId}.cite.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }) },
+      ],
       on: {
-        EXPERIMENTED: { target: "writing", actions: assign({ experiment: ({ event }) => event.result }) },
-        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+        EXPERIMENTED: { actions: assign({ experiment: ({ event }) => event.result }) },
+        CITED: { actions: assign({ citations: ({ event }) => event.result.citations }) },
+        JOB_FAILED: [
+          // Without the literature the paper is still written, with the template's own references.
+          { guard: { type: "citationsFailed", params: ({ event }) => ({ kind: event.kind }) }, actions: assign({ citations: [] }) },
+          { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+        ],
       },
+      always: { guard: "readyToWrite", target: "writing" },
     },
     writing: {
       invoke: {
         src: "job",
-        input: ({ context: c }): JobRequest => ({ kind: "write", job: { jobId: `${c.runId}.write.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: 0 } }),
+        input: ({ context: c }): JobRequest => ({
+          kind: "write",
+          job: { jobId: `${c.runId}.write.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: 0, ...(c.citations ? { citations: c.citations } : {}) },
+        }),
       },
       on: {
         WRITTEN: { target: "reviewing", actions: assign({ paper: ({ event }) => event.result }) },

@@ -1,16 +1,16 @@
 import { ideatorMachine } from "./ideator.js";
 import { criticMachine } from "./critic.js";
 import { coderMachine } from "./coder.js";
-import { writerMachine } from "./writer.js";
+import { sectionMachine, writerMachine } from "./writer.js";
 import { reviewerMachine } from "./reviewer.js";
 import { areaChairMachine } from "./areaChair.js";
 import { ideaMachine } from "./idea.js";
 import { pipelineMachine } from "./pipeline.js";
 
-export { ideatorMachine, criticMachine, coderMachine, writerMachine, reviewerMachine, areaChairMachine, ideaMachine, pipelineMachine };
+export { ideatorMachine, criticMachine, coderMachine, writerMachine, sectionMachine, reviewerMachine, areaChairMachine, ideaMachine, pipelineMachine };
 
 /**
- * Every statechart, by name: the six agents, then the pipeline between them (one idea's way from experiment to
+ * Every statechart, by name: the six agents (the writer's sections each a machine of their own), then the pipeline between them (one idea's way from experiment to
  * decision, and the run that spawns the ideas). What `npm run graph` draws and the path tests walk.
  */
 export const machines = {
@@ -18,6 +18,7 @@ export const machines = {
   critic: criticMachine,
   coder: coderMachine,
   writer: writerMachine,
+  section: sectionMachine,
   reviewer: reviewerMachine,
   areaChair: areaChairMachine,
   idea: ideaMachine,

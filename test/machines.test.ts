@@ -10,6 +10,7 @@ import {
   SimulatedClock,
   toPromise,
   waitFor,
+  type ActorRefFrom,
   type AnyEventObject,
   type AnyMachineSnapshot,
   type AnyStateMachine,
@@ -23,7 +24,7 @@ import { toMermaid } from "../machines/mermaid.js";
 import type { JobEvent } from "../machines/idea.js";
 import type { PipelineEvent } from "../machines/pipeline.js";
 import type { CriticStep, Decision } from "../machines/critic.js";
-import type { Citation, CompileReport, Written } from "../machines/writer.js";
+import { sectionMachine, type Citation, type CompileReport, type SectionOutput, type Written } from "../machines/writer.js";
 import { LiteratureError } from "../agents/literature/errors.js";
 import { BudgetReachedError, ModelBehaviorError, ProviderError } from "../agents/llm/errors.js";
 import { BusError, type Failure } from "../bus/errors.js";
@@ -62,6 +63,14 @@ function invokeId(machine: AnyStateMachine, state: string): string {
   return id;
 }
 
+/** The events a spawned actor raises in its parent when it ends, either way. */
+function spawned(actorId: string, outputs: unknown[]): AnyEventObject[] {
+  return [
+    ...outputs.map((output) => ({ type: `xstate.done.actor.${actorId}`, actorId, output })),
+    { type: `xstate.error.actor.${actorId}`, actorId, error: new Error(`${actorId} broke`) },
+  ];
+}
+
 /** The events an invoked actor's completion and failure raise in its parent. */
 function outcomes(machine: AnyStateMachine, state: string, outputs: unknown[], failure = true): AnyEventObject[] {
   const id = invokeId(machine, state);
@@ -79,7 +88,7 @@ interface Traversal {
 }
 
 // Small inputs keep every loop short; the outputs offered per event take each guard's branches.
-const traversals: Record<Role, Traversal> = {
+const traversals: Record<Role, Traversal> & { section?: Traversal } = {
   ideator: {
     input: { target: 2, maxReflections: 2, maxRevisions: 1 },
     events: (m) => [
@@ -118,16 +127,22 @@ const traversals: Record<Role, Traversal> = {
     ],
   },
   writer: {
-    input: { sections: ["introduction", "method"], citeRounds: 2, maxFixes: 1 },
-    otherInputs: [{ sections: ["introduction", "method"], citeRounds: 2, maxFixes: 1, revision: { metaReview: "too thin", sections: { introduction: "x" }, citations: [] } }],
+    input: { sections: ["introduction"], citeRounds: 2, maxFixes: 1 },
+    otherInputs: [
+      { sections: ["introduction"], citeRounds: 2, maxFixes: 1, revision: { metaReview: "too thin", sections: { introduction: "x" }, citations: [] } },
+      { sections: [], citeRounds: 2, maxFixes: 0, citeOnly: true },
+      { sections: ["introduction"], citeRounds: 2, maxFixes: 1, citations: [cited("a")] },
+    ],
     events: (m) => [
       ...outcomes(m, "citing", [
         { found: [cited("a")], more: true },
         { found: [], more: false },
       ]),
-      ...outcomes(m, "drafting", ["drafted"]),
-      ...outcomes(m, "revising", ["revised"]),
-      ...outcomes(m, "refining", ["refined"]),
+      // Each section's machine is spawned as section.<name>.
+      ...spawned("section.introduction", [
+        { section: "introduction", latex: "drafted" },
+        { section: "introduction", latex: "", error: { kind: "model", retryable: false, message: "writing introduction failed: garbage" } },
+      ] satisfies SectionOutput[]),
       ...outcomes(m, "compiling", [
         { ok: true, errors: [] },
         { ok: false, errors: ["Undefined control sequence"] },
@@ -135,6 +150,16 @@ const traversals: Record<Role, Traversal> = {
       ...outcomes(m, "fixing", [{ method: "fixed" }] satisfies Written[]),
       ...outcomes(m, "checkingClaims", [{ unmatched: [] }, { unmatched: ["0.97 in the abstract"] }]),
       ...outcomes(m, "fixingClaims", [{ introduction: "fixed" }] satisfies Written[]),
+    ],
+  },
+  section: {
+    input: { section: "method", citations: [], citationKeys: [], given: {} },
+    otherInputs: [{ section: "method", citations: [], citationKeys: [], given: {}, revision: { latex: "v1", metaReview: "too thin" } }],
+    events: (m) => [
+      ...outcomes(m, "drafting", ["drafted"]),
+      ...outcomes(m, "revising", ["revised"]),
+      ...outcomes(m, "checking", [[], ["method: unbalanced braces { }"]]),
+      ...outcomes(m, "refining", ["refined"]),
     ],
   },
   reviewer: {
@@ -163,6 +188,8 @@ const traversals: Record<Role, Traversal> = {
     input: { runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", revisionRounds: 1 },
     events: () => [
       { type: "EXPERIMENTED", result: experimented },
+      { type: "CITED", result: { citations: [cited("a")] } },
+      { type: "JOB_FAILED", kind: "cite", failure: { kind: "environment", retryable: true, message: "the literature is down" } },
       { type: "WRITTEN", result: { pdf: "r1/alpha/paper/alpha.pdf", tex: "r1/alpha/paper/template.tex" } },
       { type: "DECIDED", result: decision("Reject"), spentUsd: 0 },
       { type: "DECIDED", result: decision("Accept"), spentUsd: 0 },
@@ -198,8 +225,10 @@ function reachedStates(machine: AnyStateMachine, { input, events }: Traversal) {
   // fail the whole machine, and xstate's traversal sends whatever it is given.
   const listened = (snapshot: AnyMachineSnapshot) => {
     if (snapshot.status !== "active") return [];
-    const types = new Set(getNextTransitions(snapshot).map((t) => t.eventType));
-    return offered.filter((e) => types.has(e.type));
+    const types = getNextTransitions(snapshot).map((t) => t.eventType);
+    // A descriptor ending in `.*` takes every event whose type begins with what comes before it.
+    const takes = (type: string) => types.some((t) => t === type || (t.endsWith(".*") && type.startsWith(t.slice(0, -1))));
+    return offered.filter((e) => takes(e.type));
   };
   const paths = getShortestPaths(machine, { input, events: listened } as never);
   const reached = new Set<string>();
@@ -236,6 +265,21 @@ describe("every state of every machine is reachable", () => {
       expect([...reached].sort()).toEqual([...all].sort());
     });
   }
+});
+
+// The writer's section machine is a child of the writer; walked here whether or not machines/index.ts lists it.
+describe("every state of the writer's section machine is reachable", () => {
+  it("section", () => {
+    const traversal = traversals.section!;
+    const all = getStateNodes(sectionMachine.root).map((node) => node.id);
+    const reached = new Set<string>();
+    for (const input of [traversal.input, ...(traversal.otherInputs ?? [])]) {
+      const walked = reachedStates(sectionMachine, { ...traversal, input });
+      expect(walked.broken).toEqual([]);
+      walked.reached.forEach((id) => reached.add(id));
+    }
+    expect([...reached].sort()).toEqual([...all].sort());
+  });
 });
 
 /**
@@ -622,32 +666,46 @@ describe("the loops that matter", () => {
     expect(out.runs.map((r) => [r.run, r.ok])).toEqual([["run_0", true], ["run_1", true], ["run_2", true], ["run_3", true]]);
   });
 
-  /** The writer with fakes that say what they were asked; `hold` keeps one step from ever ending. */
-  function writer(calls: string[], hold?: string) {
+  /**
+   * The writer with fakes that say what they were asked. `hold` keeps one step from ever ending; `gate`, when
+   * given, keeps every draft from answering until it is opened; `problems` is what the checklist finds, by section.
+   */
+  function writer(calls: string[], opts: { hold?: string; gate?: Promise<void>; problems?: Record<string, string[]> } = {}) {
     const step = async (name: string) => {
       calls.push(name);
-      if (name === hold) await new Promise(() => undefined);
+      if (name === opts.hold) await new Promise(() => undefined);
     };
+    const section = sectionMachine.provide({
+      actors: {
+        writeSection: fromPromise(async ({ input }) => {
+          await step(`write ${input.section} given ${Object.keys(input.written).join(",") || "nothing"}`);
+          await opts.gate;
+          return `${input.section} drafted`;
+        }),
+        reviseSection: fromPromise(async ({ input }) => {
+          await step(`revise ${input.section} for "${input.metaReview}" from "${input.latex}"`);
+          await opts.gate;
+          return `${input.latex}, revised`;
+        }),
+        checkSection: fromPromise(async ({ input }) => {
+          await step(`check ${input.section} citing ${input.citationKeys.join(",")}`);
+          return opts.problems?.[input.section] ?? [];
+        }),
+        refineSection: fromPromise(async ({ input }) => {
+          await step(`refine ${input.section} for ${input.problems.join("; ")}`);
+          return `${input.latex}, refined`;
+        }),
+      },
+    });
     return machines.writer.provide({
       actors: {
         findCitations: fromPromise(async ({ input }) => {
           await step(`cite ${input.round} having ${input.have.map((c) => c.key).join(",") || "none"}`);
           return { found: input.round === 0 ? [cited("smith2017")] : [], more: input.round === 0 };
         }),
-        writeSection: fromPromise(async ({ input }) => {
-          await step(`write ${input.section} after ${Object.keys(input.written).join(",") || "nothing"}`);
-          return `${input.section} drafted`;
-        }),
-        reviseSection: fromPromise(async ({ input }) => {
-          await step(`revise ${input.section} for "${input.metaReview}"`);
-          return `${input.latex}, revised`;
-        }),
-        refineSection: fromPromise(async ({ input }) => {
-          await step(`refine ${input.section} citing ${input.citationKeys.join(",")}`);
-          return `${input.latex}, refined`;
-        }),
+        section,
         compile: fromPromise(async ({ input }): Promise<CompileReport> => {
-          await step(`compile ${Object.keys(input.written).join(",")} with ${input.bibtex.length} entries`);
+          await step(`compile ${Object.keys(input.written).sort().join(",")} with ${input.bibtex.length} entries`);
           return { ok: true, errors: [] };
         }),
         checkClaims: fromPromise(async (): Promise<{ unmatched: string[] }> => ({ unmatched: [] })),
@@ -657,56 +715,91 @@ describe("the loops that matter", () => {
     });
   }
 
-  it("writer: a first version cites, then drafts and refines each section; the sections and citations are its output", async () => {
-    const calls: string[] = [];
-    const out = await toPromise(createActor(writer(calls), { input: { sections: ["introduction", "method"], citeRounds: 3, maxFixes: 1 } }).start());
-    expect(calls).toEqual([
-      "cite 0 having none",
-      "cite 1 having smith2017",
-      "write introduction after nothing",
-      "refine introduction citing smith2017",
-      "write method after introduction",
-      "refine method citing smith2017",
-      "compile introduction,method with 1 entries",
-    ]);
-    expect(out.written).toEqual({ introduction: "introduction drafted, refined", method: "method drafted, refined" });
-    expect(out.citations).toEqual([cited("smith2017")]);
-  });
+  /** A gate the test opens: the steps that wait on it have all been asked for, and none has answered. */
+  function gate() {
+    let open = () => {};
+    const closed = new Promise<void>((resolve) => (open = resolve));
+    return { closed, open };
+  }
 
-  it("writer: a revision revises each section of the version before from the meta-review, keeps its citations and looks for none", async () => {
+  const needs = { introduction: ["method", "results"] };
+
+  it("writer: a first version cites, then drafts every section whose inputs are ready at once, each given only what it needs", async () => {
     const calls: string[] = [];
-    const revision = { metaReview: "too thin", sections: { introduction: "intro v1", method: "method v1" }, citations: [cited("smith2017")] };
-    const actor = createActor(writer(calls), { input: { sections: ["introduction", "method"], citeRounds: 3, maxFixes: 1, revision } }).start();
+    const drafts = gate();
+    const actor = createActor(writer(calls, { gate: drafts.closed }), { input: { sections: ["introduction", "method", "results"], needs, citeRounds: 3, maxFixes: 1 } }).start();
+    await waitFor(actor, (s) => s.context.steps.results === "writing");
+    // Both body sections were asked for while neither had answered; the introduction waits for them.
+    expect(calls).toEqual(["cite 0 having none", "cite 1 having smith2017", "write method given nothing", "write results given nothing"]);
+    expect(actor.getSnapshot().context.steps).toEqual({ method: "writing", results: "writing" });
+    drafts.open();
     const out = await toPromise(actor);
-    expect(calls).toEqual([
-      'revise introduction for "too thin"',
-      "refine introduction citing smith2017",
-      'revise method for "too thin"',
-      "refine method citing smith2017",
-      "compile introduction,method with 1 entries",
+    expect(calls.slice(4)).toEqual([
+      "check method citing smith2017",
+      "check results citing smith2017",
+      "write introduction given method,results",
+      "check introduction citing smith2017",
+      "compile introduction,method,results with 1 entries",
     ]);
-    expect(actor.getSnapshot().value).toBe("done");
-    expect(out.written).toEqual({ introduction: "intro v1, revised, refined", method: "method v1, revised, refined" });
+    expect(out.written).toEqual({ introduction: "introduction drafted", method: "method drafted", results: "results drafted" });
     expect(out.citations).toEqual([cited("smith2017")]);
   });
 
-  it("writer: restored from its persisted snapshot while refining the method, it goes on from the sections and citations in its context", async () => {
+  it("writer: a section is refined only when the checklist found something, and with what it found", async () => {
     const calls: string[] = [];
-    const input = { sections: ["introduction", "method", "results"], citeRounds: 2, maxFixes: 1 };
-    const first = createActor(writer(calls, "refine method citing smith2017"), { input }).start();
-    await waitFor(first, (s) => s.matches("refining") && s.context.sectionIndex === 1);
+    const problems = { results: ["results: unescaped & in the text (write \\&)"] };
+    const out = await toPromise(createActor(writer(calls, { problems }), { input: { sections: ["method", "results"], citeRounds: 1, maxFixes: 1 } }).start());
+    expect(calls.filter((c) => c.startsWith("refine"))).toEqual(["refine results for results: unescaped & in the text (write \\&)"]);
+    expect(out.written).toEqual({ method: "method drafted", results: "results drafted, refined" });
+  });
+
+  it("writer: with the citations given (the idea's cite job), it searches nothing; with citeOnly, it only searches", async () => {
+    const calls: string[] = [];
+    await toPromise(createActor(writer(calls), { input: { sections: ["method"], citeRounds: 3, maxFixes: 1, citations: [] } }).start());
+    expect(calls).toEqual(["write method given nothing", "check method citing ", "compile method with 0 entries"]);
+    const searched: string[] = [];
+    const cite = createActor(writer(searched), { input: { sections: [], citeRounds: 3, maxFixes: 0, citeOnly: true } }).start();
+    const out = await toPromise(cite);
+    expect(searched).toEqual(["cite 0 having none", "cite 1 having smith2017"]);
+    expect(cite.getSnapshot().value).toBe("done");
+    expect(out.citations).toEqual([cited("smith2017")]);
+  });
+
+  it("writer: a revision revises every section at once, each from its version before; keeps its citations and looks for none", async () => {
+    const calls: string[] = [];
+    const drafts = gate();
+    const revision = { metaReview: "too thin", sections: { introduction: "intro v1", method: "method v1" }, citations: [cited("smith2017")] };
+    const actor = createActor(writer(calls, { gate: drafts.closed }), { input: { sections: ["introduction", "method"], needs, citeRounds: 3, maxFixes: 1, revision } }).start();
+    await waitFor(actor, (s) => s.context.steps.method === "writing");
+    expect(calls).toEqual(['revise introduction for "too thin" from "intro v1"', 'revise method for "too thin" from "method v1"']);
+    drafts.open();
+    const out = await toPromise(actor);
+    expect(calls.slice(2)).toEqual(["check introduction citing smith2017", "check method citing smith2017", "compile introduction,method with 1 entries"]);
+    expect(actor.getSnapshot().value).toBe("done");
+    expect(out.written).toEqual({ introduction: "intro v1, revised", method: "method v1, revised" });
+    expect(out.citations).toEqual([cited("smith2017")]);
+  });
+
+  it("writer: restored from its persisted snapshot in the middle of a wave, it redoes no section that was done and goes on with the rest", async () => {
+    const calls: string[] = [];
+    const input = { sections: ["introduction", "method", "results"], needs, citeRounds: 2, maxFixes: 1 };
+    const problems = { results: ["results: unbalanced braces { }"] };
+    const first = createActor(writer(calls, { hold: "refine results for results: unbalanced braces { }", problems }), { input }).start();
+    await waitFor(first, (s) => s.context.steps.method === "done");
+    await waitFor(first.getSnapshot().children["section.results"] as ActorRefFrom<typeof sectionMachine>, (s) => s.matches("refining"));
     const persisted = JSON.parse(JSON.stringify(first.getPersistedSnapshot()));
     first.stop();
 
     const again: string[] = [];
     const out = await toPromise(createActor(writer(again), { input, snapshot: persisted }).start());
+    // Only the refinement under way is asked again; the method, drafted and checked, is not.
     expect(again).toEqual([
-      "refine method citing smith2017",
-      "write results after introduction,method",
-      "refine results citing smith2017",
+      "refine results for results: unbalanced braces { }",
+      "write introduction given method,results",
+      "check introduction citing smith2017",
       "compile introduction,method,results with 1 entries",
     ]);
-    expect(out.written.introduction).toBe("introduction drafted, refined");
+    expect(out.written).toEqual({ introduction: "introduction drafted", method: "method drafted", results: "results drafted, refined" });
   });
 
   function chair(send: (sendBack: (e: ChairEvent) => void) => void) {
@@ -885,9 +978,14 @@ describe("failures are typed in context and output", () => {
     const writer = machines.writer.provide({
       actors: {
         findCitations: fromPromise(async (): Promise<{ found: Citation[]; more: boolean }> => ({ found: [], more: false })),
-        writeSection: fromPromise(async () => "draft"),
-        reviseSection: fromPromise(async ({ input }) => input.latex),
-        refineSection: fromPromise(async ({ input }) => input.latex),
+        section: sectionMachine.provide({
+          actors: {
+            writeSection: fromPromise(async () => "draft"),
+            reviseSection: fromPromise(async ({ input }) => input.latex),
+            checkSection: fromPromise(async (): Promise<string[]> => []),
+            refineSection: fromPromise(async ({ input }) => input.latex),
+          },
+        }),
         checkClaims: fromPromise(async (): Promise<{ unmatched: string[] }> => ({ unmatched: [] })),
         fixClaims: fromPromise(async (): Promise<Written> => ({})),
         compile: fromPromise(async (): Promise<CompileReport> => ({ ok: false, errors: ["Undefined control sequence"] })),

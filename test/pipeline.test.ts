@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createActor, fromCallback, toPromise, type Snapshot } from "xstate";
+import { createActor, fromCallback, toPromise, waitFor, type ActorRefFrom, type Snapshot } from "xstate";
 import type { Idea, JobKind } from "../bus/schemas.js";
 import { ideaMachine, type JobEvent, type JobRequest } from "../machines/idea.js";
 import { pipelineMachine, type AcceptedEvent, type PipelineInput } from "../machines/pipeline.js";
@@ -9,6 +9,7 @@ const baseline = { run: "run_0", description: "baseline", ok: true, attempts: 1 
 const decision = (d: "Accept" | "Reject", round: number) => ({
   decision: d, metaReview: `meta ${round}`, scores: { Overall: d === "Accept" ? 6 : 3 }, reviews: 1, round, reviewers: [{ reviewer: 0, node: "n1", identity: "reviewer", overall: 5, decision: d }],
 });
+const citation = { key: "smith2017", title: "On fitting", authors: ["A. Smith"], bibtex: "@article{smith2017, title={On fitting}}" };
 const input: PipelineInput = { runId: "r1", ideas: 2, baselineKind: "baseline", experimentKind: "experiment", revisionRounds: 1 };
 
 /**
@@ -51,6 +52,8 @@ function answers(opts: { reject?: (ideaId: string, round: number) => boolean; sp
         };
       case "experiment":
         return { type: "EXPERIMENTED", result: { runs: [baseline], figures: ["fit.png"], notes: "n" } };
+      case "cite":
+        return { type: "CITED", result: { citations: [citation] } };
       case "write":
         return { type: "WRITTEN", result: { pdf: `r1/${req.job.ideaId}/paper/${req.job.ideaId}.pdf`, tex: "t" } };
       case "chair": {
@@ -79,6 +82,49 @@ describe("the run's pipeline", () => {
     expect(out.ideas.map((i) => [i.ideaId, i.status, i.round, i.decisions.map((d) => d.decision)])).toEqual([
       ["alpha", "decided", 1, ["Reject", "Accept"]],
       ["beta", "decided", 0, ["Accept"]],
+    ]);
+  });
+
+  it("searches for an idea's citations while its experiments run, and writes once both are done, with those citations", async () => {
+    // The experiments never end here: the citations come while they run, and the paper waits for both.
+    const writes: JobRequest[] = [];
+    const running = fakeBus((req) => (req.kind === "experiment" ? undefined : answers()(req)));
+    const actor = createActor(running.machine, { input }).start();
+    await running.askedFor(["r1.cite.alpha", "r1.experiment.alpha"]);
+    const alpha = actor.getSnapshot().children.alpha as ActorRefFrom<typeof ideaMachine>;
+    await waitFor(alpha, (s) => s.context.citations !== undefined);
+    expect(alpha.getSnapshot().value).toBe("experimenting");
+    expect(running.asked.filter((j) => j.includes(".write."))).toEqual([]);
+    actor.stop();
+
+    const both = fakeBus((req) => {
+      if (req.kind === "write") writes.push(req);
+      return answers({ reject: (id, round) => id === "alpha" && round === 0 })(req);
+    });
+    const out = await toPromise(createActor(both.machine, { input }).start());
+    expect(out.ideas.map((i) => [i.status, i.round])).toEqual([["decided", 1], ["decided", 0]]);
+    const alphaWrites = writes.flatMap((w) => (w.kind === "write" && w.job.ideaId === "alpha" ? [[w.job.jobId, w.job.citations]] : []));
+    // A revision keeps the citations of the version before: no new search, and its job carries none of its own.
+    expect(alphaWrites).toEqual([["r1.write.alpha", [citation]], ["r1.write.alpha.r1", undefined]]);
+    expect(both.asked.filter((j) => j.includes(".cite."))).toEqual(["r1.cite.alpha", "r1.cite.beta"]);
+  });
+
+  it("writes the paper with the template's own references when the citation search fails", async () => {
+    const writes: JobRequest[] = [];
+    const { machine } = fakeBus((req) => {
+      if (req.kind === "cite") return { type: "JOB_FAILED", kind: "cite", failure: { kind: "environment", retryable: true, message: "the literature is down" } };
+      if (req.kind === "write") writes.push(req);
+      return answers({ reject: (id, round) => id === "alpha" && round === 0 })(req);
+    });
+    const out = await toPromise(createActor(machine, { input }).start());
+    expect(out.ideas.map((i) => [i.ideaId, i.status, i.failure])).toEqual([
+      ["alpha", "decided", undefined],
+      ["beta", "decided", undefined],
+    ]);
+    const alpha = writes.flatMap((w) => (w.kind === "write" && w.job.ideaId === "alpha" ? [[w.job.jobId, w.job.citations]] : []));
+    expect(alpha).toEqual([
+      ["r1.write.alpha", []],
+      ["r1.write.alpha.r1", undefined],
     ]);
   });
 

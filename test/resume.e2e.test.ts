@@ -9,8 +9,10 @@ const KEY = "sk-e2e-abcdefghijklmnopqrstuvwx";
 const out = mkdtempSync(join(tmpdir(), "swarm-resume-"));
 let server: FakeModelServer;
 beforeAll(async () => {
-  // Every answer takes a moment, as a real model's does: a kill lands between two calls, not inside an answer's last millisecond.
-  server = await startFakeModelServer({ apiKey: KEY, delayFor: () => 300 });
+  // Every answer takes a moment, as a real model's does: a kill lands between two answers, not inside one's last
+  // millisecond. The introduction is drafted together with the conclusion and the related work: they answer well
+  // after it, so the kill when the introduction is written finds them still asked, not answered and unrecorded.
+  server = await startFakeModelServer({ apiKey: KEY, delayFor: (body) => (/Write the (conclusion|related) section/.test(JSON.stringify(body)) ? 3000 : 300) });
 });
 afterAll(async () => {
   await server?.close();

@@ -40,7 +40,7 @@ describe("persisted actors", () => {
 
   it("refuses a snapshot of another version or machine, or a malformed one, saying which", () => {
     const raw = FIXTURE as Record<string, unknown>;
-    expect(() => parseSnapshot({ ...raw, version: 1 }, "run/critic.a.0", "critic")).toThrow(/has version 1, and this release reads version 2/);
+    expect(() => parseSnapshot({ ...raw, version: 1 }, "run/critic.a.0", "critic")).toThrow(/has version 1, and this release reads version 3/);
     expect(() => parseSnapshot({ ...raw, version: undefined }, "run/critic.a.0", "critic")).toThrow(/has version null/);
     expect(() => parseSnapshot(raw, "run/critic.a.0", "coder")).toThrow(/of machine critic, not coder/);
     expect(() => parseSnapshot({ ...raw, snapshot: { status: "sleeping" } }, "run/critic.a.0", "critic")).toThrow(/is malformed: snapshot\.status/);

@@ -9,8 +9,8 @@ import { runScript } from "./helpers/cli.js";
 import { checkPaper, checkSection } from "../agents/writer/checklist.js";
 import { checkClaims, collectFacts, matches, unmatched, type Fact } from "../agents/writer/claims.js";
 import { experiment } from "../agents/coder/coder.js";
-import { writePaper } from "../agents/writer/writer.js";
-import { SECTIONS } from "../agents/writer/prompts.js";
+import { citePaper, writePaper } from "../agents/writer/writer.js";
+import { SECTIONS, SECTION_NEEDS } from "../agents/writer/prompts.js";
 import { createLlm } from "../agents/llm/client.js";
 import { offlineProvider } from "../agents/llm/offline/offlineProvider.js";
 import { localBibliography } from "../agents/literature/localBibliography.js";
@@ -20,9 +20,39 @@ import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { getArtifact, getDirectory } from "../bus/artifacts.js";
 import type { AgentContext } from "../agents/runtime/agentContext.js";
 import type { LlmProvider } from "../agents/llm/types.js";
+import type { LiteratureSource } from "../agents/literature/source.js";
+import { LiteratureError } from "../agents/literature/errors.js";
 import "../agents/offline.js";
 
 const log = pino({ level: "silent" });
+
+/** A suite's own NATS server and scratch folder, there from its first test to its end. */
+function writerSuite(prefix: string) {
+  const suite = {} as { nats: Awaited<ReturnType<typeof natsForSuite>>; dir: string };
+  beforeAll(async () => {
+    suite.nats = await natsForSuite();
+    suite.dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(async () => {
+    await suite.nats?.close();
+    rmSync(suite.dir, { recursive: true, force: true });
+  });
+  return suite;
+}
+
+const lrIdea: Idea = { Name: "lr", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 };
+
+/** A run of the nanofit template on the offline stand-in, and nodes of its own for each agent, recording every model call by section. */
+async function offlineRun(suite: ReturnType<typeof writerSuite>, runId: string, maxRevisions: number) {
+  const config = RunConfig.parse({
+    runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 1, maxFixes: 3, maxReflections: 1,
+    maxRevisions, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, startedAt: new Date().toISOString(),
+  });
+  await putRunConfig(suite.nats.bus, config);
+  const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) =>
+    recordingNode({ bus: suite.nats.bus, runId, config, log, dir: suite.dir, agent: "writer", label: (d) => (typeof d.section === "string" ? d.section : undefined) }, name, stopAt);
+  return { config, node };
+}
 
 describe("the checklist", () => {
   const ctx = { figures: ["loss.png"], citationKeys: ["smith2017"], labels: ["fig:loss", "sec:intro"] };
@@ -87,16 +117,7 @@ describe("the claim check", () => {
 });
 
 describe("the writer's loops, against a model that makes mistakes", () => {
-  let nats: Awaited<ReturnType<typeof natsForSuite>>;
-  let dir: string;
-  beforeAll(async () => {
-    nats = await natsForSuite();
-    dir = mkdtempSync(join(tmpdir(), "writer-"));
-  });
-  afterAll(async () => {
-    await nats?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = writerSuite("writer-");
 
   /** The offline stand-in, except that each task's first answer is spoiled as `spoil` says. */
   function clumsy(spoil: Record<string, (answer: Record<string, unknown>, data: Record<string, unknown>) => unknown>): LlmProvider {
@@ -119,17 +140,13 @@ describe("the writer's loops, against a model that makes mistakes", () => {
 
   it("repairs broken LaTeX, removes a missing figure and an invented number, and writes claims.json", async () => {
     const runId = "writer-loops";
-    const config = RunConfig.parse({
-      runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 1, maxFixes: 3, maxReflections: 1,
-      maxRevisions: 0, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, startedAt: new Date().toISOString(),
-    });
-    await putRunConfig(nats.bus, config);
-    const idea: Idea = { Name: "lr", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 };
+    const idea = lrIdea;
+    const { config } = await offlineRun(suite, runId, 0);
     const by = { agent: "writer", node: "test" };
     const progress: string[] = [];
     const ctx = (provider: LlmProvider): AgentContext => ({
-      bus: nats.bus, runId, config, by, log, signal: new AbortController().signal, workRoot: join(dir, "work"),
-      llm: createLlm(provider, { bus: nats.bus, runId, by, log }),
+      bus: suite.nats.bus, runId, config, by, log, signal: new AbortController().signal, workRoot: join(suite.dir, "work"),
+      llm: createLlm(provider, { bus: suite.nats.bus, runId, by, log }),
       progress: async (text) => void progress.push(text),
     });
     await experiment({ jobId: "e", runId, ideaId: "lr", idea }, ctx(offlineProvider()));
@@ -139,18 +156,21 @@ describe("the writer's loops, against a model that makes mistakes", () => {
       "writer.section:method": (a) => ({ latex: `${a.latex} \\notARealMacro{} done.` }),
       // A number no run produced.
       "writer.section:abstract": (a) => ({ latex: `${a.latex} Accuracy reached 0.9731.` }),
-      // A figure that does not exist, slipped in after the checklist pass.
+      // A bare % the checklist finds, so the conclusion is refined; and the refinement slips in a figure that does not exist.
+      "writer.section:conclusion": (a) => ({ latex: `${a.latex} It is 5% better.` }),
       "writer.refine:conclusion": (a) => ({ latex: `${a.latex}\n\\begin{figure}\\includegraphics{imaginary.png}\\caption{Nothing.}\\label{fig:imaginary}\\end{figure} See Figure~\\ref{fig:imaginary}.` }),
     });
     const result = await writePaper({ jobId: "w", runId, ideaId: "lr", idea, round: 0 }, ctx(provider), await localBibliography(DEFAULT_BIBLIOGRAPHY));
     expect(result.pdf).toMatch(/lr\.pdf$/);
     const said = progress.join("\n");
+    // Only the section the checklist found something in is refined.
+    expect(progress.filter((p) => p.startsWith("refined"))).toEqual(["refined the conclusion: 1 problem found by the checklist"]);
     expect(said).toMatch(/not compiled: conclusion: figure file imaginary\.png does not exist/);
     expect(said).toMatch(/LaTeX problems: .*Undefined control sequence/);
     expect(said).toMatch(/1 of \d+ numbers match no run artifact/);
     expect(said).toMatch(/all \d+ numbers trace to run artifacts/);
-    const out = join(dir, "out");
-    await getDirectory(nats.bus, `${runId}/lr/paper`, out);
+    const out = join(suite.dir, "out");
+    await getDirectory(suite.nats.bus, `${runId}/lr/paper`, out);
     const claims = JSON.parse(readFileSync(join(out, "claims.json"), "utf8")) as { number: string; source: unknown }[];
     expect(claims.length).toBeGreaterThan(5);
     expect(claims.filter((c) => !c.source)).toEqual([]);
@@ -162,57 +182,87 @@ describe("the writer's loops, against a model that makes mistakes", () => {
 });
 
 describe("the writer, taken over and revising", () => {
-  let nats: Awaited<ReturnType<typeof natsForSuite>>;
-  let dir: string;
-  beforeAll(async () => {
-    nats = await natsForSuite();
-    dir = mkdtempSync(join(tmpdir(), "writer-resume-"));
-  });
-  afterAll(async () => {
-    await nats?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const suite = writerSuite("writer-resume-");
 
   it("goes on from another writer's sections and citations, then revises every section from the meta-review without searching again", async () => {
     const runId = "writer-resume";
-    const config = RunConfig.parse({
-      runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 1, maxFixes: 3, maxReflections: 1,
-      maxRevisions: 1, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, startedAt: new Date().toISOString(),
-    });
-    await putRunConfig(nats.bus, config);
-    const idea: Idea = { Name: "lr", Title: "Learning rate", Experiment: "Set LEARNING_RATE to each of [0.2] (baseline: 0.05), one run per value.", Interestingness: 5, Feasibility: 9, Novelty: 4 };
-    const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) =>
-      recordingNode({ bus: nats.bus, runId, config, log, dir, agent: "writer", label: (d) => (typeof d.section === "string" ? d.section : undefined) }, name, stopAt);
+    const idea = lrIdea;
+    const { node } = await offlineRun(suite, runId, 1);
     await experiment({ jobId: "e", runId, ideaId: "lr", idea }, node("coder").ctx);
     const bibliography = await localBibliography(DEFAULT_BIBLIOGRAPHY);
 
-    const a = node("writer-a", (task, data) => task === "writer.refine" && data.section === "method");
+    // Node A stops once the body is written, as the introduction, which is drafted from it, is asked for.
+    const a = node("writer-a", (task, data) => task === "writer.section" && data.section === "introduction");
     await expect(writePaper({ jobId: "w", runId, ideaId: "lr", idea, round: 0 }, a.ctx, bibliography)).rejects.toThrow();
     expect(a.tasks.filter((t) => t.startsWith("writer.cite")).length).toBeGreaterThan(0);
     const b = node("writer-b");
     const first = await writePaper({ jobId: "w", runId, ideaId: "lr", idea, round: 0 }, b.ctx, bibliography);
-    expect(b.progress[0]).toBe('going on with the paper from "refining", where another writer stopped');
-    // Only what was left: the method's refinement and the sections after it.
-    expect(b.tasks.filter((t) => t.startsWith("writer.section") || t.startsWith("writer.cite"))).toEqual(
-      SECTIONS.slice(SECTIONS.indexOf("method") + 1).map((s) => `writer.section ${s}`),
-    );
-    expect(b.tasks[0]).toBe("writer.refine method");
-    const out = join(dir, "out");
-    await getDirectory(nats.bus, `${runId}/lr/paper`, out);
+    expect(b.progress[0]).toBe('going on with the paper from "drafting", where another writer stopped');
+    // Only what was left: the sections drafted from the body, which were under way when node A stopped.
+    const framing = SECTIONS.filter((s) => SECTION_NEEDS[s].length > 0);
+    expect(framing.length).toBeGreaterThan(0);
+    expect(b.tasks.filter((t) => t.startsWith("writer.section") || t.startsWith("writer.cite")).sort()).toEqual(framing.map((s) => `writer.section ${s}`).sort());
+    const out = join(suite.dir, "out");
+    await getDirectory(suite.nats.bus, `${runId}/lr/paper`, out);
     const tex = readFileSync(join(out, "template.tex"), "utf8");
     const paper = JSON.parse(readFileSync(join(out, "sections.json"), "utf8")) as { sections: Record<string, string>; citations: { key: string; bibtex: string }[] };
-    // The introduction written on node A is in the paper node B finished, with the citations node A chose.
-    expect(tex).toContain(paper.sections.introduction!.trim());
+    // The results written on node A are in the paper node B finished, with the citations node A chose.
+    expect(a.progress).toContain("wrote the results");
+    expect(tex).toContain(paper.sections.results!.trim());
     expect(paper.citations.length).toBeGreaterThan(0);
     for (const c of paper.citations) expect(tex).toContain(c.bibtex);
     expect(first.pdf).toBe(`${runId}/lr/paper/lr.pdf`);
 
     const c = node("writer-c");
     const revised = await writePaper({ jobId: "w1", runId, ideaId: "lr", idea, round: 1, metaReview: "Main concerns: one dataset only. Decision: Reject" }, c.ctx, bibliography);
-    expect(c.tasks.filter((t) => !t.startsWith("writer.refine"))).toEqual(SECTIONS.map((s) => `writer.revise ${s}`));
-    const revisedTex = new TextDecoder().decode(await getArtifact(nats.bus, revised.tex));
+    expect(c.tasks.filter((t) => !t.startsWith("writer.refine")).sort()).toEqual(SECTIONS.map((s) => `writer.revise ${s}`).sort());
+    const revisedTex = new TextDecoder().decode(await getArtifact(suite.nats.bus, revised.tex));
     expect(revisedTex).toMatch(/In revision, after review: the reviewers' main concerns were these\. one dataset only\./);
     for (const cite of paper.citations) expect(revisedTex).toContain(cite.bibtex);
+  }, 180_000);
+});
+
+describe("the cite job, beside the experiments", () => {
+  const suite = writerSuite("writer-cite-");
+
+  it("finds the citations from the idea alone; the paper then cites them without searching, and a failed search still yields a paper", async () => {
+    const runId = "writer-cite";
+    const idea = lrIdea;
+    const { node } = await offlineRun(suite, runId, 0);
+    const bibliography = await localBibliography(DEFAULT_BIBLIOGRAPHY);
+
+    // Before any experiment: the search needs only the idea.
+    const citer = node("citer");
+    const { citations } = await citePaper({ jobId: "c", runId, ideaId: "lr", idea }, citer.ctx, bibliography);
+    expect(citations.length).toBeGreaterThan(0);
+    expect(citer.tasks.every((t) => t.startsWith("writer.cite"))).toBe(true);
+
+    const down: LiteratureSource = {
+      name: "down",
+      search: async () => {
+        throw new LiteratureError("Semantic Scholar is unreachable", "Semantic Scholar", undefined, { reason: "unreachable" });
+      },
+    };
+    const failing = node("failing");
+    await expect(citePaper({ jobId: "c2", runId, ideaId: "lr", idea }, failing.ctx, down)).rejects.toThrow(/lr: the citation search failed: Semantic Scholar is unreachable/);
+    expect(failing.progress).toContain(
+      "the citation search failed: Semantic Scholar is unreachable; unless it is tried again and succeeds, the paper will cite only the template's own references",
+    );
+
+    await experiment({ jobId: "e", runId, ideaId: "lr", idea }, node("coder").ctx);
+    const writer = node("writer");
+    const paper = await writePaper({ jobId: "w", runId, ideaId: "lr", idea, round: 0, citations }, writer.ctx, down);
+    expect(writer.tasks.filter((t) => t.startsWith("writer.cite"))).toEqual([]);
+    const tex = new TextDecoder().decode(await getArtifact(suite.nats.bus, paper.tex));
+    for (const c of citations) expect(tex).toContain(c.bibtex);
+    expect(tex).toMatch(new RegExp(`\\\\cite[tp]?\\{${citations[0]!.key}\\}`));
+
+    // After a failed search the paper is written with the template's own references, and says so.
+    const plain = node("plain");
+    const again = await writePaper({ jobId: "w2", runId, ideaId: "lr", idea, round: 0, citations: [] }, plain.ctx, down);
+    expect(again.pdf).toMatch(/lr\.pdf$/);
+    expect(plain.tasks.filter((t) => t.startsWith("writer.cite"))).toEqual([]);
+    expect(plain.progress).toContain("no citations from the literature search: the paper cites only the template's own references");
   }, 180_000);
 });
 

@@ -41,6 +41,8 @@ async function eventOf(bus: Bus, runId: string, kind: JobKind, outcome: Outcome<
     case "experiment":
     case "gpuExperiment":
       return { type: "EXPERIMENTED", result: outcome.result as JobResult<"experiment"> };
+    case "cite":
+      return { type: "CITED", result: outcome.result as JobResult<"cite"> };
     case "write":
       return { type: "WRITTEN", result: outcome.result as JobResult<"write"> };
     case "chair":

@@ -8,7 +8,8 @@ import { kvKeys } from "../../bus/subjects.js";
 export const snapshotKey = kvKeys.snapshot;
 
 /** Bumped whenever what a persisted actor holds changes shape; fixtures of every version live in test/fixtures/snapshots/. */
-export const SNAPSHOT_VERSION = 2;
+// 3: the writer drafts its sections in child machines, and an idea searches its citations beside its experiments.
+export const SNAPSHOT_VERSION = 3;
 
 /** An actor as runMachine writes it to KV: enough to look at it (machine, state) and to restore it (the snapshot). */
 export const PersistedActor = z.object({

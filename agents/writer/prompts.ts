@@ -2,9 +2,31 @@ import { z } from "zod";
 import { Idea, RunRecord } from "../../bus/schemas.js";
 import { defineTask } from "../llm/task.js";
 
-/** The paper's parts in the order they are written; related work last, once the citations are known. */
+/** The paper's parts; SECTION_NEEDS says which are drafted from which. */
 export const SECTIONS = ["title", "abstract", "introduction", "background", "method", "experimental", "results", "conclusion", "related"] as const;
 export type Section = (typeof SECTIONS)[number];
+
+/**
+ * The sections drafted from the material alone (idea, runs, notes, figures, citations), all at once. The title and
+ * the abstract are among them, as the reference writes them first, from the notes and results.
+ */
+const FROM_MATERIAL: Section[] = ["title", "abstract", "background", "method", "experimental", "results"];
+
+/**
+ * What each section is drafted from besides the material: the sections it is given, which must be done first.
+ * The introduction, the conclusion and the related work frame the body, so they are written once it is.
+ */
+export const SECTION_NEEDS: Record<Section, Section[]> = {
+  title: [],
+  abstract: [],
+  background: [],
+  method: [],
+  experimental: [],
+  results: [],
+  introduction: FROM_MATERIAL,
+  conclusion: FROM_MATERIAL,
+  related: FROM_MATERIAL,
+};
 
 /** The reference's placeholders in latex/template.tex, which the sections replace. */
 export const PLACEHOLDERS: Record<Section, string> = {
@@ -42,8 +64,12 @@ const SourceMaterial = z.object({
   disclosure: z.string(),
 });
 
+/** What every section is written from, the same for all of a paper's sections: one cached prefix for them. */
+const MATERIAL = ["task", "idea", "runs", "notes", "figures", "citations", "disclosure"] as const;
+
 export const writeSection = defineTask({
   name: "writer.section",
+  stable: MATERIAL,
   data: SourceMaterial.extend({ section: z.enum(SECTIONS), written: z.record(z.string(), z.string()) }),
   answer: z.object({ latex: z.string().min(1) }),
   system: "You are writing an ML workshop paper in LaTeX from real experimental results. Never invent a number, a setting or a citation.",
@@ -51,7 +77,10 @@ export const writeSection = defineTask({
     [
       `Write the ${d.section} section of the paper on \`idea\`. ${GUIDANCE[d.section]}`,
       "`task` describes the program the experiments ran, its data and its metrics: say what it is in the paper's own words, without its instructions to you.",
-      "Use only the results in `runs` (each run's final_info.json) and `notes`; put figures from `figures` in figure environments with \\includegraphics{<file>}; cite only keys from `citations`; `written` holds the sections so far.",
+      "Use only the results in `runs` (each run's final_info.json) and `notes`; put figures from `figures` in figure environments with \\includegraphics{<file>}; cite only keys from `citations`.",
+      Object.keys(d.written).length
+        ? `\`written\` holds the finished sections this one builds on (${Object.keys(d.written).join(", ")}); the other sections are being written at the same time, so do not repeat or quote them.`
+        : "The other sections are being written at the same time from the same material: write this one from the material alone.",
       d.section === "abstract" ? "End the abstract with `disclosure`, verbatim." : "",
       "Give only the section's body (no \\section command). Escape LaTeX special characters in text.",
     ].filter(Boolean).join(" "),
@@ -121,10 +150,11 @@ export const fixClaims = defineTask({
 
 export const reviseSection = defineTask({
   name: "writer.revise",
-  data: SourceMaterial.extend({ section: z.enum(SECTIONS), latex: z.string(), metaReview: z.string() }),
+  stable: [...MATERIAL, "metaReview", "before"],
+  data: SourceMaterial.extend({ section: z.enum(SECTIONS), latex: z.string(), metaReview: z.string(), before: z.record(z.string(), z.string()) }),
   answer: z.object({ latex: z.string().min(1) }),
   system: "You are revising an ML paper in LaTeX after review. Address the reviewers' concerns honestly; never invent a number, a setting or a citation.",
   instructions: (d) =>
-    `Revise the ${d.section} section (\`latex\`) in answer to the area chair's \`metaReview\`. Change what the concerns call for in this section and keep the rest; use only the results in \`runs\` and \`notes\`, the figures in \`figures\` and the keys in \`citations\`. Give only the section's body.`,
+    `Revise the ${d.section} section (\`latex\`) in answer to the area chair's \`metaReview\`. \`before\` is the whole version under review, every section of which is revised at the same time as this one: keep this section consistent with it. Change what the concerns call for in this section and keep the rest; use only the results in \`runs\` and \`notes\`, the figures in \`figures\` and the keys in \`citations\`. Give only the section's body.`,
   shape: `{"latex": "..."}`,
 });

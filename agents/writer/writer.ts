@@ -2,9 +2,9 @@ import { cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fromPromise } from "xstate";
-import { writerMachine, type Citation, type CitationRef, type PaperParts, type Written } from "../../machines/writer.js";
-import type { Job, JobResult, RunRecord } from "../../bus/schemas.js";
-import { Evidence, RunRecord as RunRecordSchema } from "../../bus/schemas.js";
+import { sectionMachine, writerMachine, type Citation, type CitationRef, type PaperParts, type Written } from "../../machines/writer.js";
+import type { Idea, Job, JobResult, RunRecord } from "../../bus/schemas.js";
+import { Citation as CitationSchema, RunRecord as RunRecordSchema } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { failure } from "../../bus/errors.js";
 import { getArtifact, getDirectory, putArtifact, roundPrefix } from "../../bus/artifacts.js";
@@ -14,7 +14,7 @@ import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import type { LiteratureSource } from "../literature/source.js";
-import { CHECKLIST, PLACEHOLDERS, SECTIONS, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, writeSection, type Section } from "./prompts.js";
+import { CHECKLIST, PLACEHOLDERS, SECTIONS, SECTION_NEEDS, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, writeSection, type Section } from "./prompts.js";
 import { checkPaper, checkSection } from "./checklist.js";
 import { checkClaims, collectFacts, unmatched } from "./claims.js";
 import { execa } from "execa";
@@ -68,9 +68,6 @@ export function assemblePaper(template: string, sections: Partial<Record<Section
   return tex;
 }
 
-/** A cited work as the writer keeps it: what the search said of it (its abstract left out) and its BibTeX. */
-const CitationSchema = Evidence.extend({ key: z.string().min(1), bibtex: z.string() });
-
 /** A written paper's sections and the citations chosen for it, kept so that a revision can start from them. */
 const PaperSections = z.object({ sections: z.record(z.string(), z.string()), citations: z.array(CitationSchema) });
 
@@ -93,6 +90,50 @@ async function lint(dir: string): Promise<string[]> {
 async function pageCount(pdf: string): Promise<number> {
   const { stdout } = await execa("pdfinfo", [pdf], { timeout: 10_000 });
   return Number(/^Pages:\s+(\d+)/m.exec(stdout)?.[1] ?? 0);
+}
+
+/**
+ * The writer's literature search, one round per call: the model chooses a query, the search runs, the model
+ * picks what to cite from what it returned. Only works the search returned, and not already in the template's
+ * bibliography (`known`), can be cited.
+ */
+function citationSearch(job: { ideaId: string; idea: Idea }, known: Set<string>, literature: LiteratureSource, ctx: AgentContext, say: (text: string) => Promise<void>) {
+  const { idea } = job;
+  const opts = { signal: ctx.signal, ideaId: job.ideaId };
+  return fromPromise<{ found: Citation[]; more: boolean }, { round: number; have: CitationRef[] }>(async ({ input }) => {
+    const { query } = await ask(ctx.llm, chooseQuery, { idea, round: input.round, have: input.have }, opts);
+    if (!query) return { found: [], more: false };
+    const hits = (await literature.search(query, 8, ctx.signal)).filter((h) => h.key && !known.has(h.key) && !input.have.some((c) => c.key === h.key));
+    const { keys } = await ask(ctx.llm, pickCitations, {
+      idea,
+      query,
+      candidates: hits.map((h) => ({ key: h.key!, title: h.title, authors: h.authors, ...(h.year ? { year: h.year } : {}), ...(h.abstract ? { abstract: h.abstract } : {}) })),
+    }, opts);
+    const found: Citation[] = hits.filter((h) => keys.includes(h.key!)).map((h) => CitationSchema.parse(h));
+    await say(`citations: "${query}" → ${found.map((h) => h.key).join(", ") || "none chosen"}`);
+    return { found, more: found.length > 0 };
+  });
+}
+
+/**
+ * The cite job: the writer machine's citation rounds alone, for an idea whose experiments are still running.
+ * A search that fails says so; the idea's paper is then written with the template's own references.
+ */
+export async function citePaper(job: Job<"cite">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"cite">> {
+  const template = loadTemplate(ctx.config.template);
+  const known = new Set(templateKeys(await readFile(join(template.dir, "latex", "template.tex"), "utf8")));
+  const say = (text: string) => ctx.progress(text, job.ideaId);
+  const actorId = `writer.${job.ideaId}.cite`;
+  const snapshot = await restoreFrom(ctx, actorId, writerMachine);
+  const machine = writerMachine.provide({ actors: { findCitations: citationSearch(job, known, literature, ctx, say) } });
+  const out = await runMachine(machine, { sections: [], citeRounds: ctx.config.citeRounds, maxFixes: 0, citeOnly: true }, ctx, { actorId, ideaId: job.ideaId, snapshot });
+  if (out.error) {
+    const unless = out.error.retryable ? "unless it is tried again and succeeds, " : "";
+    // The machine's failure reads "the citation search failed: <why>".
+    await say(`${out.error.message}; ${unless}the paper will cite only the template's own references`);
+    throw new JobFailedError(`${job.ideaId}: ${out.error.message}`, out.error);
+  }
+  return { citations: out.citations };
 }
 
 /** The folder a paper is built in on this node, every round in the same one; startNode removes it once the job is done. */
@@ -129,6 +170,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   const say = (text: string) => ctx.progress(text, job.ideaId);
   if (snapshot) await say(`going on with the paper from ${JSON.stringify(snapshot.value)}, where another writer stopped`);
+  if (!snapshot && !revision && job.citations?.length === 0) await say("no citations from the literature search: the paper cites only the template's own references");
   const material = (citations: CitationRef[]) => ({ task: template.taskDescription, idea: job.idea, runs, notes, figures, citations, disclosure: ctx.llm.disclosure });
   const texOf = (paper: PaperParts) => assemblePaper(texTemplate, paper.written, paper.bibtex);
   const latexDir = join(ws, "latex");
@@ -143,38 +185,31 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
 
   const machine = writerMachine.provide({
     actors: {
-      findCitations: fromPromise(async ({ input }) => {
-        const { query } = await ask(ctx.llm, chooseQuery, { idea: job.idea, round: input.round, have: input.have }, opts);
-        if (!query) return { found: [], more: false };
-        const hits = (await literature.search(query, 8, ctx.signal)).filter((h) => h.key && !known.has(h.key) && !input.have.some((c) => c.key === h.key));
-        const { keys } = await ask(ctx.llm, pickCitations, {
-          idea: job.idea,
-          query,
-          candidates: hits.map((h) => ({ key: h.key!, title: h.title, authors: h.authors, ...(h.year ? { year: h.year } : {}), ...(h.abstract ? { abstract: h.abstract } : {}) })),
-        }, opts);
-        // Only what the search returned can be cited.
-        const found: Citation[] = hits.filter((h) => keys.includes(h.key!)).map((h) => CitationSchema.parse(h));
-        await say(`citations: "${query}" → ${found.map((h) => h.key).join(", ") || "none chosen"}`);
-        return { found, more: found.length > 0 };
-      }),
-      writeSection: fromPromise(async ({ input }) => {
-        const section = input.section as Section;
-        const { latex } = await ask(ctx.llm, writeSection, { ...material(input.citations), section, written: input.written }, opts);
-        await say(`wrote the ${section}`);
-        return latex;
-      }),
-      reviseSection: fromPromise(async ({ input }) => {
-        const section = input.section as Section;
-        const { latex } = await ask(ctx.llm, reviseSection, { ...material(input.citations), section, latex: input.latex, metaReview: input.metaReview }, opts);
-        await say(`revised the ${section}`);
-        return latex;
-      }),
-      refineSection: fromPromise(async ({ input }) => {
-        const section = input.section as Section;
-        const problems = checkSection(section, input.latex, { figures, citationKeys: [...known, ...input.citationKeys] });
-        const { latex } = await ask(ctx.llm, refineSection, { section, latex: input.latex, problems, checklist: CHECKLIST }, opts);
-        if (problems.length) await say(`refined the ${section}: ${problems.length} problem${problems.length > 1 ? "s" : ""} found by the checklist`);
-        return latex;
+      findCitations: citationSearch(job, known, literature, ctx, say),
+      section: sectionMachine.provide({
+        actors: {
+          writeSection: fromPromise(async ({ input }) => {
+            const section = input.section as Section;
+            const { latex } = await ask(ctx.llm, writeSection, { ...material(input.citations), section, written: input.written }, opts);
+            await say(`wrote the ${section}`);
+            return latex;
+          }),
+          reviseSection: fromPromise(async ({ input }) => {
+            const section = input.section as Section;
+            // Every section is revised at once, each reading the whole version before, the same for all of them.
+            const before = revision?.sections ?? {};
+            const { latex } = await ask(ctx.llm, reviseSection, { ...material(input.citations), section, latex: input.latex, metaReview: input.metaReview, before }, opts);
+            await say(`revised the ${section}`);
+            return latex;
+          }),
+          checkSection: fromPromise(async ({ input }) => checkSection(input.section, input.latex, { figures, citationKeys: [...known, ...input.citationKeys] })),
+          refineSection: fromPromise(async ({ input }) => {
+            const section = input.section as Section;
+            const { latex } = await ask(ctx.llm, refineSection, { section, latex: input.latex, problems: input.problems, checklist: CHECKLIST }, opts);
+            await say(`refined the ${section}: ${input.problems.length} problem${input.problems.length > 1 ? "s" : ""} found by the checklist`);
+            return latex;
+          }),
+        },
       }),
       compile: fromPromise(async ({ input }) => {
         // What LaTeX would only half-report (a missing figure is a warning) is caught before compiling.
@@ -219,7 +254,11 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
     },
   });
 
-  const out = await runMachine(machine, { sections: [...SECTIONS], citeRounds: ctx.config.citeRounds, maxFixes: ctx.config.maxFixes, revision }, ctx, {
+  const input = {
+    sections: [...SECTIONS], needs: SECTION_NEEDS, citeRounds: ctx.config.citeRounds, maxFixes: ctx.config.maxFixes, revision,
+    ...(job.citations && !revision ? { citations: job.citations } : {}),
+  };
+  const out = await runMachine(machine, input, ctx, {
     actorId, ideaId: job.ideaId, snapshot,
   });
   // The paper as the machine ended with it, assembled from its context.
