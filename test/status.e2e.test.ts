@@ -6,7 +6,7 @@ import { runScript } from "./helpers/cli.js";
 import { RunConfig } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { advertiseNode } from "../agents/runtime/nodeRegistry.js";
-import { snapshotKey } from "../agents/runtime/snapshots.js";
+import { SNAPSHOT_VERSION, snapshotKey } from "../agents/runtime/snapshots.js";
 import { addSpend } from "../agents/llm/budget.js";
 import { publishJob, serveJobs } from "../bus/workQueue.js";
 import { holdRunLease } from "../bus/lease.js";
@@ -33,7 +33,7 @@ describe("npm run status", () => {
     const lease = await holdRunLease(nats.bus, runId, { log, node: "lab-laptop" });
     await addSpend(nats.bus, runId, 0.125);
     // A run's pipeline with its idea in the middle of writing (the snapshot fixture of this release).
-    await nats.bus.kv.put(snapshotKey(runId, "pipeline"), readFileSync(new URL("./fixtures/snapshots/pipeline.v2.json", import.meta.url), "utf8"));
+    await nats.bus.kv.put(snapshotKey(runId, "pipeline"), readFileSync(new URL(`./fixtures/snapshots/pipeline.v${SNAPSHOT_VERSION}.json`, import.meta.url), "utf8"));
     const advert = await advertiseNode(nats.bus, { nodeId: "gpu-box-1", roles: { reviewer: 2 }, gpus: [], startedAt: new Date().toISOString() }, log);
     // One review job in a reviewer's hands (its handler waits), one still queued.
     let release = () => {};
