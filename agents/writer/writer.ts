@@ -117,7 +117,9 @@ function citationSearch(job: { ideaId: string; idea: Idea }, known: Set<string>,
 
 /**
  * The cite job: the writer machine's citation rounds alone, for an idea whose experiments are still running.
- * A search that fails says so; the idea's paper is then written with the template's own references.
+ * A search that fails says so, and the job ends with no citations: the paper is written with the template's own
+ * references. The job is not tried again: the literature client has waited out the outage as long as the run
+ * allows (`--literature-wait`) already, and the paper is not to wait that long five times over.
  */
 export async function citePaper(job: Job<"cite">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"cite">> {
   const template = loadTemplate(ctx.config.template);
@@ -128,10 +130,12 @@ export async function citePaper(job: Job<"cite">, ctx: AgentContext, literature:
   const machine = writerMachine.provide({ actors: { findCitations: citationSearch(job, known, literature, ctx, say) } });
   const out = await runMachine(machine, { sections: [], citeRounds: ctx.config.citeRounds, maxFixes: 0, citeOnly: true }, ctx, { actorId, ideaId: job.ideaId, snapshot });
   if (out.error) {
-    const unless = out.error.retryable ? "unless it is tried again and succeeds, " : "";
+    // A job being stopped is given back to its queue; only a search that failed ends the job this way.
+    ctx.signal.throwIfAborted();
     // The machine's failure reads "the citation search failed: <why>".
-    await say(`${out.error.message}; ${unless}the paper will cite only the template's own references`);
-    throw new JobFailedError(`${job.ideaId}: ${out.error.message}`, out.error);
+    await say(`${out.error.message}; the paper will cite only the template's own references`);
+    ctx.log.warn({ failure: out.error }, `${job.ideaId}: ${out.error.message}`);
+    return { citations: [] };
   }
   return { citations: out.citations };
 }
