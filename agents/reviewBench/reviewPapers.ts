@@ -27,6 +27,27 @@ export function ideaIdOf(paperId: string): string {
   return IdeaId.parse(paperId.replace(/[A-Z_-]/g, (c) => (c === "_" ? "__" : c === "-" ? "_9" : `_${c.toLowerCase()}`)));
 }
 
+/** The configuration of a run that only reviews papers: what its reviewer jobs read of it. */
+export function reviewRunConfig(o: { runId: string; reviewers: number; llm: LlmChoice; budgetUsd?: number }): RunConfig {
+  return RunConfig.parse({
+    runId: o.runId,
+    template: "iclr2022-review-bench",
+    ideas: 1,
+    reviewers: o.reviewers,
+    quorum: o.reviewers,
+    reviewDeadlineMs: 3_600_000,
+    maxRuns: 1,
+    maxFixes: 0,
+    maxReflections: 3,
+    maxRevisions: 0,
+    noveltyRounds: 1,
+    experimentTimeoutMs: 1000,
+    llm: o.llm,
+    ...(o.budgetUsd !== undefined ? { budgetUsd: o.budgetUsd } : {}),
+    startedAt: new Date().toISOString(),
+  });
+}
+
 export interface PaperReviewed {
   paper: RatedPaper;
   /** Papers finished so far, this one included, of `total`. */
@@ -89,26 +110,7 @@ export async function reviewPapers(opts: ReviewPapersOptions): Promise<ReviewPap
     opts.onStarted?.({ runId, natsUrl: url, local: !opts.natsUrl });
     // Credentials and the model are proven with one cheap call before anything is spent.
     await createProvider(opts.llm, { bus, runId, log }).check(opts.signal);
-    await putRunConfig(
-      bus,
-      RunConfig.parse({
-        runId,
-        template: "iclr2022-review-bench",
-        ideas: 1,
-        reviewers: opts.reviewers,
-        quorum: opts.reviewers,
-        reviewDeadlineMs: 3_600_000,
-        maxRuns: 1,
-        maxFixes: 0,
-        maxReflections: 3,
-        maxRevisions: 0,
-        noveltyRounds: 1,
-        experimentTimeoutMs: 1000,
-        llm: opts.llm,
-        ...(opts.budgetUsd !== undefined ? { budgetUsd: opts.budgetUsd } : {}),
-        startedAt: new Date().toISOString(),
-      }),
-    );
+    await putRunConfig(bus, reviewRunConfig({ runId, reviewers: opts.reviewers, llm: opts.llm, ...(opts.budgetUsd !== undefined ? { budgetUsd: opts.budgetUsd } : {}) }));
 
     const jobs = new Map<string, { index: number; reviewer: number }>();
     const objects = opts.papers.map((p) => `${runId}/bench/${p.paperId}.txt`);

@@ -20,14 +20,14 @@ import { z } from "zod";
 import { putArtifact } from "../../bus/artifacts.js";
 import { connectBus } from "../../bus/connection.js";
 import { watchEvents } from "../../bus/events.js";
-import { RunConfig, outcomeSchema, type Outcome } from "../../bus/schemas.js";
+import { outcomeSchema, type Outcome } from "../../bus/schemas.js";
 import { startLocalNats } from "../../bus/server.js";
 import { subjects } from "../../bus/subjects.js";
 import { publishJob } from "../../bus/workQueue.js";
 import { putRunConfig } from "../../agents/runtime/runConfig.js";
 import { listNodes } from "../../agents/runtime/nodeRegistry.js";
 import { DEFAULT_DATA_DIR, loadRatings, readPaperText, stratifiedSample } from "../../agents/reviewBench/data.js";
-import { ideaIdOf } from "../../agents/reviewBench/reviewPapers.js";
+import { ideaIdOf, reviewRunConfig } from "../../agents/reviewBench/reviewPapers.js";
 import { machineLine, report, type Figure } from "./lib.js";
 
 const { values } = parseArgs({
@@ -107,25 +107,7 @@ async function stopNodes(procs: NodeProcess[]): Promise<void> {
 
 /** One round's run: its config in KV, its papers in the object store; no lease, so that workers serve its jobs as they do a benchmark's. */
 async function prepareRun(runId: string): Promise<string[]> {
-  await putRunConfig(
-    bus,
-    RunConfig.parse({
-      runId,
-      template: "iclr2022-review-bench",
-      ideas: 1,
-      reviewers: 1,
-      quorum: 1,
-      reviewDeadlineMs: 3_600_000,
-      maxRuns: 1,
-      maxFixes: 0,
-      maxReflections: 3,
-      maxRevisions: 0,
-      noveltyRounds: 1,
-      experimentTimeoutMs: 1000,
-      llm: { provider: "offline", model: "offline" },
-      startedAt: new Date().toISOString(),
-    }),
-  );
+  await putRunConfig(bus, reviewRunConfig({ runId, reviewers: 1, llm: { provider: "offline", model: "offline" } }));
   const objects = sample.map((p) => `${runId}/bench/${p.paperId}.txt`);
   for (const [k, paper] of sample.entries()) await putArtifact(bus, objects[k]!, await readPaperText(data, paper.paperId));
   return objects;
