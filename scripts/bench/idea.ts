@@ -26,26 +26,34 @@ const FILED_WALL_S = 42.8;
 const MIN_CACHED_TOKENS = 1024;
 const tokensOf = (chars: number) => Math.ceil(chars / 4);
 
+/** How agents/llm/task.ts opens the turn of a task's stable data, which it marks for the prompt cache. */
+const STABLE_TURN = "The material this task works from";
+
 /**
- * Per call, the input tokens a provider's prompt cache would serve: the leading messages it shares with an
- * earlier call of the run (the system prompt, a paper, the template's code), when they are long enough to cache.
+ * Per call, the input tokens a provider's prompt cache would serve and those it would write. The cacheable part of
+ * a prompt is its system prompt and the stable-data turn after it. It is served from the cache (`cached`) when an
+ * earlier call with the same part had finished before this one began, and only when it is long enough to cache
+ * (calls made at once all miss). A miss whose part is long enough writes it (`written`; what Anthropic surcharges).
  */
-function cacheable(calls: Call[]): number[] {
-  const seen = new Set<string>();
-  return [...calls].map((c) => {
-    let prefix = "";
-    let shared = 0;
-    for (const m of c.messages) {
-      prefix += `\u0000${m.role}\u0000${m.content}`;
-      if (seen.has(prefix)) shared = prefix.length;
-    }
-    // Every leading run of this call's messages may be reused by a later call.
-    let p = "";
-    for (const m of c.messages) seen.add((p += `\u0000${m.role}\u0000${m.content}`));
-    const tokens = tokensOf(shared);
-    return tokens >= MIN_CACHED_TOKENS ? Math.min(tokens, c.inputTokens) : 0;
-  });
+function cacheable(calls: Call[]): { cached: number; written: number }[] {
+  const finished = new Map<string, number>();
+  const byStart = calls.map((c, i) => ({ c, i })).sort((a, b) => a.c.start - b.c.start);
+  const out = calls.map(() => ({ cached: 0, written: 0 }));
+  for (const { c, i } of byStart) {
+    const stable = c.messages.findIndex((m) => m.role === "user" && m.content.startsWith(STABLE_TURN));
+    const part = c.messages.slice(0, stable === -1 ? 1 : stable + 1).map((m) => `${m.role}\u0000${m.content}`).join("\u0000");
+    const tokens = Math.min(tokensOf(part.length), c.inputTokens);
+    if (tokens < MIN_CACHED_TOKENS) continue;
+    const ready = finished.get(part);
+    if (ready !== undefined && ready <= c.start) out[i]!.cached = tokens;
+    else out[i]!.written = tokens;
+    finished.set(part, Math.min(ready ?? Infinity, c.end));
+  }
+  return out;
 }
+
+/** Anthropic charges a quarter more than the input price for tokens written to its cache; OpenAI nothing. */
+const CACHE_WRITE_SURCHARGE: Record<string, number> = { anthropic: 0.25, openai: 0 };
 
 const out = await mkdtemp(join(tmpdir(), "bench-idea-"));
 try {
@@ -85,22 +93,27 @@ try {
   report(`One idea end to end (nanofit, offline at ${latencyMs} ms a call, ${3} reviewers):`, figures);
 
   // Tokens and cost per idea (one idea here) by agent.
-  const cached = cacheable(calls);
+  const caching = cacheable(calls);
   const agents = [...new Set(calls.map((c) => c.agent))];
   const PRICED = [["openai", "gpt-4o-2024-08-06"], ["anthropic", "claude-3-5-sonnet-20241022"]] as const;
-  const rows = agents.map((agent) => {
-    const mine = calls.map((c, i) => ({ c, cached: cached[i]! })).filter((x) => x.c.agent === agent);
-    const usage = { inputTokens: 0, outputTokens: 0, cachedTokens: 0, estimated: true };
-    for (const { c, cached: k } of mine) {
-      usage.inputTokens += c.inputTokens;
-      usage.outputTokens += c.outputTokens;
-      usage.cachedTokens += k;
-    }
-    return { agent, calls: mine.length, usage };
+  type Tokens = { inputTokens: number; outputTokens: number; cachedTokens: number; writtenTokens: number; estimated: true };
+  const none = (): Tokens => ({ inputTokens: 0, outputTokens: 0, cachedTokens: 0, writtenTokens: 0, estimated: true });
+  const add = (t: Tokens, c: Call, k: { cached: number; written: number }): Tokens => ({
+    inputTokens: t.inputTokens + c.inputTokens, outputTokens: t.outputTokens + c.outputTokens,
+    cachedTokens: t.cachedTokens + k.cached, writtenTokens: t.writtenTokens + k.written, estimated: true,
   });
-  const total = rows.reduce((t, r) => ({ inputTokens: t.inputTokens + r.usage.inputTokens, outputTokens: t.outputTokens + r.usage.outputTokens, cachedTokens: t.cachedTokens + r.usage.cachedTokens, estimated: true }), { inputTokens: 0, outputTokens: 0, cachedTokens: 0, estimated: true });
-  const usd = (provider: string, m: string, usage: typeof total, caching: boolean) => costOf(modelInfo(provider, m), caching ? usage : { ...usage, cachedTokens: 0 });
-  const line = (name: string, calls: number, u: typeof total) =>
+  const rows = agents.map((agent) => {
+    const mine = calls.map((c, i) => ({ c, k: caching[i]! })).filter((x) => x.c.agent === agent);
+    return { agent, calls: mine.length, usage: mine.reduce((t, { c, k }) => add(t, c, k), none()) };
+  });
+  const total = calls.reduce((t, c, i) => add(t, c, caching[i]!), none());
+  /** The cost of `usage` at the model's prices: with caching, cached input at the cache's price and writes with their surcharge. */
+  const usd = (provider: string, m: string, usage: Tokens, cached: boolean) => {
+    const info = modelInfo(provider, m);
+    if (!cached) return costOf(info, { ...usage, cachedTokens: 0 });
+    return costOf(info, usage) + (usage.writtenTokens * (info?.input ?? 0) * (CACHE_WRITE_SURCHARGE[provider] ?? 0)) / 1e6;
+  };
+  const line = (name: string, calls: number, u: Tokens) =>
     `${name.padEnd(10)} ${String(calls).padStart(5)} ${String(u.inputTokens).padStart(9)} ${String(u.outputTokens).padStart(8)} ${String(u.cachedTokens).padStart(9)}   ${PRICED.map(([p, m]) => `$${usd(p, m, u, false).toFixed(3)} / $${usd(p, m, u, true).toFixed(3)}`.padEnd(20)).join("  ")}\n`;
   process.stdout.write(`\nTokens per idea by agent (the offline stand-in's requests, 4 characters a token: a real model's answers are longer):\n`);
   process.stdout.write(`${"agent".padEnd(10)} ${"calls".padStart(5)} ${"input".padStart(9)} ${"output".padStart(8)} ${"cacheable".padStart(9)}   ${PRICED.map(([p, m]) => `${p}/${m}`.slice(0, 20).padEnd(20)).join("  ")}\n`);
@@ -109,7 +122,10 @@ try {
   process.stdout.write(line("total", calls.length, total));
   report("What a paper costs at the listed prices (config/models.json):", PRICED.flatMap(([p, m]) => [
     { figure: 0, what: `a paper with ${p}/${m}`, value: usd(p, m, total, false), unit: "USD", detail: `${total.inputTokens} input and ${total.outputTokens} output tokens` },
-    { figure: 0, what: `the same, its cacheable prefixes from the prompt cache`, value: usd(p, m, total, true), unit: "USD", detail: `${total.cachedTokens} input tokens cached` },
+    {
+      figure: 0, what: `the same, its cacheable prefixes from the prompt cache`, value: usd(p, m, total, true), unit: "USD",
+      detail: `${total.cachedTokens} input tokens cached, ${total.writtenTokens} written to the cache${CACHE_WRITE_SURCHARGE[p] ? ` at ${100 * CACHE_WRITE_SURCHARGE[p]}% over the input price` : ""}`,
+    },
   ]));
 } finally {
   await rm(out, { recursive: true, force: true });
