@@ -8,7 +8,7 @@
  * like processes differs by megabytes. The same difference of the anonymous resident set (no mapped files) and
  * of V8's heap in use are printed beside it. Prints figures; not run by the tests.
  *
- *   npx tsx scripts/bench/memory.ts [--ideas 50 --trials 5]
+ *   npm run bench:memory [-- --ideas 50 --trials 5]
  */
 import { readFileSync, readdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";

@@ -4,10 +4,10 @@
  * stand-in answering after --latency-ms (SWARM_OFFLINE_LATENCY_MS), so that a review waits as it would on a
  * model. This process serves no reviewer slot: it only publishes the review jobs and reads their outcomes.
  * Each round gives every slot --per-slot jobs (the batch grows with the nodes), after a warm-up of one job
- * per slot. A node's slots share its SWARM_LLM_CONCURRENCY (4 unless set) model calls, as they would a provider's,
- * so more than 4 slots a node wait on each other. Prints figures; not run by the tests.
+ * per slot. A node's slots share the offline endpoint's calls-at-once limit, as they would a provider's: as many
+ * as the node hosts slots (agents/llm/endpoints.ts). Prints figures; not run by the tests.
  *
- *   npx tsx scripts/bench/reviewThroughput.ts [--slots 2 --per-slot 4 --latency-ms 1000 --nodes 1,2,4,8]
+ *   npm run bench:review-throughput [-- --slots 2 --per-slot 4 --latency-ms 1000 --nodes 1,2,4,8]
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
