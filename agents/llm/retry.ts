@@ -56,7 +56,8 @@ export function isRetryable(err: unknown): boolean {
   return /Connection|Timeout|timed out|ECONNRESET|ECONNREFUSED|socket|network|fetch failed/i.test(`${e?.name} ${e?.message}`);
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`, or rejects with the signal's reason once it is aborted. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason ?? new Error("aborted"));
     const timer = setTimeout(() => {

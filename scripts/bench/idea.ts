@@ -90,7 +90,7 @@ try {
     { figure: 2, what: "of the swarm's own: start to the pipeline's first state", value: (firstState - start) / 1000, unit: "s", detail: "Node and its modules, preflight, nats-server" },
     { figure: 2, what: "of the swarm's own: the last decision to the exit", value: (end - decided) / 1000, unit: "s" },
   ];
-  report(`One idea end to end (nanofit, offline at ${latencyMs} ms a call, ${3} reviewers):`, figures);
+  report(`One idea end to end (nanofit, offline at ${latencyMs} ms a call, the default 3 reviewers):`, figures);
 
   // Tokens and cost per idea (one idea here) by agent.
   const caching = cacheable(calls);

@@ -14,7 +14,7 @@ import { formatFigure, machineLine, met, type Figure } from "./lib.js";
 import { ROOT } from "./swarmRun.js";
 
 /** The scripts, by the figures they print, in the order they run. */
-const BENCHES: { script: string; figures: number[]; args?: string[] }[] = [
+const BENCHES: { script: string; figures: number[] }[] = [
   { script: "ensemble.ts", figures: [1] },
   { script: "idea.ts", figures: [2] },
   { script: "hop.ts", figures: [3] },
@@ -38,7 +38,7 @@ const failed: string[] = [];
 try {
   for (const bench of BENCHES.filter((b) => !only || b.figures.some((f) => only.includes(f)))) {
     process.stdout.write(`\n$ tsx scripts/bench/${bench.script}\n`);
-    const res = await execa(process.execPath, ["--import", "tsx", join("scripts/bench", bench.script), ...(bench.args ?? [])], {
+    const res = await execa(process.execPath, ["--import", "tsx", join("scripts/bench", bench.script)], {
       cwd: ROOT, stdout: "inherit", stderr: "inherit", reject: false, env: { BENCH_OUT: out },
     });
     if (res.exitCode !== 0) failed.push(`${bench.script} (exit ${res.exitCode})`);

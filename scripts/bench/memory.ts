@@ -15,13 +15,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { execa, type ResultPromise } from "execa";
+import { execa } from "execa";
 import { pino } from "pino";
 import { z } from "zod";
 import { connectBus, type Bus } from "../../bus/connection.js";
 import { startLocalNats } from "../../bus/server.js";
-import { listNodes } from "../../agents/runtime/nodeRegistry.js";
 import { machineLine, median, report, type Figure } from "./lib.js";
+import { startReviewerNode, waitJoined, type NodeProcess } from "./swarmRun.js";
 
 const { values } = parseArgs({ options: { ideas: { type: "string", default: "50" }, trials: { type: "string", default: "5" } } });
 const { ideas, trials } = z.object({ ideas: z.coerce.number().int().min(1).max(50), trials: z.coerce.number().int().min(1) }).parse(values);
@@ -139,38 +139,24 @@ function rssAnon(pid: number): number {
 
 /** Starts an idle node with FEW and one with MANY reviewer slots, side by side, and reads each READINGS times after a forced GC. */
 async function idlePair(url: string, bus: Bus, trial: number): Promise<{ few: Reading; many: Reading }> {
-  const nodes: { slots: number; name: string; child: ResultPromise<{ all: true; reject: false }>; readings: Reading[] }[] = [];
+  const nodes: (NodeProcess & { readings: Reading[] })[] = [];
   try {
     for (const slots of [FEW, MANY]) {
-      const name = `bench-mem-${trial}-${slots}`;
-      const child = execa(process.execPath, ["--expose-gc", "--import", "tsx", "--import", GC_ON_SIGNAL, "scripts/node.ts", "--roles", `reviewer=${slots}`, "--name", name], {
-        all: true,
-        reject: false,
-        env: { NATS_URL: url, LOG_LEVEL: "warn" },
-      });
-      const node = { slots, name, child, readings: [] as Reading[] };
+      const node = { ...startReviewerNode({ name: `bench-mem-${trial}-${slots}`, slots, natsUrl: url, nodeArgs: ["--expose-gc", "--import", GC_ON_SIGNAL] }), readings: [] as Reading[] };
       // A line can arrive in two chunks: only whole lines are read.
       let partial = "";
-      child.stdout!.on("data", (chunk: Buffer) => {
+      node.child.stdout!.on("data", (chunk: Buffer) => {
         const lines = (partial + chunk.toString()).split("\n");
         partial = lines.pop()!;
         for (const line of lines) {
           if (!line.startsWith("MEMORY ")) continue;
           const usage = Usage.parse(JSON.parse(line.slice(7)));
-          node.readings.push({ rss: usage.rss, anon: rssAnon(child.pid!), heap: usage.heapUsed });
+          node.readings.push({ rss: usage.rss, anon: rssAnon(node.child.pid!), heap: usage.heapUsed });
         }
       });
       nodes.push(node);
     }
-    const deadline = Date.now() + JOIN_TIMEOUT_MS;
-    for (;;) {
-      const joined = new Set((await listNodes(bus)).map((a) => `${a.nodeId}:${a.roles.reviewer}`));
-      if (nodes.every((n) => joined.has(`${n.name}:${n.slots}`))) break;
-      const gone = nodes.find((n) => n.child.exitCode !== null);
-      if (gone) throw new Error(`node ${gone.name} exited before it joined:\n${String((await gone.child).all).slice(-2000)}`);
-      if (Date.now() > deadline) throw new Error(`the nodes did not join within ${JOIN_TIMEOUT_MS / 1000} s`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitJoined(bus, nodes, JOIN_TIMEOUT_MS);
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     for (let k = 0; k < READINGS; k++) {
       for (const n of nodes) n.child.kill("SIGUSR2");

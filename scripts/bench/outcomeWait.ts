@@ -18,6 +18,7 @@ import { awaitOutcome } from "../../bus/outcomes.js";
 import { kvKeys, subjects } from "../../bus/subjects.js";
 import type { Claim } from "../../bus/workQueue.js";
 import { outcomeSchema } from "../../bus/schemas.js";
+import { pct } from "./lib.js";
 
 const { values } = parseArgs({ options: { unrelated: { type: "string", default: "2000" }, trials: { type: "string", default: "50" } } });
 const Args = z.object({ unrelated: z.coerce.number().int().min(1), trials: z.coerce.number().int().min(1) });
@@ -58,7 +59,6 @@ async function replayWait(runId: string, jobId: string): Promise<void> {
   }
 }
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 const row = (what: string, xs: number[]) => `${what.padEnd(52)} p50 ${pct(xs, 0.5).toFixed(2).padStart(7)} ms   p95 ${pct(xs, 0.95).toFixed(2).padStart(7)} ms`;
 
 try {

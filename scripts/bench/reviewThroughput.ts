@@ -14,7 +14,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { execa, type ResultPromise } from "execa";
 import { pino } from "pino";
 import { z } from "zod";
 import { putArtifact } from "../../bus/artifacts.js";
@@ -25,10 +24,10 @@ import { startLocalNats } from "../../bus/server.js";
 import { subjects } from "../../bus/subjects.js";
 import { publishJob } from "../../bus/workQueue.js";
 import { putRunConfig } from "../../agents/runtime/runConfig.js";
-import { listNodes } from "../../agents/runtime/nodeRegistry.js";
 import { DEFAULT_DATA_DIR, loadRatings, readPaperText, stratifiedSample } from "../../agents/reviewBench/data.js";
 import { ideaIdOf, reviewRunConfig } from "../../agents/reviewBench/reviewPapers.js";
 import { machineLine, report, type Figure } from "./lib.js";
+import { startReviewerNode, waitJoined, type NodeProcess } from "./swarmRun.js";
 
 const { values } = parseArgs({
   options: {
@@ -64,34 +63,6 @@ const log = pino({ level: "silent" });
 const store = await mkdtemp(join(tmpdir(), "bench-review-throughput-"));
 const server = await startLocalNats({ storeDir: store, log });
 const bus = await connectBus(server.url, { name: "bench", log });
-
-interface NodeProcess {
-  name: string;
-  child: ResultPromise<{ all: true; reject: false }>;
-}
-
-/** Starts one reviewer node as its own process, as a person on another machine would. */
-function startNodeProcess(name: string): NodeProcess {
-  const child = execa(process.execPath, ["--import", "tsx", "scripts/node.ts", "--roles", `reviewer=${slots}`, "--name", name], {
-    all: true,
-    reject: false,
-    env: { NATS_URL: server.url, SWARM_OFFLINE_LATENCY_MS: String(latencyMs), LOG_LEVEL: "warn" },
-  });
-  return { name, child };
-}
-
-/** Waits until every one of `procs` has advertised itself with its reviewer slots; fails with a node's output if one exits first. */
-async function waitJoined(procs: NodeProcess[]): Promise<void> {
-  const deadline = Date.now() + JOIN_TIMEOUT_MS;
-  for (;;) {
-    const gone = procs.find((p) => p.child.exitCode !== null);
-    if (gone) throw new Error(`node ${gone.name} exited (code ${gone.child.exitCode}) before it joined:\n${String((await gone.child).all).slice(-2000)}`);
-    const joined = new Set((await listNodes(bus)).filter((a) => a.roles.reviewer === slots).map((a) => a.nodeId));
-    if (procs.every((p) => joined.has(p.name))) return;
-    if (Date.now() > deadline) throw new Error(`only ${joined.size} of ${procs.length} nodes joined within ${JOIN_TIMEOUT_MS / 1000} s`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Asks each node to leave (SIGTERM, as scripts/node.ts handles it), and kills one that does not within LEAVE_TIMEOUT_MS. */
 async function stopNodes(procs: NodeProcess[]): Promise<void> {
@@ -150,9 +121,9 @@ async function round(n: number): Promise<Round> {
     return got;
   }
 
-  const procs = Array.from({ length: n }, (_, k) => startNodeProcess(`bench-n${n}-${k}`));
+  const procs = Array.from({ length: n }, (_, k) => startReviewerNode({ name: `bench-n${n}-${k}`, slots, natsUrl: server.url, env: { SWARM_OFFLINE_LATENCY_MS: String(latencyMs) } }));
   try {
-    await waitJoined(procs);
+    await waitJoined(bus, procs, JOIN_TIMEOUT_MS);
     await batch(n * slots);
     const jobs = n * slots * perSlot;
     const start = performance.now();

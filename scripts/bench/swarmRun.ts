@@ -1,14 +1,15 @@
 /**
  * Whole offline runs of the swarm for the benchmarks, as a user starts them (`npm run swarm`, its own local
  * nats-server), and what each recorded: every model call (llm.jsonl) and every state every actor went
- * through, read back from the run's own store once the swarm has exited.
+ * through, read back from the run's own store once the swarm has exited. And reviewer nodes as processes of
+ * their own (`npm run node`), as a person on another machine starts them.
  */
 import { readFile, readdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { execa } from "execa";
+import { execa, type ResultPromise } from "execa";
 import { pino } from "pino";
-import { z } from "zod";
-import { connectBus } from "../../bus/connection.js";
+import { connectBus, type Bus } from "../../bus/connection.js";
+import { listNodes } from "../../agents/runtime/nodeRegistry.js";
 import { startLocalNats } from "../../bus/server.js";
 import { nextStored } from "../../bus/storedReads.js";
 import { STREAMS, subjects } from "../../bus/subjects.js";
@@ -28,7 +29,7 @@ export interface SwarmRun {
   output: string;
 }
 
-/** Runs `scripts/swarm.ts` with `args` (an --out is added), the offline model answering after `latencyMs`. */
+/** Runs `scripts/swarm.ts` with `args` (an --out is added) and `env` (e.g. SWARM_OFFLINE_LATENCY_MS); throws unless it completes. */
 export async function runSwarm(out: string, args: string[], env: Record<string, string> = {}): Promise<SwarmRun> {
   const startedEpochMs = Date.now();
   const startedAt = performance.now();
@@ -86,7 +87,12 @@ export async function readStates(run: SwarmRun): Promise<StateEvent[]> {
 /** [start, end] epoch milliseconds of each stay of actor ids matching `actor` in a state whose value matches `state`. */
 export function stays(events: StateEvent[], actor: RegExp, state: RegExp): [number, number][] {
   const byActor = new Map<string, StateEvent[]>();
-  for (const e of events) if (actor.test(e.actor)) byActor.set(e.actor, [...(byActor.get(e.actor) ?? []), e]);
+  for (const e of events) {
+    if (!actor.test(e.actor)) continue;
+    const list = byActor.get(e.actor);
+    if (list) list.push(e);
+    else byActor.set(e.actor, [e]);
+  }
   const out: [number, number][] = [];
   for (const list of byActor.values()) {
     list.sort((a, b) => a.seq - b.seq);
@@ -111,4 +117,29 @@ export function lifetimes(events: StateEvent[], actor: RegExp): Map<string, [num
   return out;
 }
 
-export const LatencyArgs = z.object({ "latency-ms": z.coerce.number().int().min(0) });
+export interface NodeProcess {
+  name: string;
+  slots: number;
+  child: ResultPromise<{ all: true; reject: false }>;
+}
+
+/** Starts `scripts/node.ts --roles reviewer=<slots> --name <name>` on `natsUrl`; `nodeArgs` go to Node itself. */
+export function startReviewerNode(o: { name: string; slots: number; natsUrl: string; env?: Record<string, string>; nodeArgs?: string[] }): NodeProcess {
+  const child = execa(process.execPath, [...(o.nodeArgs ?? []), "--import", "tsx", "scripts/node.ts", "--roles", `reviewer=${o.slots}`, "--name", o.name], {
+    cwd: ROOT, all: true, reject: false, env: { NATS_URL: o.natsUrl, LOG_LEVEL: "warn", ...o.env },
+  });
+  return { name: o.name, slots: o.slots, child };
+}
+
+/** Waits until every one of `procs` has advertised itself with its reviewer slots; fails with a node's output if one exits first. */
+export async function waitJoined(bus: Bus, procs: NodeProcess[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const gone = procs.find((p) => p.child.exitCode !== null);
+    if (gone) throw new Error(`node ${gone.name} exited (code ${gone.child.exitCode}) before it joined:\n${String((await gone.child).all).slice(-2000)}`);
+    const joined = new Set((await listNodes(bus)).map((a) => `${a.nodeId}:${a.roles.reviewer}`));
+    if (procs.every((p) => joined.has(`${p.name}:${p.slots}`))) return;
+    if (Date.now() > deadline) throw new Error(`only ${procs.filter((p) => joined.has(`${p.name}:${p.slots}`)).length} of ${procs.length} nodes joined within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

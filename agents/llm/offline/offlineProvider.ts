@@ -1,7 +1,7 @@
 import type { LlmProvider, ProviderAnswer, ProviderRequest } from "../types.js";
 import { ModelBehaviorError } from "../errors.js";
 import { responderFor } from "./registry.js";
-import type { Limiter } from "../retry.js";
+import { sleep, type Limiter } from "../retry.js";
 
 const estimateTokens = (text: string) => Math.ceil(text.length / 4);
 
@@ -17,11 +17,6 @@ export function offlineAnswer(task: string, data: unknown): unknown {
 }
 
 /**
- * A deterministic stand-in for a model: it answers each task from the request's data, never from a
- * hidden script, so its ideas change the template's real knobs and its paper reports the real results.
- * Token counts are estimates (4 characters a token); it costs nothing.
- */
-/**
  * A model's latency to stand in for (`SWARM_OFFLINE_LATENCY_MS`): every answer waits between `minMs` and `maxMs`,
  * holding a place in `limiter` as a request to a real provider holds one, so that a benchmark takes the real path.
  */
@@ -33,6 +28,11 @@ export interface OfflineLatency {
   random?: () => number;
 }
 
+/**
+ * A deterministic stand-in for a model: it answers each task from the request's data, never from a
+ * hidden script, so its ideas change the template's real knobs and its paper reports the real results.
+ * Token counts are estimates (4 characters a token); it costs nothing.
+ */
 export function offlineProvider(latency?: OfflineLatency): LlmProvider {
   return {
     name: "offline",
@@ -42,7 +42,7 @@ export function offlineProvider(latency?: OfflineLatency): LlmProvider {
       req.signal?.throwIfAborted();
       if (latency) {
         const ms = latency.minMs + (latency.maxMs - latency.minMs) * (latency.random ?? Math.random)();
-        await latency.limiter.run(() => waitMs(ms, req.signal));
+        await latency.limiter.run(() => sleep(ms, req.signal));
       }
       const json = offlineAnswer(req.task, req.data);
       const text = JSON.stringify(json);
@@ -56,17 +56,3 @@ export function offlineProvider(latency?: OfflineLatency): LlmProvider {
   };
 }
 
-/** Waits, or rejects with the signal's reason once it is aborted. */
-function waitMs(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    function onAbort() {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
