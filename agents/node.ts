@@ -9,12 +9,13 @@ import { serveJobs, type Worker } from "../bus/workQueue.js";
 import type { AgentContext } from "./runtime/agentContext.js";
 import { jobContexts } from "./runtime/jobContext.js";
 import { ROLE_QUEUES, type RoleName, type Roles } from "./runtime/roles.js";
-import { advertiseNode, defaultNodeId } from "./runtime/nodeRegistry.js";
+import { advertiseNode, defaultNodeId, listNodes } from "./runtime/nodeRegistry.js";
 import { ideate } from "./ideator/ideator.js";
 import { judgeNovelty } from "./critic/critic.js";
 import { chooseLiterature } from "./literature/fallback.js";
 import type { LiteratureSource } from "./literature/source.js";
 import { experiment, experimentWorkspace } from "./coder/coder.js";
+import { nodeWorkspace, treeStep } from "./coder/treeStep.js";
 import { baseline } from "./coder/baseline.js";
 import { sandboxesSettled } from "./coder/sandbox.js";
 import { citePaper, paperWorkspace, writePaper } from "./writer/writer.js";
@@ -125,8 +126,21 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     }
   }
   void prune();
-  const runExperiment = (job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext) =>
-    inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx));
+  // A tree search's steps each have a folder of their own: several of one idea's nodes may run here at once.
+  const runExperiment = async (job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext) => {
+    const step = job.step;
+    if (!step || step.action === "report") return inWorkspace(experimentWorkspace(ctx.workRoot, job), ctx, () => experiment(job, ctx, step?.tree));
+    return inWorkspace(nodeWorkspace(ctx.workRoot, job, step.node), ctx, () => treeStep(job, step, ctx));
+  };
+  /**
+   * A confirmation run is handed back for another coder node to take when it asks to avoid this one (the
+   * node that found the result) and the swarm has another coder node; after a few tries it runs here anyway.
+   */
+  const elsewhere = async (job: Job<"experiment" | "gpuExperiment">) => {
+    if (job.step?.action !== "seed" || job.step.avoid !== nodeId) return undefined;
+    const others = (await listNodes(opts.bus).catch(() => [])).filter((n) => n.nodeId !== nodeId && (n.roles.coder ?? 0) > 0);
+    return others.length ? `a replication to run on another coder node than ${nodeId}, which found the result` : undefined;
+  };
 
   const handlers: { [R in RoleName]: (job: Job<(typeof ROLE_QUEUES)[R]>, ctx: AgentContext) => Promise<JobResult<(typeof ROLE_QUEUES)[R]>> } = {
     ideator: (job, ctx) => ideate(job, ctx),
@@ -147,6 +161,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
         concurrency: count,
         by: { agent: role, node: nodeId },
         log,
+        ...(role === "coder" ? { decline: elsewhere as (job: Job<typeof kind>) => Promise<string | undefined> } : {}),
       }),
     );
   }
@@ -177,7 +192,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     );
     workers.push(
       serveJobs(opts.bus, "gpuExperiment", async (job, jc) => runExperiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index)), {
-        concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log,
+        concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log, decline: elsewhere,
       }),
     );
   }

@@ -3,7 +3,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { UserError } from "../bus/errors.js";
-import { Idea } from "../bus/schemas.js";
+import { Idea, Metric } from "../bus/schemas.js";
 
 export const TEMPLATES_ROOT = resolve(fileURLToPath(new URL("../templates", import.meta.url)));
 
@@ -31,6 +31,10 @@ export const Manifest = z.object({
   /** CPU cores one run keeps busy (its BLAS and OpenMP threads): how many runs a machine can take at once. */
   cpus: z.number().int().positive().default(1),
   maxRuns: z.number().int().positive().optional(),
+  /** What a tree search goes by; without it the measure is read from the baseline's results (agents/coder/treeStep.ts). */
+  metric: Metric.optional(),
+  /** experiment.py reads its seed from SWARM_SEED (its own seeds when unset), so re-runs on other seeds measure the spread. */
+  seeded: z.boolean().default(false),
   profiles: z.record(z.string(), Profile).default({}),
 });
 export type Manifest = z.infer<typeof Manifest>;

@@ -86,6 +86,122 @@ export type Actor = z.infer<typeof Actor>;
 
 const ExperimentResult = z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string() });
 
+// ---- the tree search over an idea's experiment variants (machines/tree.ts) ----
+
+/** The stages of a tree search, in order, as AI-Scientist-v2 has them. */
+export const TREE_STAGES = ["implement", "tune", "research", "ablate"] as const;
+export const TreeStage = z.enum(TREE_STAGES);
+export type TreeStage = z.infer<typeof TreeStage>;
+
+/** The measure a search goes by: a key of final_info.json's means, averaged over its datasets. */
+export const Metric = z.object({ name: z.string().min(1), goal: z.enum(["max", "min"]) });
+export type Metric = z.infer<typeof Metric>;
+
+/** `root` is the template's own code (the baseline); the search's nodes are n1, n2, … */
+export const TreeNodeId = z.string().regex(/^n\d{1,4}$/, "a tree node is n<number>");
+export const TreeParent = z.union([z.literal("root"), TreeNodeId]);
+/** A re-run of a node (or of the baseline) on one seed: `n4-s2`, `root-s1000`. */
+export const SeedRunId = z.string().regex(/^(root|n\d{1,4})-s\d{1,6}$/, "a seed run is <node>-s<seed>");
+export const TreeStatus = z.enum(["running", "works", "buggy", "lost"]);
+
+export const TreeNode = z.object({
+  id: TreeNodeId,
+  parent: TreeParent,
+  stage: TreeStage,
+  /** draft: from the baseline; debug: fixes a buggy parent from its stderr; improve: changes a working parent; ablate: takes one change of the best back. */
+  action: z.enum(["draft", "debug", "improve", "ablate"]),
+  /** Debug steps in a row that led here. */
+  debugDepth: z.number().int().min(0),
+  status: TreeStatus,
+  /** What the node's code changes, as the coder said; absent while it is running. */
+  description: z.string().optional(),
+  /** The metric over the node's datasets, when it ran. */
+  value: z.number().optional(),
+  /** The coder node that ran it. */
+  by: z.string().optional(),
+  /** Why it failed, short; the whole stderr is in the object store. */
+  error: z.string().optional(),
+});
+export type TreeNode = z.infer<typeof TreeNode>;
+
+export const SeedRun = z.object({
+  id: SeedRunId,
+  of: TreeParent,
+  seed: z.number().int().min(0),
+  /** replicate: a chosen node over more seeds; confirm: the final comparison on seeds the search never saw. */
+  purpose: z.enum(["replicate", "confirm"]),
+  status: TreeStatus,
+  value: z.number().optional(),
+  by: z.string().optional(),
+});
+export type SeedRun = z.infer<typeof SeedRun>;
+
+/** What a tree search ends with, and what its report (tree.json) is made from. */
+export const TreeRecord = z.object({
+  metric: Metric,
+  /** The template reads its seed from SWARM_SEED (its manifest says so); without it a re-run is a reproduction. */
+  seeded: z.boolean(),
+  seeds: z.number().int().min(1),
+  stages: z.array(z.object({ stage: TreeStage, goal: z.string(), budget: z.number().int().min(0), best: TreeNodeId.optional() })),
+  nodes: z.array(TreeNode),
+  seedRuns: z.array(SeedRun),
+  /** The node the search chose, compared with the baseline on fresh seeds. */
+  final: TreeNodeId.optional(),
+});
+export type TreeRecord = z.infer<typeof TreeRecord>;
+
+/** One step of a tree search, as a coder is asked to take it: a node to make and run, a seed re-run, or the report. */
+export const TreeStep = z.discriminatedUnion("action", [
+  z.object({
+    action: z.enum(["draft", "improve", "ablate"]),
+    node: TreeNodeId,
+    parent: TreeParent,
+    stage: TreeStage,
+    goal: z.string(),
+    /** Which of the parent's children this is: siblings made at once take different directions. */
+    sibling: z.number().int().min(0),
+    /** What the parent's other children, made before, changed. */
+    tried: z.array(z.string()),
+    metric: Metric.optional(),
+  }),
+  z.object({
+    action: z.literal("debug"),
+    node: TreeNodeId,
+    parent: TreeNodeId,
+    stage: TreeStage,
+    goal: z.string(),
+    metric: Metric.optional(),
+  }),
+  z.object({
+    action: z.literal("seed"),
+    node: SeedRunId,
+    of: TreeParent,
+    seed: z.number().int().min(0),
+    metric: Metric,
+    /** The coder node that found it: an independent replication runs elsewhere where the swarm has another. */
+    avoid: z.string().optional(),
+  }),
+  z.object({ action: z.literal("report"), tree: TreeRecord }),
+]);
+export type TreeStep = z.infer<typeof TreeStep>;
+
+/** What a node or seed run reports back to the tree. */
+export const TreeStepResult = z.object({
+  node: z.union([TreeNodeId, SeedRunId]),
+  ok: z.boolean(),
+  description: z.string(),
+  /** The run's final_info.json, when it ran. */
+  results: FinalInfo.optional(),
+  value: z.number().optional(),
+  /** The metric, chosen when the step was given none (from the manifest, else from the run's results). */
+  metric: Metric.optional(),
+  error: z.string().optional(),
+});
+export type TreeStepResult = z.infer<typeof TreeStepResult>;
+
+/** An experiment job's result: an idea's whole linear chain or a tree's report (runs, figures, notes), or one step of its tree. */
+const ExperimentOutcome = z.union([ExperimentResult, TreeStepResult]);
+
 /** Job ids are subject tokens too (each job's outcome has a subject of its own): dot-separated, no wildcards. */
 export const JobId = z.string().max(200).regex(/^[A-Za-z0-9_=-]+(\.[A-Za-z0-9_=-]+)*$/, "a job id is dot-separated tokens of letters, digits, '_', '=' and '-'");
 
@@ -98,9 +214,10 @@ export const jobSchemas = {
   gpuBaseline: z.object(jobBase),
   ideate: z.object({ ...jobBase, count: z.number().int().min(1) }),
   novelty: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, turn: z.number().int().min(0) }),
-  experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
+  /** Without `step`, the idea's experiments as one chain of runs (`--search linear`); with it, one step of its tree search. */
+  experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, step: TreeStep.optional() }),
   /** The same job, for templates whose profile needs a GPU: only nodes with GPUs serve this queue. */
-  gpuExperiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
+  gpuExperiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, step: TreeStep.optional() }),
   /** The literature search for an idea's citations, which needs only the idea: it runs beside the experiments. */
   cite: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
   /**
@@ -135,8 +252,8 @@ export const resultSchemas = {
     failures: z.array(z.string()).optional(),
   }),
   novelty: Verdict,
-  experiment: ExperimentResult,
-  gpuExperiment: ExperimentResult,
+  experiment: ExperimentOutcome,
+  gpuExperiment: ExperimentOutcome,
   cite: z.object({ citations: z.array(Citation) }),
   write: z.object({ pdf: z.string(), tex: z.string(), pages: z.number().int().optional() }),
   chair: z.object({
@@ -244,6 +361,20 @@ export type LlmExchange = z.infer<typeof LlmExchange>;
 
 export const LlmChoice = z.object({ provider: z.string(), model: z.string() });
 
+/** What a tree search may spend: nodes per stage, debug steps in a row, seeds per chosen node, jobs in flight. */
+export const TreeBudget = z.object({
+  implement: z.number().int().min(1).max(50).default(3),
+  tune: z.number().int().min(0).max(50).default(3),
+  research: z.number().int().min(0).max(50).default(3),
+  ablate: z.number().int().min(0).max(50).default(2),
+  maxDebugDepth: z.number().int().min(0).max(5).default(2),
+  /** Seeds each chosen node (and the final comparison) is run over; 1 turns the re-runs off. */
+  seeds: z.number().int().min(1).max(20).default(3),
+  /** Jobs the search keeps in flight; by default the coder slots the swarm has when the search starts. */
+  width: z.number().int().min(1).max(64).optional(),
+});
+export type TreeBudget = z.infer<typeof TreeBudget>;
+
 /** The run's configuration, kept in KV so that any node can read what the run asked for. */
 export const RunConfig = z.object({
   runId: RunId,
@@ -256,6 +387,9 @@ export const RunConfig = z.object({
   reviewDeadlineMs: z.number().int().min(1000),
   maxRuns: z.number().int().min(1),
   maxFixes: z.number().int().min(0),
+  /** How an idea's experiments go: one chain of runs, or a tree search over variants (machines/tree.ts). */
+  search: z.enum(["linear", "tree"]).default("linear"),
+  tree: TreeBudget.default(TreeBudget.parse({})),
   maxReflections: z.number().int().min(1),
   maxRevisions: z.number().int().min(0),
   /** Worked example reviews each reviewer is shown (config/review_examples/). */

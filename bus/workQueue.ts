@@ -91,8 +91,13 @@ export interface Worker {
   stop(): Promise<void>;
 }
 
-export interface ServeOptions {
+export interface ServeOptions<K extends JobKind = JobKind> {
   concurrency: number;
+  /**
+   * Why this worker would rather another took the job (it is handed back at once), or undefined to take it. Asked
+   * for the first DECLINES deliveries only: a job nobody else takes is done here after all.
+   */
+  decline?: (job: Job<K>) => Promise<string | undefined>;
   by: Actor;
   log: Logger;
   /** The clock leases and claims are judged by. */
@@ -109,7 +114,11 @@ export interface ServeOptions {
  * is already recorded is acked without being redone. A job that waits comes back after the consumer's ack
  * wait.
  */
-export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHandler<K>, opts: ServeOptions): Worker {
+/** Deliveries of a job that a worker may hand back (ServeOptions.decline), and how soon it comes back. */
+export const DECLINES = 4;
+const DECLINE_DELAY_MS = 250;
+
+export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHandler<K>, opts: ServeOptions<K>): Worker {
   const controller = new AbortController();
   // A pull waits up to its expiry for a job: stopping must not wait it out with it (the swarm's exit did, 2 s).
   const stopped = new Promise<null>((resolve) => controller.signal.addEventListener("abort", () => resolve(null), { once: true }));
@@ -181,6 +190,14 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       msg.nak(ackWaitMs);
     };
 
+    if (opts.decline && msg.info.deliveryCount <= DECLINES) {
+      const why = await opts.decline(job).catch(() => undefined);
+      if (why) {
+        jobLog.debug({ delivery: msg.info.deliveryCount }, `${kind} job handed back: ${why}`);
+        msg.nak(DECLINE_DELAY_MS);
+        return;
+      }
+    }
     let claimed: { revision: number; failures: number };
     try {
       // Asking a holder that does not answer takes a while; the job must stay ours meanwhile.

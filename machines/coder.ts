@@ -30,6 +30,8 @@ export interface PlotRun {
 
 interface Context {
   idea: Idea;
+  /** Runs made already, elsewhere: a tree search's chosen nodes, which only want plotting and notes. */
+  given?: RunRecord[] | undefined;
   maxRuns: number;
   maxFixes: number;
   plan: PlannedRun[];
@@ -56,11 +58,12 @@ const plotRuns = (ctx: Context): PlotRun[] => ctx.records.map((r) => ({ run: r.r
 /**
  * The coder: baseline run_0 (computed once per template), a plan of runs, then for each run an edit, the run,
  * and fixes from stderr while attempts are left; a failed run is set aside and the others are kept. Then the
- * plot script, edited and run again with its stderr while attempts are left, and notes on each figure.
+ * plot script, edited and run again with its stderr while attempts are left, and notes on each figure. Given runs
+ * made elsewhere (a tree search's chosen nodes), it goes from the baseline straight to the plot.
  */
 export const coderMachine = setup({
   types: {
-    input: {} as { idea: Idea; maxRuns: number; maxFixes: number },
+    input: {} as { idea: Idea; maxRuns: number; maxFixes: number; given?: RunRecord[] | undefined },
     context: {} as Context,
     output: {} as { runs: RunRecord[]; figures: string[]; notes: string; error?: Failure },
   },
@@ -79,6 +82,7 @@ export const coderMachine = setup({
     writeNotes: declared<string, { runs: RunRecord[]; figures: string[] }>("writeNotes"),
   },
   guards: {
+    runsGiven: ({ context }) => (context.given?.length ?? 0) > 0,
     hasPlan: ({ context }, { planned }: { planned: number }) => Math.min(planned, context.maxRuns) > 0,
     runSucceeded: (_, { ok }: { ok: boolean }) => ok,
     plotted: (_, { figures }: { figures: number }) => figures > 0,
@@ -110,7 +114,10 @@ export const coderMachine = setup({
     baseline: {
       invoke: {
         src: "ensureBaseline",
-        onDone: { target: "planning", actions: assign({ records: ({ event }) => [event.output] }) },
+        onDone: [
+          { guard: "runsGiven", target: "plotting", actions: assign({ records: ({ context, event }) => [event.output, ...context.given!] }) },
+          { target: "planning", actions: assign({ records: ({ event }) => [event.output] }) },
+        ],
         onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "baseline run_0 failed") }) },
       },
     },

@@ -1,21 +1,28 @@
 import { assign, setup } from "xstate";
-import type { Citation, Idea, JobInput, JobKind, JobResult } from "../bus/schemas.js";
+import type { Citation, Idea, JobInput, JobKind, JobResult, Metric, TreeBudget } from "../bus/schemas.js";
 import type { Failure } from "../bus/errors.js";
 import { declaredCallback } from "./declare.js";
+import { treeMachine, type TreeOutput } from "./tree.js";
 
 /** A job the pipeline puts on a work queue, and waits for. */
 export type JobRequest = { [K in JobKind]: { kind: K; job: JobInput<K> } }[JobKind];
 
-/** What a job's outcome tells the pipeline, one event per kind of result; a failure of any kind is JOB_FAILED. */
+/** An idea's experiments as the writer takes them: the runs, their figures and notes (the linear chain's, or a tree search's report). */
+export type ChainResult = Extract<JobResult<"experiment">, { runs: unknown }>;
+
+/**
+ * What a job's outcome tells the pipeline, one event per kind of result; a failure of any kind is JOB_FAILED.
+ * `jobId` and `by` (the node that did it) tell a tree search which of its jobs in flight answered.
+ */
 export type JobEvent =
   | { type: "BASELINE_DONE"; result: JobResult<"baseline"> }
   | { type: "IDEATED"; result: JobResult<"ideate"> }
-  | { type: "EXPERIMENTED"; result: JobResult<"experiment"> }
+  | { type: "EXPERIMENTED"; result: JobResult<"experiment">; jobId?: string; by?: string }
   | { type: "CITED"; result: JobResult<"cite"> }
   | { type: "WRITTEN"; result: JobResult<"write"> }
   /** The run's spend when the decision arrived: a revision is new paid work. */
   | { type: "DECIDED"; result: JobResult<"chair">; spentUsd: number }
-  | { type: "JOB_FAILED"; kind: JobKind; failure: Failure };
+  | { type: "JOB_FAILED"; kind: JobKind; failure: Failure; jobId?: string };
 
 export type Decision = JobResult<"chair">;
 
@@ -25,6 +32,9 @@ export interface IdeaInput {
   idea: Idea;
   /** `gpuExperiment` when the template's profile needs a GPU: only nodes with GPUs serve that queue. */
   experimentKind: "experiment" | "gpuExperiment";
+  /** One chain of runs, or a tree search over variants (machines/tree.ts); linear when absent, as in runs before the tree. */
+  search?: "linear" | "tree" | undefined;
+  tree?: { budget: TreeBudget; seeded: boolean; metric?: Metric | undefined } | undefined;
   /** Times a rejected paper is revised from its meta-review and reviewed again. */
   revisionRounds: number;
   budgetUsd?: number | undefined;
@@ -33,7 +43,7 @@ export interface IdeaInput {
 interface Context extends IdeaInput {
   /** 0 while the paper as first written is reviewed; r while its r-th revision is. */
   round: number;
-  experiment: JobResult<"experiment"> | undefined;
+  experiment: ChainResult | undefined;
   /** The citations the writer found beside the experiments; none when its search failed. */
   citations: Citation[] | undefined;
   paper: JobResult<"write"> | undefined;
@@ -48,7 +58,7 @@ export interface IdeaOutput {
   ideaId: string;
   status: "decided" | "failed";
   round: number;
-  experiment?: JobResult<"experiment">;
+  experiment?: ChainResult;
   paper?: JobResult<"write">;
   decisions: Decision[];
   failure?: Failure;
@@ -68,6 +78,21 @@ const outputOf = (c: Context): IdeaOutput => ({
   ...(c.failedAt ? { failedAt: c.failedAt } : {}),
 });
 
+const citeJob = {
+  src: "job" as const,
+  input: ({ context: c }: { context: Context }): JobRequest => ({ kind: "cite", job: { jobId: `${c.runId}.cite.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
+};
+
+/** While the experiments run: the citations arrive, or their search fails, or the experiments do. */
+const whileCiting = {
+  CITED: { actions: assign<Context, Extract<JobEvent, { type: "CITED" }>, undefined, JobEvent, never>({ citations: ({ event }) => event.result.citations }) },
+  JOB_FAILED: [
+    // Without the literature the paper is still written, with the template's own references.
+    { guard: { type: "citationsFailed" as const, params: ({ event }: { event: Extract<JobEvent, { type: "JOB_FAILED" }> }) => ({ kind: event.kind }) }, actions: assign<Context, JobEvent, undefined, JobEvent, never>({ citations: [] }) },
+    { target: "failed", actions: { type: "fail" as const, params: ({ event }: { event: Extract<JobEvent, { type: "JOB_FAILED" }> }) => ({ kind: event.kind, failure: event.failure }) } },
+  ],
+};
+
 /**
  * One idea's way through the swarm, after the critic judged it novel: its experiments (the coder) and, beside
  * them, the search for the citations its paper will have (the writer, which needs only the idea), then the paper
@@ -84,8 +109,11 @@ export const ideaMachine = setup({
   },
   actors: {
     job: declaredCallback<JobEvent, JobRequest>("job"),
+    tree: treeMachine,
   },
   guards: {
+    searchesTree: ({ context }) => context.search === "tree" && context.tree !== undefined,
+    searched: (_, { output }: { output: TreeOutput }) => output.status === "done" && output.result !== undefined,
     /** Both the experiments and the citation search have ended. */
     readyToWrite: ({ context }) => context.experiment !== undefined && context.citations !== undefined,
     citationsFailed: (_, { kind }: { kind: JobKind }) => kind === "cite",
@@ -100,8 +128,11 @@ export const ideaMachine = setup({
 }).createMachine({
   id: "idea",
   context: ({ input }) => ({ ...input, round: 0, experiment: undefined, citations: undefined, paper: undefined, decisions: [], failure: undefined, failedAt: undefined }),
-  initial: "experimenting",
+  initial: "starting",
   states: {
+    starting: {
+      always: [{ guard: "searchesTree", target: "searching" }, { target: "experimenting" }],
+    },
     // The citation search needs only the idea: it runs while the experiments do, and the paper waits for both.
     experimenting: {
       invoke: [
@@ -109,17 +140,35 @@ export const ideaMachine = setup({
           src: "job",
           input: ({ context: c }): JobRequest => ({ kind: c.experimentKind, job: { jobId: `${c.runId}.experiment.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
         },
-        { src: "job", input: ({ context: c }): JobRequest => ({ kind: "cite", job: { jobId: `${c.runId}.cite.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }) },
+        citeJob,
       ],
       on: {
-        EXPERIMENTED: { actions: assign({ experiment: ({ event }) => event.result }) },
-        CITED: { actions: assign({ citations: ({ event }) => event.result.citations }) },
-        JOB_FAILED: [
-          // Without the literature the paper is still written, with the template's own references.
-          { guard: { type: "citationsFailed", params: ({ event }) => ({ kind: event.kind }) }, actions: assign({ citations: [] }) },
-          { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
-        ],
+        EXPERIMENTED: { actions: assign({ experiment: ({ event }) => ("runs" in event.result ? event.result : undefined) }) },
+        ...whileCiting,
       },
+      always: { guard: "readyToWrite", target: "writing" },
+    },
+    // The same, with the experiments a tree search over variants whose every node is a job of its own.
+    searching: {
+      invoke: [
+        {
+          id: "tree",
+          src: "tree",
+          input: ({ context: c }) => ({ runId: c.runId, ideaId: c.ideaId, idea: c.idea, experimentKind: c.experimentKind, ...c.tree! }),
+          onDone: [
+            { guard: { type: "searched", params: ({ event }) => ({ output: event.output }) }, actions: assign({ experiment: ({ event }) => event.output.result }) },
+            {
+              target: "failed",
+              actions: {
+                type: "fail",
+                params: ({ event }) => ({ kind: "experiment" as const, failure: event.output.failure ?? { kind: "internal" as const, retryable: false, message: "the tree search ended without a report" } }),
+              },
+            },
+          ],
+        },
+        citeJob,
+      ],
+      on: whileCiting,
       always: { guard: "readyToWrite", target: "writing" },
     },
     writing: {

@@ -6,22 +6,26 @@ import { reviewerMachine } from "./reviewer.js";
 import { areaChairMachine } from "./areaChair.js";
 import { ideaMachine } from "./idea.js";
 import { pipelineMachine } from "./pipeline.js";
+import { treeMachine } from "./tree.js";
+import { variantMachine } from "./variant.js";
 
-export { ideatorMachine, criticMachine, coderMachine, writerMachine, sectionMachine, reviewerMachine, areaChairMachine, ideaMachine, pipelineMachine };
+export { ideatorMachine, criticMachine, coderMachine, variantMachine, writerMachine, sectionMachine, reviewerMachine, areaChairMachine, ideaMachine, treeMachine, pipelineMachine };
 
 /**
- * Every statechart, by name: the six agents (the writer's sections each a machine of their own), then the pipeline between them (one idea's way from experiment to
+ * Every statechart, by name: the six agents (the writer's sections and a tree search's nodes each a machine of their own), then the pipeline between them (one idea's way from experiment to
  * decision, and the run that spawns the ideas). What `npm run graph` draws and the path tests walk.
  */
 export const machines = {
   ideator: ideatorMachine,
   critic: criticMachine,
   coder: coderMachine,
+  variant: variantMachine,
   writer: writerMachine,
   section: sectionMachine,
   reviewer: reviewerMachine,
   areaChair: areaChairMachine,
   idea: ideaMachine,
+  tree: treeMachine,
   pipeline: pipelineMachine,
 } as const;
 

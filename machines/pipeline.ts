@@ -2,7 +2,7 @@ import { assign, enqueueActions, setup } from "xstate";
 import type { Idea, JobKind, JobResult } from "../bus/schemas.js";
 import type { Failure } from "../bus/errors.js";
 import { declaredCallback } from "./declare.js";
-import { ideaMachine, type IdeaOutput, type JobEvent, type JobRequest } from "./idea.js";
+import { ideaMachine, type IdeaInput, type IdeaOutput, type JobEvent, type JobRequest } from "./idea.js";
 
 /** The ideator judged an idea novel: it goes to the coder at once, while the ideator works on the next. */
 export type AcceptedEvent = { type: "IDEA_ACCEPTED"; ideaId: string; idea: Idea };
@@ -22,6 +22,8 @@ export interface PipelineInput {
   experimentKind: "experiment" | "gpuExperiment";
   revisionRounds: number;
   budgetUsd?: number | undefined;
+  search?: IdeaInput["search"];
+  tree?: IdeaInput["tree"];
 }
 
 interface Context extends PipelineInput {
@@ -75,6 +77,8 @@ export const pipelineMachine = setup({
           input: {
             runId: context.runId, ideaId, idea, experimentKind: context.experimentKind, revisionRounds: context.revisionRounds,
             ...(context.budgetUsd !== undefined ? { budgetUsd: context.budgetUsd } : {}),
+            ...(context.search ? { search: context.search } : {}),
+            ...(context.tree ? { tree: context.tree } : {}),
           },
         });
       }

@@ -11,7 +11,7 @@ import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { putArtifact } from "../bus/artifacts.js";
 import { inert } from "../bus/inert.js";
-import { Idea, RunConfig, type FinalInfo, type JobResult } from "../bus/schemas.js";
+import { Idea, RunConfig, TreeBudget, type FinalInfo, type JobResult } from "../bus/schemas.js";
 import { readArchive, writeArchive } from "../agents/ideator/ideator.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { configuredConcurrency } from "../agents/llm/endpoints.js";
@@ -55,6 +55,12 @@ const HELP = `npm run swarm -- [flags]
                       call that had been answered and no experiment run that had finished is made again
   --out <dir>         where results/<runId>/ goes (default: results)
   --max-runs <n>      experiment runs per idea besides the baseline (default: the template's, else 3)
+  --search <how>      linear (default): one chain of up to --max-runs runs per idea; tree: a tree search over
+                      variants in four stages (implement, tune, research, ablate), its nodes spread over every
+                      coder slot of the swarm, the chosen ones re-run over seeds and confirmed on fresh seeds
+  --tree <budget>     the tree's budget, e.g. implement=3,tune=3,research=3,ablate=2,debug=2,width=4: nodes per
+                      stage, debug steps in a row, jobs in flight (default: the swarm's coder slots)
+  --seeds <n>         seed sets each chosen variant and the final comparison run over (default: 3; tree only)
   --review-deadline <s>  seconds the area chair waits for reviews (default: 600)
   --run-timeout <s>   wall-clock limit of one experiment run, baseline included (default: the template's, else 600)
   --literature-wait <s>  longest the critic and writer wait out a rate-limited or unreachable literature service
@@ -107,6 +113,9 @@ const Flags = z.object({
   resume: z.string().regex(/^[A-Za-z0-9-]+$/, "a run id").optional(),
   out: z.string().default("results"),
   "max-runs": count(1, 20).optional(),
+  search: z.enum(["linear", "tree"]).optional(),
+  tree: z.string().optional(),
+  seeds: count(1, 20).optional(),
   "review-deadline": z.coerce.number().min(1).default(600),
   "run-timeout": z.coerce.number().min(1, "must be at least 1 second").optional(),
   "literature-wait": z.coerce.number().min(1, "must be at least 1 second").default(300),
@@ -129,8 +138,28 @@ const BusFile = z.object({ port: z.number().int(), cluster: ClusterLayout.option
 /** Flags that make up a run's configuration: a resumed run keeps the values it started with. */
 const RUN_FLAGS = [
   "template", "profile", "ideas", "reviewers", "quorum", "revisions", "few-shot", "llm", "role-llm", "budget", "literature",
-  "bibliography", "max-runs", "review-deadline", "run-timeout", "literature-wait",
+  "bibliography", "max-runs", "search", "tree", "seeds", "review-deadline", "run-timeout", "literature-wait",
 ];
+
+const TREE_KEYS = { implement: "implement", tune: "tune", research: "research", ablate: "ablate", debug: "maxDebugDepth", width: "width", seeds: "seeds" } as const;
+
+/** `implement=2,tune=3` → the tree budget's fields it names; the run's config checks their ranges. */
+function parseTreeBudget(spec: string | undefined): Partial<TreeBudget> {
+  const out: Record<string, number> = {};
+  for (const part of (spec ?? "").split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [name, value] = part.split("=");
+    const key = TREE_KEYS[name as keyof typeof TREE_KEYS];
+    const n = Number(value);
+    if (!key || !Number.isInteger(n)) {
+      throw new UserError(`--tree ${spec}: "${part}" is not <stage or setting>=<whole number>`, { hint: `the names are ${Object.keys(TREE_KEYS).join(", ")}, e.g. --tree implement=3,tune=2` });
+    }
+    out[key] = n;
+  }
+  // Checked whole (the rest at their defaults); only what the flag names is returned, over what a replay had.
+  const parsed = TreeBudget.safeParse(out);
+  if (!parsed.success) throw new UserError(`--tree ${spec}: ${parsed.error.issues.map((i) => `${i.path.join(".")} ${i.message}`).join("; ")}`);
+  return out;
+}
 
 /** A whole number in [min, max]: one message for every value outside it, negative or too large alike. */
 function count(min: number, max: number) {
@@ -191,6 +220,9 @@ async function main(): Promise<void> {
     resume: { type: "string" },
     out: { type: "string" },
     "max-runs": { type: "string" },
+    search: { type: "string" },
+    tree: { type: "string" },
+    seeds: { type: "string" },
     "review-deadline": { type: "string" },
     "run-timeout": { type: "string" },
     "literature-wait": { type: "string" },
@@ -395,6 +427,8 @@ async function main(): Promise<void> {
       reviewDeadlineMs: flags["review-deadline"] * 1000,
       maxRuns: flags["max-runs"] ?? replayed?.maxRuns ?? template.manifest.maxRuns ?? 3,
       maxFixes: 2,
+      search: flags.search ?? replayed?.search ?? "linear",
+      tree: { ...(replayed?.tree ?? {}), ...parseTreeBudget(flags.tree), ...(flags.seeds !== undefined ? { seeds: flags.seeds } : {}) },
       maxReflections: 3,
       maxRevisions: 1,
       revisionRounds: flags.revisions ?? replayed?.revisionRounds ?? 1,

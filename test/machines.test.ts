@@ -186,7 +186,15 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
   },
   idea: {
     input: { runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", revisionRounds: 1 },
+    otherInputs: [{
+      runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", revisionRounds: 0, search: "tree",
+      tree: { budget: { implement: 1, tune: 0, research: 0, ablate: 0, maxDebugDepth: 0, seeds: 1 }, seeded: false },
+    }],
     events: () => [
+      ...spawned("tree", [
+        { status: "done", result: experimented, tree: { metric: { name: "acc", goal: "max" }, seeded: false, seeds: 1, stages: [], nodes: [], seedRuns: [] } },
+        { status: "failed", failure: { kind: "model", retryable: false, message: "no implementation of the idea ran" }, tree: { metric: { name: "acc", goal: "max" }, seeded: false, seeds: 1, stages: [], nodes: [], seedRuns: [] } },
+      ]).filter((e) => !e.type.startsWith("xstate.error")),
       { type: "EXPERIMENTED", result: experimented },
       { type: "CITED", result: { citations: [cited("a")] } },
       { type: "JOB_FAILED", kind: "cite", failure: { kind: "environment", retryable: true, message: "the literature is down" } },
@@ -195,6 +203,33 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
       { type: "DECIDED", result: decision("Accept"), spentUsd: 0 },
       { type: "JOB_FAILED", kind: "write", failure: { kind: "model", retryable: false, message: "LaTeX still fails" } },
     ] satisfies JobEvent[],
+  },
+  variant: {
+    input: { edits: true, maxFixes: 1 },
+    otherInputs: [{ edits: false, maxFixes: 0 }],
+    events: (m) => [
+      ...outcomes(m, "editing", ["Set WIDTH = 32 (parent: 16)"]),
+      { type: `xstate.error.actor.${invokeId(m, "editing")}`, error: new ProviderError("openai: HTTP 503: busy", { retryable: true }) },
+      ...outcomes(m, "running", [{ ok: true, stderrTail: "", results: { d: { means: { acc: 0.9 } } } }, { ok: false, stderrTail: "Traceback" }]),
+      { type: `xstate.error.actor.${invokeId(m, "running")}`, error: new BusError("the bus is down", { retryable: true }) },
+    ],
+  },
+  tree: {
+    input: {
+      runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", seeded: false, metric: { name: "acc", goal: "max" },
+      budget: { implement: 1, tune: 1, research: 0, ablate: 1, maxDebugDepth: 1, seeds: 1 },
+    },
+    events: (m) => [
+      ...outcomes(m, "sizing", [1]),
+      ...["n1", "n2", "n3"].flatMap((node): JobEvent[] => [
+        { type: "EXPERIMENTED", result: { node, ok: true, description: `made ${node}`, value: 0.5 }, by: "host-a" },
+        { type: "EXPERIMENTED", result: { node, ok: false, description: `made ${node}`, error: "Traceback" }, by: "host-a" },
+      ]),
+      { type: "JOB_FAILED", kind: "experiment", failure: { kind: "provider", retryable: false, message: "no key" }, jobId: "r1.experiment.alpha.n1" },
+      ...["n1", "n2", "n3", "root"].map((of): JobEvent => ({ type: "EXPERIMENTED", result: { node: `${of}-s1000`, ok: true, description: "again", value: 0.5 }, by: "host-b" })),
+      { type: "JOB_FAILED", kind: "experiment", failure: { kind: "budget", retryable: false, message: "spent" }, jobId: "r1.experiment.alpha.n1" },
+      { type: "EXPERIMENTED", result: experimented, jobId: "r1.experiment.alpha.report" },
+    ],
   },
   pipeline: {
     input: { runId: "r1", ideas: 1, baselineKind: "baseline", experimentKind: "experiment", revisionRounds: 0 },

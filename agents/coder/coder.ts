@@ -4,7 +4,8 @@ import { execa } from "execa";
 import { fromPromise } from "xstate";
 import { z } from "zod";
 import { coderMachine, type PlotAttempt, type RunAttempt } from "../../machines/coder.js";
-import { RunRecord, type Job, type JobResult } from "../../bus/schemas.js";
+import { RunRecord, type Job, type TreeRecord } from "../../bus/schemas.js";
+import type { ChainResult } from "../../machines/idea.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { getArtifact, getDirectory, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
 import { loadTemplate, runNeeds } from "../templates.js";
@@ -17,6 +18,7 @@ import { runSandboxed } from "./sandbox.js";
 import { ensureBaseline, prepareWorkspace, readFinalInfo, requirePython } from "./baseline.js";
 import { editCode, editPlot, fixCode, planRuns, writeNotes } from "./prompts.js";
 import { sayingHowLong } from "./longRun.js";
+import { searchNotes, treeRuns, writeTreeReport } from "./treeReport.js";
 
 /**
  * The experiment.py being worked on (edited, fixed or put back, not yet run to success), kept in the object
@@ -52,7 +54,12 @@ async function restoreWorkspace(ctx: AgentContext, persisted: PersistedActor, pr
 /** The folder an idea's experiments run in on this node; startNode removes it once the job is done. */
 export const experimentWorkspace = (workRoot: string, job: { runId: string; ideaId: string }) => join(workRoot, job.runId, job.ideaId);
 
-export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext): Promise<JobResult<"experiment">> {
+/**
+ * An idea's experiments as one chain of runs; or, given a tree search's record (`tree`), its report: the chosen
+ * nodes' runs plotted and noted as the chain's would be, with the search's own account (tree.json, its drawing,
+ * its figure and statistics) beside them.
+ */
+export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext, tree?: TreeRecord): Promise<ChainResult> {
   const template = loadTemplate(ctx.config.template);
   const needs = runNeeds(template, ctx.config.profile);
   const python = await requirePython(template, ctx.by.node);
@@ -60,7 +67,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   const runEnv = { ...needs.env, ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}) };
   const ws = experimentWorkspace(ctx.workRoot, job);
   const prefix = `${job.runId}/${job.ideaId}`;
-  const actorId = `coder.${job.ideaId}`;
+  const actorId = tree ? `coder.${job.ideaId}.report` : `coder.${job.ideaId}`;
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   // The run's config already weighs --run-timeout against the template's own limit.
   const limitMs = ctx.config.experimentTimeoutMs;
@@ -71,6 +78,8 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
     const kept = await restoreWorkspace(ctx, snapshot, prefix, ws);
     await say(`going on from ${JSON.stringify(snapshot.value)}, where another coder stopped; kept ${kept.join(", ") || "no run yet"}`);
   }
+  // The chosen nodes' outputs become run_1, run_2, … for plot.py, as the chain's runs would be.
+  const given = tree ? await treeRuns(ctx, tree, job, ws) : undefined;
   const baselineCode = await readFile(join(template.dir, "experiment.py"), "utf8");
   const templatePlot = await readFile(join(template.dir, "plot.py"), "utf8");
   const templateFigures = new Set(await pngs(template.dir));
@@ -168,8 +177,13 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   });
 
   // The run's config already weighs the flag against the manifest.
-  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes }, ctx, { actorId, ideaId: job.ideaId, snapshot });
+  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes, given }, ctx, { actorId, ideaId: job.ideaId, snapshot });
   await putArtifact(ctx.bus, `${prefix}/runs.json`, JSON.stringify(out.runs, null, 2));
   if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error.message}`, out.error);
-  return { runs: out.runs, figures: out.figures, notes: out.notes };
+  if (!tree) return { runs: out.runs, figures: out.figures, notes: out.notes };
+  const report = await writeTreeReport(ctx, tree, out.runs[0]!, { ws, prefix, python: python.path, say });
+  const notes = `${out.notes.trimEnd()}\n\n${searchNotes(tree, report.stats, out.runs)}`;
+  await writeFile(join(ws, "notes.txt"), notes);
+  await putArtifact(ctx.bus, `${prefix}/notes.txt`, notes);
+  return { runs: out.runs, figures: [...out.figures, ...report.figures], notes };
 }

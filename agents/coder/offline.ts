@@ -1,6 +1,7 @@
 import { OFFLINE_NOTE, respond } from "../llm/offline/registry.js";
 import { dictAssignment, findKnob, knobEdits, parseKnobs, sweepValues } from "../llm/offline/knobs.js";
 import { SWEEP, fmt, names, tunable } from "../llm/offline/shared.js";
+import type { Knob } from "../llm/offline/knobs.js";
 import { applyEdits } from "./searchReplace.js";
 import * as coder from "./prompts.js";
 
@@ -18,7 +19,7 @@ respond(coder.planRuns, (d) => {
 
 /** The edits that make every `NAME = value` change the planned run names, at every place the knob is set. */
 function plannedEdits(planned: string, code: string, baselineCode = code): { search: string; replace: string }[] {
-  const changes = [...planned.replace(/\(baseline:.*$/, "").matchAll(/([A-Z][A-Z0-9_]*) = (\S+)/g)];
+  const changes = [...planned.replace(/\((?:baseline|parent):.*$/, "").matchAll(/([A-Z][A-Z0-9_]*) = (\S+)/g)];
   if (!changes.length) throw new Error(`the offline coder cannot read the planned change "${planned}"`);
   const wanted = new Map(changes.map(([, name, value]) => [name!, value!]));
   return knobEdits(
@@ -33,10 +34,67 @@ function plannedEdits(planned: string, code: string, baselineCode = code): { sea
 
 respond(coder.editCode, (d) => ({ explanation: `${d.planned} (${OFFLINE_NOTE})`, edits: plannedEdits(d.planned, d.code, d.baselineCode) }));
 
+/**
+ * A planned change whose run failed with the knob's name in its stderr (a value the program refuses), pulled
+ * halfway back towards the value that ran; the change as it was otherwise.
+ */
+function backedOff(planned: string, stderrTail: string, baselineCode: string): string {
+  return planned.replace(/([A-Z][A-Z0-9_]*) = (\S+)/g, (whole, name: string, value: string) => {
+    const before = findKnob(name, baselineCode)?.value;
+    const now = Number(value);
+    if (!names(stderrTail, { name } as never) || typeof before !== "number" || !Number.isFinite(now)) return whole;
+    const half = (before + now) / 2;
+    return `${name} = ${Number.isInteger(before) && Number.isInteger(now) ? Math.round(half) : Number(half.toPrecision(3))}`;
+  });
+}
+
 respond(coder.fixCode, (d) => {
-  // Without a model to read the traceback, go back to the baseline code and make only the planned change.
-  const fixed = applyEdits(d.baselineCode, plannedEdits(d.planned, d.baselineCode));
-  return { explanation: `restored the baseline and reapplied: ${d.planned} (${OFFLINE_NOTE})`, edits: [{ search: d.code, replace: fixed }] };
+  // Without a model to read the traceback, go back to the code that ran and make only the planned change, backed
+  // off where the error names the knob it changes.
+  const change = backedOff(d.planned.replace(/\((?:baseline|parent):.*$/, "").trim(), d.stderrTail, d.baselineCode);
+  const fixed = applyEdits(d.baselineCode, plannedEdits(change, d.baselineCode));
+  return { explanation: `${change} (restored the code that ran and reapplied the change; ${OFFLINE_NOTE})`, edits: [{ search: d.code, replace: fixed }] };
+});
+
+/** The changes a stage may try from a parent, in a fixed order; a parent's k-th child takes the k-th. */
+function variantCandidates(d: { idea: { Experiment: string }; stage: string; code: string; baselineCode: string }): { name: string; value: string; from: string }[] {
+  const knobs = parseKnobs(d.code);
+  const base = new Map(parseKnobs(d.baselineCode).map((k) => [k.name, k]));
+  const named = (k: Knob) => names(d.idea.Experiment, k);
+  const sweep = (k: Knob) => sweepValues(k).map((value) => ({ name: k.name, value, from: k.literal }));
+  switch (d.stage) {
+    case "implement": {
+      const m = SWEEP.exec(d.idea.Experiment);
+      const knob = knobs.find((k) => k.name === m?.[1]) ?? knobs.find((k) => named(k) && typeof k.value === "number") ?? tunable(d.code)[0];
+      if (!knob) return [];
+      const values = m && knob.name === m[1] ? m[2]!.split(",").map((s) => s.trim()).filter((v) => v !== knob.literal) : sweepValues(knob);
+      return values.map((value) => ({ name: knob.name, value, from: knob.literal }));
+    }
+    case "tune": {
+      // The settings the idea does not name, one value of each in turn.
+      const lists = tunable(d.code).filter((k) => !named(k) && base.get(k.name)?.literal === k.literal).map(sweep);
+      const out: { name: string; value: string; from: string }[] = [];
+      for (let i = 0; lists.some((l) => i < l.length); i++) for (const l of lists) if (l[i]) out.push(l[i]!);
+      return out;
+    }
+    case "research":
+      return tunable(d.code).filter(named).flatMap(sweep);
+    default:
+      // Ablation: each setting that differs from the baseline, taken back on its own.
+      return knobs.flatMap((k) => {
+        const b = base.get(k.name);
+        return b && b.literal !== k.literal ? [{ name: k.name, value: b.literal, from: k.literal }] : [];
+      });
+  }
+}
+
+respond(coder.makeVariant, (d) => {
+  const candidates = variantCandidates(d);
+  if (!candidates.length) throw new Error(`the offline coder found no setting in experiment.py to change in the ${d.stage} stage`);
+  const fresh = candidates.filter((c) => !d.tried.some((t) => t.startsWith(`Set ${c.name} = ${c.value} `)));
+  const pick = (fresh.length ? fresh : candidates)[d.sibling % (fresh.length || candidates.length)]!;
+  const description = `Set ${pick.name} = ${pick.value} (parent: ${pick.from})${d.stage === "ablate" ? ", taking this change back" : ""}`;
+  return { description, edits: plannedEdits(description, d.code, d.baselineCode) };
 });
 
 respond(coder.editPlot, (d) => {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Idea, RunRecord } from "../../bus/schemas.js";
+import { FinalInfo, Idea, RunRecord, TreeStage } from "../../bus/schemas.js";
 import { defineTask } from "../llm/task.js";
 import { Edit } from "./searchReplace.js";
 
@@ -59,4 +59,33 @@ export const writeNotes = defineTask({
   instructions: () =>
     "Write notes.txt for the person who will write the paper on `idea`: what each of `runs` changed and what it measured (the exact numbers), and for each of `figures`, its file name and what it shows. State only what the results support.",
   shape: `{"notes": "..."}`,
+});
+
+export const makeVariant = defineTask({
+  name: "coder.variant",
+  // The idea and the template's code stay the same across every node of an idea's tree.
+  stable: ["idea", "baselineCode"],
+  data: z.object({
+    idea: Idea,
+    stage: TreeStage,
+    goal: z.string(),
+    /** The parent node's experiment.py, which this node changes. */
+    code: z.string(),
+    baselineCode: z.string(),
+    parent: z.object({ description: z.string(), results: FinalInfo.optional() }),
+    tried: z.array(z.string()),
+    sibling: z.number().int().min(0),
+    feedback: z.string(),
+  }),
+  answer: z.object({ description: z.string().min(1), edits: z.array(Edit).min(1) }),
+  system: SYSTEM,
+  instructions: (d) =>
+    [
+      `You are making one node of a tree search over experiments on \`idea\`, in its ${d.stage} stage: ${d.goal}`,
+      `Change \`code\` (the parent node's experiment.py: ${d.parent.description}; its results are \`parent.results\`) by SEARCH/REPLACE edits into this node's code. ${EDIT_RULES}`,
+      `\`tried\` lists what the parent's other children changed: do something different. This is child ${d.sibling + 1}; siblings made at the same time take other directions, so prefer the ${d.sibling + 1}${["st", "nd", "rd"][d.sibling] ?? "th"} most promising change.`,
+      "Keep the command line and the final_info.json format. `description` says exactly what this node changes from its parent (the setting and its new value).",
+      d.feedback ? "Your previous edit did not apply: see `feedback`." : "",
+    ].filter(Boolean).join(" "),
+  shape: `{"description": "what this node changes, precisely", "edits": [{"search": "exact lines from the current file", "replace": "new lines"}]}`,
 });

@@ -1,4 +1,4 @@
-import { fromCallback } from "xstate";
+import { fromCallback, fromPromise } from "xstate";
 import type { Bus } from "../../bus/connection.js";
 import type { Logger } from "../../bus/logger.js";
 import { watchEvents } from "../../bus/events.js";
@@ -7,9 +7,12 @@ import { publishJob } from "../../bus/workQueue.js";
 import { subjects } from "../../bus/subjects.js";
 import { failureOf } from "../../bus/errors.js";
 import { AcceptedIdea, type Actor, type JobKind, type JobResult, type Outcome, type RunConfig } from "../../bus/schemas.js";
-import { ideaMachine, type JobEvent, type JobRequest } from "../../machines/idea.js";
+import { ideaMachine, type IdeaInput, type JobEvent, type JobRequest } from "../../machines/idea.js";
 import { pipelineMachine, type AcceptedEvent, type PipelineOutput } from "../../machines/pipeline.js";
 import { spentUsd } from "../llm/budget.js";
+import { treeMachine } from "../../machines/tree.js";
+import { loadTemplate } from "../templates.js";
+import { listNodes } from "./nodeRegistry.js";
 import { restoreFrom, runMachine } from "./runMachine.js";
 
 /** The pipeline's actor id in its run: its persisted snapshot holds every idea's too. */
@@ -52,6 +55,12 @@ async function eventOf(bus: Bus, runId: string, kind: JobKind, outcome: Outcome<
   }
 }
 
+/** What a run's tree searches go by: its budget, and what the template's manifest says of its seed and measure. */
+function treeSettings(config: RunConfig): NonNullable<IdeaInput["tree"]> {
+  const { manifest } = loadTemplate(config.template);
+  return { budget: config.tree, seeded: manifest.seeded, ...(manifest.metric ? { metric: manifest.metric } : {}) };
+}
+
 /**
  * Runs a run's pipeline (machines/pipeline.ts, one idea machine per accepted idea) in this process until every
  * idea has ended. Each step puts its job on a work queue (idempotently: the job id is the msgID, and a job
@@ -68,9 +77,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineOutput
       await publishJob(bus, input.kind, input.job as never);
       const outcome = (await awaitOutcome(bus, runId, input.kind, input.job.jobId, { signal: stop.signal, log })) as Outcome<JobKind>;
       opts.onOutcome?.(input.kind, outcome);
-      sendBack(await eventOf(bus, runId, input.kind, outcome));
+      const event = await eventOf(bus, runId, input.kind, outcome);
+      // A tree search has many jobs in flight: each answer says which job it is, and who did it.
+      sendBack(event.type === "EXPERIMENTED" ? { ...event, jobId: input.job.jobId, by: outcome.by.node } : event.type === "JOB_FAILED" ? { ...event, jobId: input.job.jobId } : event);
     })().catch((err: unknown) => {
-      if (!stop.signal.aborted) sendBack({ type: "JOB_FAILED", kind: input.kind, failure: failureOf(err, `waiting for ${input.job.jobId}`) });
+      if (!stop.signal.aborted) sendBack({ type: "JOB_FAILED", kind: input.kind, failure: failureOf(err, `waiting for ${input.job.jobId}`), jobId: input.job.jobId });
     });
     return () => stop.abort();
   });
@@ -88,7 +99,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineOutput
       void close();
     };
   });
-  const machine = pipelineMachine.provide({ actors: { job, watchIdeas, idea: ideaMachine.provide({ actors: { job } }) } });
+  // The coder slots that serve an experiment queue now, across the swarm: how wide a tree search goes.
+  const coderSlots = fromPromise<number, { experimentKind: "experiment" | "gpuExperiment" }>(async ({ input }) =>
+    (await listNodes(bus)).reduce((n, node) => n + (input.experimentKind === "gpuExperiment" ? node.gpus.length : (node.roles.coder ?? 0)), 0));
+  const tree = treeMachine.provide({ actors: { job, coderSlots } });
+  const machine = pipelineMachine.provide({ actors: { job, watchIdeas, idea: ideaMachine.provide({ actors: { job, tree } }) } });
   const ctx = { bus, runId, by: opts.by, log, signal: opts.signal };
   const snapshot = opts.resume ? await restoreFrom(ctx, PIPELINE_ACTOR, pipelineMachine) : undefined;
   return runMachine(
@@ -96,6 +111,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineOutput
     {
       runId, ideas: config.ideas, baselineKind: opts.baselineKind, experimentKind: opts.experimentKind, revisionRounds: config.revisionRounds,
       ...(config.budgetUsd !== undefined ? { budgetUsd: config.budgetUsd } : {}),
+      ...(config.search === "tree" ? { search: "tree" as const, tree: treeSettings(config) } : {}),
     },
     ctx,
     { actorId: PIPELINE_ACTOR, snapshot },

@@ -47,6 +47,15 @@ export function collectFacts(ideaDir: string): Fact[] {
     numbersIn(parsed, `${run}/final_info.json`, "", facts);
     if (parsed && typeof parsed === "object") facts.push({ file: `${run}/final_info.json`, key: "number of datasets", value: Object.keys(parsed).length });
   }
+  // A tree search's every node, and its statistics (means and intervals over seeds, gains, counts).
+  const tree = join(ideaDir, "tree");
+  if (existsSync(tree)) {
+    for (const node of readdirSync(tree).sort()) {
+      const info = join(tree, node, "final_info.json");
+      if (existsSync(info)) numbersIn(JSON.parse(readFileSync(info, "utf8")), `tree/${node}/final_info.json`, "", facts);
+    }
+  }
+  if (existsSync(join(ideaDir, "tree.json"))) numbersIn(JSON.parse(readFileSync(join(ideaDir, "tree.json"), "utf8")), "tree.json", "", facts);
   for (const figure of readdirSync(ideaDir).filter((f) => /\.(png|pdf|jpg)$/.test(f))) {
     for (const m of figure.matchAll(NAME_NUMBER)) facts.push({ file: figure, key: "file name", value: Number(m[0]) });
   }

@@ -103,6 +103,30 @@ function figureBlock(file: string, caption: string): string {
   return `\\begin{figure}[t]\n\\centering\n\\includegraphics[width=0.85\\linewidth]{${file}}\n\\caption{${caption}}\n\\label{fig:${id}}\n\\end{figure}`;
 }
 
+/** What a tree search found, in the paper's words: the count of variants, and whether the gain held on fresh seeds. */
+function searchSentence(search: writer.SearchSummary): string {
+  const c = search.confirmation;
+  const tried = `A tree search tried ${search.variantsTried} variants (${search.variantsWorking} ran; ${search.debugged} debugging attempts).`;
+  if (!c) return `${tried} Its choice was not re-run on fresh seeds, so its gain is unconfirmed.`;
+  const metric = texEscape(search.metric.name);
+  return `${tried} On ${c.seeds.length} fresh seed sets that the search never saw${c.independent ? ", on another machine than the one that found it," : ""} the chosen variant gives ${metric} ${fmt(c.final.mean)} against ${fmt(c.baseline.mean)} for the baseline, a difference of ${fmt(c.gain.diff)} (${Math.round(c.gain.level * 100)}\\% CI [${fmt(c.gain.lo)}, ${fmt(c.gain.hi)}]): ${c.holds ? "the gain holds." : "the gain does not hold up, and we do not claim it."}`;
+}
+
+/** The search's table (mean and interval over seeds per chosen variant), its ablations, and what the interval means. */
+function searchResults(search: writer.SearchSummary): string {
+  const metric = texEscape(search.metric.name);
+  const level = Math.round((search.chosen[0]?.summary.level ?? 0.95) * 100);
+  const rows = search.chosen.map((c) => `${texEscape(c.run.replace(/_/g, " "))} & ${texEscape(c.stage)} & ${fmt(c.summary.mean)} & [${fmt(c.summary.lo)}, ${fmt(c.summary.hi)}] & ${c.summary.n} \\\\`).join("\n");
+  const table = `\\begin{table}[t]\n\\centering\n\\caption{${metric} of the variants the search chose, mean over seed sets with its ${level}\\% confidence interval.}\n\\label{tab:search}\n\\begin{tabular}{llrrr}\n\\toprule\nRun & Stage & Mean & CI & Seeds \\\\\n\\midrule\n${rows}\n\\bottomrule\n\\end{tabular}\n\\end{table}`;
+  const gain = search.searchGain
+    ? ` During the search the chosen variant's gain over the baseline was ${fmt(search.searchGain.diff)}; widened for the ${search.variantsTried} variants tried, its ${(search.searchGain.level * 100).toFixed(1)}\\% interval is [${fmt(search.searchGain.lo)}, ${fmt(search.searchGain.hi)}], since the best of many variants looks better than it is.`
+    : "";
+  const ablations = search.ablations.length
+    ? `\n\n\\subsection{Ablations}\nEach ablation takes one change of the chosen variant back and keeps the rest:\n\\begin{itemize}\n${search.ablations.map((a) => `\\item ${texEscape(a.description)}: ${metric} ${fmt(a.value)}, which makes the change worth ${fmt(a.worth)}.`).join("\n")}\n\\end{itemize}`
+    : "";
+  return `Table~\\ref{tab:search} gives the variants the tree search chose.${search.seeded ? "" : " The template fixes its own seeds, so its re-runs are reproductions and the intervals have no spread."}${gain} ${searchSentence(search)}\n\n${table}${ablations}`;
+}
+
 respond(writer.writeSection, (d) => {
   const t = tableOf(d.runs);
   const metric = texEscape(t.metric);
@@ -118,7 +142,7 @@ respond(writer.writeSection, (d) => {
       return { latex: texEscape(d.idea.Title) };
     case "abstract":
       return {
-        latex: `We ask: ${texEscape(d.idea.Title.replace(/\?.*$/, "?"))} Starting from the template's baseline, we run ${knobRuns.length} controlled variants (${knobRuns.filter((r) => r.ok).length} completed) and measure ${metrics} on ${t.datasets.length} datasets (${texEscape(t.datasets.join(", "))}). ${headline} ${texEscape(d.disclosure)}`,
+        latex: `We ask: ${texEscape(d.idea.Title.replace(/\?.*$/, "?"))} Starting from the template's baseline, we run ${knobRuns.length} controlled variants (${knobRuns.filter((r) => r.ok).length} completed) and measure ${metrics} on ${t.datasets.length} datasets (${texEscape(t.datasets.join(", "))}). ${headline}${d.search ? ` ${searchSentence(d.search)}` : ""} ${texEscape(d.disclosure)}`,
       };
     case "introduction":
       return {
@@ -140,16 +164,19 @@ respond(writer.writeSection, (d) => {
       const header = `Run & ${t.datasets.map(texEscape).join(" & ")} \\\\`;
       const rows = t.rows.map((r) => `${texEscape(label(r.run))} & ${t.datasets.map((ds) => fmt(r.values[ds]!)).join(" & ")} \\\\`).join("\n");
       const table = `\\begin{table}[t]\n\\centering\n\\caption{${metric} per dataset (mean over seeds) for each run.}\n\\label{tab:results}\n\\begin{tabular}{l${"r".repeat(t.datasets.length)}}\n\\toprule\n${header}\n\\midrule\n${rows}\n\\bottomrule\n\\end{tabular}\n\\end{table}`;
-      const figs = d.figures.map((f) => figureBlock(f, `${texEscape(f.replace(/\.png$/, "").replace(/_/g, " "))} for the baseline and each completed run, from \\texttt{plot.py}.`));
+      const figs = d.figures.map((f) =>
+        figureBlock(f, f === d.search?.figure
+          ? `Every variant the tree search ran, in the order it made them, coloured by stage, with its ${metric}; the star is the variant it chose.`
+          : `${texEscape(f.replace(/\.png$/, "").replace(/_/g, " "))} for the baseline and each completed run, from \\texttt{plot.py}.`));
       const refs = d.figures.map((f) => `Figure~\\ref{fig:${f.replace(/\.[a-z]+$/i, "").replace(/[^A-Za-z0-9]+/g, "-")}}`).join(" and ");
       const failed = d.runs.filter((r) => !r.ok);
       const all = t.metrics.length > 1 ? metricsTable(t) : "";
       return {
-        latex: `Table~\\ref{tab:results} lists ${metric} for every completed run${all ? `, and Table~\\ref{tab:metrics} the other metrics` : ""}. ${headline}${refs ? ` ${refs} show${d.figures.length === 1 ? "s" : ""} the same runs.` : ""}${failed.length ? ` ${failed.length} planned run(s) failed and are not reported.` : ""} These are results of one template at one scale; they do not establish the effect beyond this setting.\n\n${table}${all ? `\n\n${all}` : ""}\n\n${figs.join("\n\n")}`,
+        latex: `Table~\\ref{tab:results} lists ${metric} for every completed run${all ? `, and Table~\\ref{tab:metrics} the other metrics` : ""}. ${headline}${refs ? ` ${refs} show${d.figures.length === 1 ? "s" : ""} the same runs.` : ""}${failed.length ? ` ${failed.length} planned run(s) failed and are not reported.` : ""} These are results of one template at one scale; they do not establish the effect beyond this setting.\n\n${table}${all ? `\n\n${all}` : ""}${d.search ? `\n\n${searchResults(d.search)}` : ""}\n\n${figs.join("\n\n")}`,
       };
     }
     case "conclusion":
-      return { latex: `${headline} The experiment covers one program and ${t.datasets.length} datasets; the next step is to test whether the effect holds at other scales of the same task.` };
+      return { latex: `${headline}${d.search ? ` ${searchSentence(d.search)}` : ""} The experiment covers one program and ${t.datasets.length} datasets; the next step is to test whether the effect holds at other scales of the same task.` };
     case "related":
       return {
         latex: d.citations.length

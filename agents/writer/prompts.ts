@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Idea, RunRecord } from "../../bus/schemas.js";
+import { Idea, Metric, RunRecord, TreeStage } from "../../bus/schemas.js";
 import { defineTask } from "../llm/task.js";
 
 /** The paper's parts; SECTION_NEEDS says which are drafted from which. */
@@ -53,6 +53,24 @@ const GUIDANCE: Record<Section, string> = {
   related: "Compare with the cited papers: how they differ from this work. Cite each with \\citet or \\citep using exactly the given keys.",
 };
 
+const Interval = z.object({ n: z.number().int(), mean: z.number(), lo: z.number(), hi: z.number(), level: z.number() });
+const Gain = z.object({ diff: z.number(), lo: z.number(), hi: z.number(), level: z.number() });
+
+/** A tree search's account (its tree.json's statistics), with each node shown in the paper named by its run. */
+export const SearchSummary = z.object({
+  metric: Metric,
+  variantsTried: z.number().int(),
+  variantsWorking: z.number().int(),
+  debugged: z.number().int(),
+  seeded: z.boolean(),
+  chosen: z.array(z.object({ run: z.string(), node: z.string(), stage: z.union([TreeStage, z.enum(["baseline", "final"])]), description: z.string(), summary: Interval })),
+  searchGain: Gain.optional(),
+  ablations: z.array(z.object({ run: z.string(), node: z.string(), description: z.string(), value: z.number(), worth: z.number() })),
+  confirmation: z.object({ seeds: z.array(z.number()), final: Interval, baseline: Interval, gain: Gain, holds: z.boolean(), independent: z.boolean() }).optional(),
+  figure: z.string().optional(),
+});
+export type SearchSummary = z.infer<typeof SearchSummary>;
+
 const SourceMaterial = z.object({
   /** The template's task description (its prompt.json): what the program studies, its data and its metrics. */
   task: z.string(),
@@ -62,10 +80,12 @@ const SourceMaterial = z.object({
   figures: z.array(z.string()),
   citations: z.array(z.object({ key: z.string(), title: z.string() })),
   disclosure: z.string(),
+  /** When the experiments were a tree search: what it tried and what held up. */
+  search: SearchSummary.optional(),
 });
 
 /** What every section is written from, the same for all of a paper's sections: one cached prefix for them. */
-const MATERIAL = ["task", "idea", "runs", "notes", "figures", "citations", "disclosure"] as const;
+const MATERIAL = ["task", "idea", "runs", "notes", "figures", "citations", "disclosure", "search"] as const;
 
 export const writeSection = defineTask({
   name: "writer.section",
@@ -82,6 +102,9 @@ export const writeSection = defineTask({
         ? `\`written\` holds the finished sections this one builds on (${Object.keys(d.written).join(", ")}); the other sections are being written at the same time, so do not repeat or quote them.`
         : "The other sections are being written at the same time from the same material: write this one from the material alone.",
       d.section === "abstract" ? "End the abstract with `disclosure`, verbatim." : "",
+      d.search && (d.section === "results" || d.section === "abstract" || d.section === "conclusion")
+        ? `The runs come from a tree search (\`search\`): say how many variants it tried (${d.search.variantsTried}), and report the confirmation on fresh seeds as the result the claim rests on${d.search.confirmation && !d.search.confirmation.holds ? "; it did not hold, so write the gain as not confirmed, never as a gain" : ""}.${d.section === "results" ? " Give a table of the chosen variants with mean and confidence interval over seeds (\`search.chosen\`), a subsection \\subsection{Ablations} from \`search.ablations\`, and the search's figure (\`search.figure\`) with a caption saying what it shows." : ""}`
+        : "",
       "Give only the section's body (no \\section command). Escape LaTeX special characters in text.",
     ].filter(Boolean).join(" "),
   shape: `{"latex": "..."}`,

@@ -14,7 +14,8 @@ import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import type { LiteratureSource } from "../literature/source.js";
-import { CHECKLIST, PLACEHOLDERS, SECTIONS, SECTION_NEEDS, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, writeSection, type Section } from "./prompts.js";
+import { SEARCH_FIGURE } from "../coder/treeReport.js";
+import { CHECKLIST, PLACEHOLDERS, SECTIONS, SECTION_NEEDS, SearchSummary, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, writeSection, type Section } from "./prompts.js";
 import { checkPaper, checkSection } from "./checklist.js";
 import { checkClaims, collectFacts, unmatched } from "./claims.js";
 import { execa } from "execa";
@@ -140,6 +141,20 @@ export async function citePaper(job: Job<"cite">, ctx: AgentContext, literature:
   return { citations: out.citations };
 }
 
+/** What a tree search's tree.json tells the paper, each node it shows named by its run. */
+function searchSummary(tree: unknown, runs: RunRecord[], figures: string[]): SearchSummary {
+  const parsed = z.object({ seeded: z.boolean(), stats: z.record(z.string(), z.unknown()) }).parse(tree);
+  const runOf = (node: string) => (node === "root" ? "run_0" : runs.find((r) => r.description.startsWith(`${node} `))?.run ?? node);
+  const stats = parsed.stats as { chosen?: { node: string }[]; ablations?: { node: string }[] };
+  return SearchSummary.parse({
+    ...parsed.stats,
+    seeded: parsed.seeded,
+    chosen: (stats.chosen ?? []).map((c) => ({ ...c, run: runOf(c.node) })),
+    ablations: (stats.ablations ?? []).map((a) => ({ ...a, run: runOf(a.node) })),
+    ...(figures.includes(SEARCH_FIGURE) ? { figure: SEARCH_FIGURE } : {}),
+  });
+}
+
 /** The folder a paper is built in on this node, every round in the same one; startNode removes it once the job is done. */
 export const paperWorkspace = (workRoot: string, job: { runId: string; ideaId: string }) => join(workRoot, job.runId, `${job.ideaId}-paper`);
 
@@ -175,7 +190,10 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const say = (text: string) => ctx.progress(text, job.ideaId);
   if (snapshot) await say(`going on with the paper from ${JSON.stringify(snapshot.value)}, where another writer stopped`);
   if (!snapshot && !revision && job.citations?.length === 0) await say("no citations from the literature search: the paper cites only the template's own references");
-  const material = (citations: CitationRef[]) => ({ task: template.taskDescription, idea: job.idea, runs, notes, figures, citations, disclosure: ctx.llm.disclosure });
+  const search = existsSync(join(ws, "tree.json")) ? searchSummary(JSON.parse(await readFile(join(ws, "tree.json"), "utf8")), runs, figures) : undefined;
+  const material = (citations: CitationRef[]) => ({
+    task: template.taskDescription, idea: job.idea, runs, notes, figures, citations, disclosure: ctx.llm.disclosure, ...(search ? { search } : {}),
+  });
   const texOf = (paper: PaperParts) => assemblePaper(texTemplate, paper.written, paper.bibtex);
   const latexDir = join(ws, "latex");
   const texPath = join(latexDir, "template.tex");

@@ -77,7 +77,9 @@ FULL = PROFILE == "full"
 # Fixed experimental protocol (not tuning knobs): data, evaluation draws and
 # seeds are identical in every run so that runs with different knobs compare.
 DATASETS = ("circle", "moons", "line", "spiral")
-SEEDS = (0, 1, 2) if FULL else (0,)
+# SWARM_SEED moves every seed to a fresh set (a tree search re-runs chosen variants on other seeds); unset, 0.
+SEED_SET = int(os.environ.get("SWARM_SEED", "0"))
+SEEDS = tuple(1000 * SEED_SET + s for s in ((0, 1, 2) if FULL else (0,)))
 REDUCED_STEP_DIVISOR = 50  # reduced profile: NUM_TRAIN_STEPS is divided by this
 N_TRAIN_POINTS = 20000  # size of the fixed training set of each dataset
 N_EVAL_POINTS = 10000 if FULL else 2000  # held-out real points for eval_loss

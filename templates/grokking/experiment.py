@@ -68,7 +68,9 @@ FULL = PROFILE == "full"
 DATASETS = ("x_plus_y", "x_minus_y", "x_div_y", "permutation")
 PRIME = 97 if FULL else 23  # modulus p of the arithmetic tasks
 PERM_ITEMS = 5 if FULL else 4  # permutation task uses the group S_k (120 or 24 elements)
-SEEDS = (0, 1, 2) if FULL else (0,)
+# SWARM_SEED moves every seed to a fresh set (a tree search re-runs chosen variants on other seeds); unset, 0.
+SEED_SET = int(os.environ.get("SWARM_SEED", "0"))
+SEEDS = tuple(1000 * SEED_SET + s for s in ((0, 1, 2) if FULL else (0,)))
 REDUCED_STEP_DIVISOR = 100  # reduced profile: step counts are divided by this
 DATA_SEED = 20220106  # fixes the train/validation split of every dataset
 ADAM_BETAS = (0.9, 0.98)
