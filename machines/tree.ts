@@ -67,17 +67,18 @@ const childrenOf = (c: Context, id: string, action?: TreeNode["action"]) => c.no
 
 /**
  * The next node of a stage, or none when the stage has made its budget of nodes or has nothing to expand. A
- * buggy node is debugged first, while its debug depth allows; then the stage's own step: drafts from the
- * baseline, improvements of the best node so far, or ablations of the chosen one.
+ * buggy node is debugged first, while its debug depth allows; then the stage's own step, while its budget
+ * allows: drafts from the baseline, improvements of the best node so far, or ablations of the chosen one.
  */
 function propose(c: Context, stage: TreeStage): NodeStep | undefined {
   const made = c.nodes.filter((n) => n.stage === stage);
-  if (made.length >= c.budget[stage]) return undefined;
   const node = `n${c.nodes.length + 1}`;
   const goal = STAGE_GOALS[stage];
   const metric = c.metric ? { metric: c.metric } : {};
+  // Debug steps are bounded by their depth, not by the stage's budget: a buggy draft is not a spent one.
   const buggy = made.find((n) => n.status === "buggy" && n.debugDepth < c.budget.maxDebugDepth && !childrenOf(c, n.id, "debug").length);
   if (buggy) return { action: "debug", node, parent: buggy.id, stage, goal, ...metric };
+  if (made.filter((n) => n.action !== "debug").length >= c.budget[stage]) return undefined;
   const parent = stage === "implement" ? "root" : stage === "ablate" ? c.final : bestOf(c, c.nodes)?.id;
   if (!parent) return undefined;
   const action = stage === "implement" ? "draft" : stage === "ablate" ? "ablate" : "improve";

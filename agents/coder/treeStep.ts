@@ -92,12 +92,18 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
       makeVariant: fromPromise(async ({ input }) => {
         if (step.action === "seed") throw new Error("a seed run makes no edit");
         if (step.action === "debug") {
-          // The code that ran is the buggy node's parent's: the fix starts from there and keeps the node's change.
           const buggy = await recordOf(step.parent);
+          // The code that last ran: a debug step's parent may itself be a failed debug step.
+          let ran = buggy.parent ?? "root";
+          while (ran !== "root") {
+            const r = await recordOf(ran);
+            if (r.ok) break;
+            ran = r.parent ?? "root";
+          }
           const stderrTail = (await getArtifact(ctx.bus, `${prefix}/${step.parent}/stderr.txt`, { signal: ctx.signal }).then((b) => new TextDecoder().decode(b), () => buggy.error ?? "")).slice(-3000);
           await say(`debugging ${step.parent} as ${step.node}`);
           const answer = await ask(ctx.llm, fixCode, {
-            idea: job.idea, run: step.node, planned: buggy.description, code: parentCode, baselineCode: await codeOf(buggy.parent ?? "root"), stderrTail,
+            idea: job.idea, run: step.node, planned: buggy.description, code: parentCode, baselineCode: await codeOf(ran), stderrTail,
           }, opts);
           await writeFile(join(ws, "experiment.py"), applyEdits(parentCode, answer.edits));
           return answer.explanation;
