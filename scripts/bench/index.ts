@@ -22,6 +22,7 @@ const BENCHES: { script: string; figures: number[] }[] = [
   { script: "makespan.ts", figures: [5] },
   { script: "memory.ts", figures: [6] },
   { script: "exit.ts", figures: [7] },
+  { script: "tree.ts", figures: [8] },
 ];
 
 const { values } = parseArgs({ options: { only: { type: "string" } } });

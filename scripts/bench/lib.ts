@@ -11,7 +11,7 @@ export interface Target {
   value: number;
 }
 
-/** One measured figure: `figure` is its number in issue 14's list (1–7), or 0 for one that only informs. */
+/** One measured figure: `figure` is its number in issue 14's list (1–7), 8 for the tree search's (issue 15), or 0 for one that only informs. */
 export interface Figure {
   figure: number;
   what: string;
