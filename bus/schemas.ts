@@ -188,6 +188,9 @@ export type TreeStep = z.infer<typeof TreeStep>;
 /** What a node or seed run reports back to the tree. */
 export const TreeStepResult = z.object({
   node: z.union([TreeNodeId, SeedRunId]),
+  /** The node it was made from (a seed run: the node it re-ran), and its stage: enough to draw the tree as it grows. */
+  parent: TreeParent.optional(),
+  stage: TreeStage.optional(),
   ok: z.boolean(),
   description: z.string(),
   /** The run's final_info.json, when it ran. */

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execa, type ResultPromise } from "execa";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { natsForSuite } from "./helpers/nats.js";
 import { ROOT, runScript, waitForLine } from "./helpers/cli.js";
 import { publishOutcome, publishProgress, watchEvents } from "../bus/events.js";
-import { StateBatch, outcomeSchema, type JobKind, type StateEvent } from "../bus/schemas.js";
+import { StateBatch, TreeRecord, outcomeSchema, type JobKind, type StateEvent } from "../bus/schemas.js";
 import { STREAMS, subjects } from "../bus/subjects.js";
 import { stateElementId } from "../machines/dot.js";
 import { putArtifact } from "../bus/artifacts.js";
@@ -192,6 +192,34 @@ describe.skipIf(!existsSync(CHROMIUM))(`the live view in headless Chromium (skip
     copyFileSync(join(out, "replay.png"), join(ROOT, "results", "ui-test", "replay.png"));
     await page.close();
   }, 40_000);
+
+  it("draws a tree search as it grows, each node under the one it was made from", async () => {
+    // nanofit a second slower a run, so that the page sees the search under way.
+    const template = join(out, "slow_nanofit");
+    cpSync(join(ROOT, "templates", "nanofit"), template, { recursive: true });
+    const code = readFileSync(join(template, "experiment.py"), "utf8");
+    writeFileSync(join(template, "experiment.py"), code.replace("    args = parser.parse_args()\n", "    args = parser.parse_args()\n    time.sleep(1)\n"));
+    const swarm = runScript("swarm", [
+      "--out", out, "--template", template, "--search", "tree", "--tree", "implement=2,tune=2,research=1,ablate=1", "--seeds", "1", "--reviewers", "1", "--revisions", "0",
+    ], { env: { NATS_URL: nats.server.url } });
+    const treeRun = /^Run (\S+) on template/.exec(await waitForLine(swarm, /^Run \S+ on template/, 60_000))![1]!;
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    await page.goto(`${uiUrl}?run=${treeRun}`);
+    await page.locator("li.tree-node").first().waitFor({ timeout: 60_000 });
+    const early = await page.locator("li.tree-node").count();
+    const res = await swarm;
+    expect(res.exitCode, res.all).toBe(0);
+    const { ideaId } = JSON.parse(readFileSync(join(out, treeRun, "ideas.json"), "utf8")).ideas[0];
+    const tree = TreeRecord.parse(JSON.parse(readFileSync(join(out, treeRun, ideaId, "tree.json"), "utf8")));
+    const all = tree.nodes.length + tree.seedRuns.length;
+    await expect.poll(() => page.locator("li.tree-node").count(), { timeout: 15_000 }).toBe(all);
+    expect(early).toBeLessThan(all);
+    for (const n of tree.nodes) {
+      const under = n.parent === "root" ? "details.tree > ul.tree > li" : `li.tree-node[data-node="${n.parent}"]`;
+      expect(await page.locator(`${under} > ul.tree > li.tree-node[data-node="${n.id}"]`).count(), n.id).toBe(1);
+    }
+    await page.close();
+  }, 180_000);
 });
 
 describe("the live view's server", () => {

@@ -1,7 +1,6 @@
 import { copyFile, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { z } from "zod";
 import { TreeStepResult, type RunRecord, type TreeNode, type TreeRecord } from "../../bus/schemas.js";
 import { getDirectory, putArtifact, putDirectory } from "../../bus/artifacts.js";
 import type { AgentContext } from "../runtime/agentContext.js";
@@ -42,7 +41,7 @@ export async function treeRuns(ctx: AgentContext, tree: TreeRecord, job: { runId
   for (const [i, node] of reportedNodes(tree).entries()) {
     const run = `run_${i + 1}`;
     await getDirectory(ctx.bus, `${prefix}/${node.id}`, join(ws, run), { signal: ctx.signal });
-    const record = TreeStepResult.extend({ parent: z.string().optional() }).parse(JSON.parse(await readFile(join(ws, run, "node.json"), "utf8")));
+    const record = TreeStepResult.parse(JSON.parse(await readFile(join(ws, run, "node.json"), "utf8")));
     await putDirectory(ctx.bus, join(ws, run), `${ideaPrefix}/${run}`);
     runs.push({ run, description: `${node.id} (${stageOf(tree, node)}): ${lineage(tree, node)}`, ok: true, attempts: 1, ...(record.results ? { results: record.results } : {}) });
   }

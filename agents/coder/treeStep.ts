@@ -3,7 +3,6 @@ import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { fromPromise } from "xstate";
-import { z } from "zod";
 import { variantMachine, type VariantRun } from "../../machines/variant.js";
 import { TreeStepResult, type FinalInfo, type Job, type Metric, type TreeStep } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
@@ -24,8 +23,6 @@ export const treePrefix = (job: { runId: string; ideaId: string }) => `${job.run
 /** The folder a node (or seed run) is made and run in on this node; startNode removes it once the job is done. */
 export const nodeWorkspace = (workRoot: string, job: { runId: string; ideaId: string }, node: string) => join(workRoot, job.runId, `${job.ideaId}-${node}`);
 
-/** What every node leaves beside its outputs, for the nodes made from it and for the report. */
-const NodeFile = TreeStepResult.extend({ parent: z.string().optional() });
 
 /** Measures that go down when they get better; any other is taken to go up. */
 const LOWER_IS_BETTER = /loss|error|perplexity|mse|mae|rmse|kl|divergence|distance|regret|time|steps?_to|latency/i;
@@ -77,7 +74,7 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
   const say = (text: string) => ctx.progress(text, job.ideaId);
   const baselineCode = await readFile(join(template.dir, "experiment.py"), "utf8");
   const codeOf = async (node: string) => (node === "root" ? baselineCode : new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/${node}/experiment.py`, { signal: ctx.signal })));
-  const recordOf = async (node: string) => NodeFile.parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/${node}/node.json`, { signal: ctx.signal }))));
+  const recordOf = async (node: string) => TreeStepResult.parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/${node}/node.json`, { signal: ctx.signal }))));
   const source = step.action === "seed" ? step.of : step.parent;
   const actorId = `coder.${job.ideaId}.${step.node}`;
   const snapshot = await restoreFrom(ctx, actorId, variantMachine);
@@ -143,7 +140,7 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
   const metric = step.metric ?? template.manifest.metric ?? (result.run.results ? chooseMetric(result.run.results) : undefined);
   const value = result.run.results && metric ? valueOf(result.run.results, metric) : undefined;
   const record: TreeStepResult = {
-    node: step.node, ok: result.run.ok, description,
+    node: step.node, parent: source, ...(step.action === "seed" ? {} : { stage: step.stage }), ok: result.run.ok, description,
     ...(result.run.results ? { results: result.run.results } : {}),
     ...(value !== undefined ? { value } : {}),
     ...(metric ? { metric } : {}),
@@ -158,7 +155,7 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
   await writeFile(join(ws, "parent.py"), parentCode);
   await writeFile(join(dir, "diff.patch"), await unifiedDiff(join(ws, "parent.py"), join(ws, "experiment.py"), "experiment.py"));
   await writeFile(join(dir, "baseline.patch"), await unifiedDiff(join(template.dir, "experiment.py"), join(ws, "experiment.py"), "experiment.py"));
-  await writeFile(join(dir, "node.json"), JSON.stringify({ ...record, parent: source }, null, 2));
+  await writeFile(join(dir, "node.json"), JSON.stringify(record, null, 2));
   await putDirectory(ctx.bus, dir, `${prefix}/${step.node}`);
   await say(`${step.node} ${record.ok ? `works${value !== undefined ? `: ${metric!.name} ${value.toPrecision(4)}` : ""}` : "is buggy"} — ${description}`);
   return record;

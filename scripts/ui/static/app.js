@@ -2,8 +2,8 @@
 // attributes only, never with HTML parsing of bus text; the statecharts are SVG the server drew from the machines.
 "use strict";
 
-/** The six agents, the pipeline, and the idea machines the pipeline spawns. */
-const KINDS = ["ideator", "critic", "coder", "writer", "reviewer", "areaChair", "pipeline", "idea"];
+/** The six agents, the pipeline, the idea machines the pipeline spawns, and their tree searches' machines. */
+const KINDS = ["ideator", "critic", "coder", "writer", "reviewer", "areaChair", "pipeline", "idea", "tree", "variant"];
 /** The sequence view's lanes: who asks, who answers, and the model they ask. */
 const LANES = ["pipeline", "ideator", "critic", "coder", "writer", "areaChair", "reviewer", "model"];
 const TRANSITIONS_SHOWN = 12;
@@ -123,6 +123,7 @@ function outcomeLabel(o) {
   if (kind === "chair") return `decision${idea}: ${r.decision} over ${r.reviews} reviews`;
   if (kind === "novelty") return `novelty${idea}: ${r.verdict}`;
   if (kind === "write") return `paper${idea}: ${r.pdf}`;
+  if ((kind === "experiment" || kind === "gpuExperiment") && r.node) return `tree node ${r.node}${idea}: ${r.ok ? "works" : "buggy"}${typeof r.value === "number" ? ` (${r.value.toPrecision(4)})` : ""}`;
   if (kind === "experiment" || kind === "gpuExperiment") return `experiments${idea}: ${r.runs.length} runs, ${r.figures.length} figures`;
   if (kind === "ideate") return `ideas: ${r.ideas.map((i) => `${i.ideaId} ${i.status}`).join(", ")}`;
   return `${kind}${idea} done`;
@@ -264,7 +265,9 @@ function renderIdeas() {
     const title = view.accepted.get(ideaId)?.idea.Title;
     if (title) li.append(el("div", { class: "muted" }, title));
     const links = el("div");
-    for (const o of of("experiment", "gpuExperiment")) if (o.outcome.ok) for (const f of o.outcome.result.figures) links.append(el("a", { href: artifactUrl(`${view.runId}/${ideaId}/${f}`), target: "_blank" }, f), " ");
+    for (const o of of("experiment", "gpuExperiment")) if (o.outcome.ok) for (const f of o.outcome.result.figures ?? []) links.append(el("a", { href: artifactUrl(`${view.runId}/${ideaId}/${f}`), target: "_blank" }, f), " ");
+    const tree = treeOf(of("experiment", "gpuExperiment"));
+    if (tree) li.append(tree);
     for (const o of of("write")) if (o.outcome.ok) links.append(el("a", { href: artifactUrl(o.outcome.result.pdf), target: "_blank", class: "paper" }, "paper (PDF)"), " ", el("a", { href: artifactUrl(o.outcome.result.tex), target: "_blank" }, "TeX"), " ");
     li.append(links);
     const reviews = of("review").filter((o) => o.outcome.ok);
@@ -280,6 +283,26 @@ function renderIdeas() {
     items.push(li);
   }
   $("ideas").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "no idea yet")]));
+}
+
+/**
+ * A tree search as it grows, from its nodes' outcomes: each node under the one it was made from, with its stage,
+ * what it changed and its metric; seed re-runs under the node they re-ran.
+ */
+function treeOf(outcomes) {
+  const nodes = outcomes.filter((o) => o.outcome.ok && o.outcome.result.node).map((o) => ({ ...o.outcome.result, by: o.outcome.by.node }));
+  if (!nodes.length) return undefined;
+  const children = (parent) => nodes.filter((n) => (n.parent ?? "root") === parent);
+  const item = (n) => {
+    const value = typeof n.value === "number" ? n.value.toPrecision(4) : "";
+    const li = el("li", { class: `tree-node ${n.ok ? "works" : "buggy"}`, "data-node": n.node },
+      el("strong", {}, n.node), n.stage ? ` ${n.stage}` : "", ` · ${n.ok ? value || "works" : "buggy"} · `, el("span", { class: "muted" }, `${n.description} (${n.by})`));
+    const below = children(n.node);
+    if (below.length) li.append(el("ul", { class: "tree" }, ...below.map(item)));
+    return li;
+  };
+  return el("details", { class: "tree", open: true }, el("summary", {}, `tree search: ${nodes.filter((n) => !n.node.includes("-s")).length} nodes, ${nodes.filter((n) => n.node.includes("-s")).length} seed runs`),
+    el("ul", { class: "tree" }, el("li", {}, el("strong", {}, "baseline"), children("root").length ? el("ul", { class: "tree" }, ...children("root").map(item)) : "")));
 }
 
 function renderFailures() {
