@@ -139,6 +139,8 @@ describe("a tree search over an idea's experiment variants", () => {
       const survivor = Object.keys(coders).find((n) => n !== killed!.node)!;
       for (const [step, by] of runs) expect(by, step).toEqual(step === killed!.step ? [killed!.node, survivor] : [by[0]]);
       expect(tree.nodes.find((n) => n.id === killed!.step)?.by).toBe(survivor);
+      // The survivor ran the edit the killed coder had made (kept in the object store), not the parent's code.
+      expect(readFileSync(join(run, ideaId, "tree", killed!.step, "diff.patch"), "utf8")).toMatch(/^\+[A-Z_]+ = /m);
     } finally {
       swarm.kill("SIGKILL");
       for (const c of Object.values(coders)) c.kill("SIGKILL");

@@ -6,7 +6,7 @@ import { fromPromise } from "xstate";
 import { variantMachine, type VariantRun } from "../../machines/variant.js";
 import { TreeStepResult, type FinalInfo, type Job, type Metric, type TreeStep } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
-import { getArtifact, putDirectory } from "../../bus/artifacts.js";
+import { getArtifact, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
 import { loadTemplate, runNeeds } from "../templates.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
@@ -80,8 +80,15 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
   const snapshot = await restoreFrom(ctx, actorId, variantMachine);
   await prepareWorkspace(template, ws);
   const parentCode = await codeOf(source);
-  await writeFile(join(ws, "experiment.py"), parentCode);
+  // A node whose edit was made where another coder stopped runs that edit: it is in the object store, not redone.
+  const edited = snapshot && snapshot.value !== "starting" && snapshot.value !== "editing" && (await hasArtifact(ctx.bus, `${prefix}/${step.node}/experiment.py`, { signal: ctx.signal }));
+  await writeFile(join(ws, "experiment.py"), edited ? await codeOf(step.node) : parentCode);
   const limitMs = ctx.config.experimentTimeoutMs;
+  /** The node's code, in the workspace and in the object store, before it runs. */
+  const keep = async (code: string) => {
+    await writeFile(join(ws, "experiment.py"), code);
+    await putArtifact(ctx.bus, `${prefix}/${step.node}/experiment.py`, code, { signal: ctx.signal });
+  };
   let description = step.action === "seed" ? `${source} on seed ${step.seed}${seeded ? "" : " (the template takes no seed: a reproduction)"}` : "";
 
   const machine = variantMachine.provide({
@@ -102,7 +109,7 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
           const answer = await ask(ctx.llm, fixCode, {
             idea: job.idea, run: step.node, planned: buggy.description, code: parentCode, baselineCode: await codeOf(ran), stderrTail,
           }, opts);
-          await writeFile(join(ws, "experiment.py"), applyEdits(parentCode, answer.edits));
+          await keep(applyEdits(parentCode, answer.edits));
           return answer.explanation;
         }
         const parent: { description: string; results?: FinalInfo | undefined } = source === "root" ? { description: "the baseline (the template unchanged)" } : await recordOf(source);
@@ -111,7 +118,7 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
           parent: { description: parent.description, ...(parent.results ? { results: parent.results } : {}) },
           tried: step.tried, sibling: step.sibling, feedback: input.feedback,
         }, opts);
-        await writeFile(join(ws, "experiment.py"), applyEdits(parentCode, answer.edits));
+        await keep(applyEdits(parentCode, answer.edits));
         return answer.description;
       }),
       runVariant: fromPromise(async (): Promise<VariantRun> => {
