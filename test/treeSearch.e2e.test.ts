@@ -8,8 +8,8 @@ import { ROOT, runScript, waitForLine } from "./helpers/cli.js";
 import { startLocalNats } from "../bus/server.js";
 import { connectBus } from "../bus/connection.js";
 import { watchEvents } from "../bus/events.js";
-import { subjects } from "../bus/subjects.js";
-import { FinalInfo, Progress, TreeRecord } from "../bus/schemas.js";
+import { STREAMS, subjects } from "../bus/subjects.js";
+import { FinalInfo, Progress, TreeRecord, outcomeSchema } from "../bus/schemas.js";
 import { valueOf } from "../agents/coder/treeStep.js";
 
 const dir = mkdtempSync(join(tmpdir(), "swarm-tree-"));
@@ -19,7 +19,7 @@ const runIdOf = (text: string) => /^Run (\S+) on template/m.exec(text)?.[1] ?? "
 /**
  * nanofit, refusing a learning rate above 0.15 with an error that names the setting (as a program that
  * checks its arguments would): the offline idea's second value, 0.2, fails until it is debugged. `slow`
- * makes every run take two seconds longer, for a coder to be killed in the middle of one.
+ * makes every run take a second longer, for a coder to be killed in the middle of one.
  */
 function plantedNanofit(name: string, slow = false): string {
   const template = join(dir, name);
@@ -28,9 +28,32 @@ function plantedNanofit(name: string, slow = false): string {
   const code = readFileSync(file, "utf8");
   const marker = "    args = parser.parse_args()\n";
   expect(code).toContain(marker);
-  const planted = `    if LEARNING_RATE > 0.15:\n        raise ValueError(f"LEARNING_RATE = {LEARNING_RATE} is more than this program trains with")\n${slow ? "    time.sleep(2)\n" : ""}`;
+  const planted = `    if LEARNING_RATE > 0.15:\n        raise ValueError(f"LEARNING_RATE = {LEARNING_RATE} is more than this program trains with")\n${slow ? "    time.sleep(1)\n" : ""}`;
   writeFileSync(file, code.replace(marker, `${marker}${planted}`));
   return template;
+}
+
+/** When each step of a run's tree search had its outcome recorded, read back from the run's own NATS store. */
+async function outcomeTimes(storeDir: string, runId: string): Promise<Map<string, number>> {
+  const server = await startLocalNats({ storeDir });
+  const bus = await connectBus(server.url);
+  try {
+    const filter = subjects.outcomes(runId, "experiment");
+    const info = await bus.jsm.streams.info(STREAMS.conversation.name, { subjects_filter: filter });
+    const count = Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
+    const times = new Map<string, number>();
+    const stream = await watchEvents(bus, filter, outcomeSchema("experiment"));
+    let read = 0;
+    if (count) for await (const { value } of stream) {
+      times.set(value.jobId.split(".").at(-1)!, Date.parse(value.at));
+      if (++read >= count) break;
+    }
+    await stream.close();
+    return times;
+  } finally {
+    await bus.close();
+    await server.stop();
+  }
 }
 
 const Tree = TreeRecord.extend({ stats: z.object({ variantsTried: z.number(), confirmation: z.object({ holds: z.boolean(), seeds: z.array(z.number()) }).optional() }) });
@@ -91,6 +114,32 @@ describe("a tree search over an idea's experiment variants", () => {
     const svg = readFileSync(join(ideaDir, "tree.svg"), "utf8");
     await execa("python3", ["-c", "import sys, xml.dom.minidom; xml.dom.minidom.parseString(sys.stdin.read())"], { input: svg });
     for (const n of tree.nodes) expect(svg).toContain(`>${n.id}`);
+  }, 300_000);
+
+  it("goes on after every process of the swarm was killed mid-search, redoing only the nodes that were in flight", async () => {
+    const out = join(dir, "out3");
+    const args = ["--template", plantedNanofit("resumed", true), "--out", out, "--search", "tree", "--tree", "implement=2,tune=2,research=1,ablate=1", "--seeds", "1", "--reviewers", "1", "--revisions", "0"];
+    // Its own process group: the swarm, its node and its nats-server, killed together as by a power cut.
+    const first = runScript("swarm", args, { detached: true });
+    const runId = /^Run (\S+) on template/.exec(await waitForLine(first, /^Run \S+ on template/, 120_000))![1]!;
+    await waitForLine(first, /: n3 (works|is buggy)/, 120_000);
+    process.kill(-first.pid!, "SIGKILL");
+    const killedAt = Date.now();
+    const before = (await first).all ?? "";
+    const res = await runScript("swarm", ["--out", out, "--resume", runId]);
+    expect(res.exitCode, res.all).toBe(0);
+    const ran = (text: string) => [...text.matchAll(/: running (\S+)$/gm)].map((m) => m[1]!);
+    const again = ran(res.all ?? "");
+    // Which steps' outcomes the bus had recorded before the kill: those must not run again; the others must.
+    const recorded = await outcomeTimes(join(out, runId, "nats"), runId);
+    const finished = [...recorded].filter(([, at]) => at < killedAt).map(([step]) => step);
+    expect(finished.length).toBeGreaterThan(0);
+    expect(again.filter((step) => finished.includes(step))).toEqual([]);
+    expect(again).toEqual(expect.arrayContaining(ran(before).filter((step) => !finished.includes(step))));
+    const { ideaId } = JSON.parse(readFileSync(join(out, runId, "ideas.json"), "utf8")).ideas[0];
+    const tree = Tree.parse(JSON.parse(readFileSync(join(out, runId, ideaId, "tree.json"), "utf8")));
+    expect(tree.nodes.every((n) => n.status === "works" || n.status === "buggy")).toBe(true);
+    expect(tree.seedRuns.filter((r) => r.purpose === "confirm").length).toBe(2);
   }, 300_000);
 
   it("spreads its nodes over two coder node processes, and a coder killed mid-node loses only that node's run", async () => {

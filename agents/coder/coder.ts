@@ -1,6 +1,6 @@
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { execa } from "execa";
+import { unifiedDiff } from "./unifiedDiff.js";
 import { fromPromise } from "xstate";
 import { z } from "zod";
 import { coderMachine, type PlotAttempt, type RunAttempt } from "../../machines/coder.js";
@@ -29,11 +29,6 @@ const WORKING_COPY = "work/experiment.py";
 
 /** What a persisted coder must hold to rebuild its workspace: its runs so far. */
 const PersistedRuns = z.object({ context: z.object({ records: z.array(RunRecord) }) });
-
-async function unifiedDiff(a: string, b: string, label: string): Promise<string> {
-  const { stdout } = await execa("diff", ["-u", "--label", `a/${label}`, "--label", `b/${label}`, a, b], { reject: false });
-  return stdout;
-}
 
 const pngs = async (dir: string) => (await readdir(dir)).filter((f) => f.endsWith(".png"));
 

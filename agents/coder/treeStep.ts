@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { execa } from "execa";
+import { unifiedDiff } from "./unifiedDiff.js";
 import { fromPromise } from "xstate";
 import { variantMachine, type VariantRun } from "../../machines/variant.js";
 import { TreeStepResult, type FinalInfo, type Job, type Metric, type TreeStep } from "../../bus/schemas.js";
@@ -46,11 +46,6 @@ export function chooseMetric(results: FinalInfo): Metric {
 export function valueOf(results: FinalInfo, metric: Metric): number | undefined {
   const xs = Object.values(results).map((d) => d.means[metric.name]).filter((x): x is number => typeof x === "number" && Number.isFinite(x));
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
-}
-
-async function unifiedDiff(a: string, b: string, label: string): Promise<string> {
-  const { stdout } = await execa("diff", ["-u", "--label", `a/${label}`, "--label", `b/${label}`, a, b], { reject: false });
-  return stdout;
 }
 
 /**
