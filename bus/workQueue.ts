@@ -114,9 +114,12 @@ export interface ServeOptions<K extends JobKind = JobKind> {
  * is already recorded is acked without being redone. A job that waits comes back after the consumer's ack
  * wait.
  */
-/** Deliveries of a job that a worker may hand back (ServeOptions.decline), and how soon it comes back. */
-export const DECLINES = 4;
-const DECLINE_DELAY_MS = 250;
+/**
+ * Deliveries of a job that a worker may hand back (ServeOptions.decline), each time a little later (0.5 s, 1 s, …,
+ * about 10 s in all): long enough for another worker to finish the job it is busy with and take this one.
+ */
+export const DECLINES = 6;
+const DECLINE_STEP_MS = 500;
 
 export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHandler<K>, opts: ServeOptions<K>): Worker {
   const controller = new AbortController();
@@ -194,7 +197,7 @@ export function serveJobs<K extends JobKind>(bus: Bus, kind: K, handler: JobHand
       const why = await opts.decline(job).catch(() => undefined);
       if (why) {
         jobLog.debug({ delivery: msg.info.deliveryCount }, `${kind} job handed back: ${why}`);
-        msg.nak(DECLINE_DELAY_MS);
+        msg.nak(DECLINE_STEP_MS * msg.info.deliveryCount);
         return;
       }
     }
