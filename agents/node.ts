@@ -136,9 +136,11 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
    * A confirmation run is handed back for another coder node to take when it asks to avoid this one (the
    * node that found the result) and the swarm has another coder node; after a few tries it runs here anyway.
    */
-  const elsewhere = async (job: Job<"experiment" | "gpuExperiment">) => {
+  const elsewhere = (gpu: boolean) => async (job: Job<"experiment" | "gpuExperiment">) => {
     if (job.step?.action !== "seed" || job.step.avoid !== nodeId) return undefined;
-    const others = (await listNodes(opts.bus).catch(() => [])).filter((n) => n.nodeId !== nodeId && (n.roles.coder ?? 0) > 0);
+    // Only nodes that serve the job's queue count: a GPU job needs another node with a GPU.
+    const serves = (n: Awaited<ReturnType<typeof listNodes>>[number]) => (gpu ? n.gpus.length > 0 : (n.roles.coder ?? 0) > 0);
+    const others = (await listNodes(opts.bus).catch(() => [])).filter((n) => n.nodeId !== nodeId && serves(n));
     return others.length ? `a replication to run on another coder node than ${nodeId}, which found the result` : undefined;
   };
 
@@ -161,7 +163,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
         concurrency: count,
         by: { agent: role, node: nodeId },
         log,
-        ...(role === "coder" ? { decline: elsewhere as (job: Job<typeof kind>) => Promise<string | undefined> } : {}),
+        ...(role === "coder" ? { decline: elsewhere(false) as (job: Job<typeof kind>) => Promise<string | undefined> } : {}),
       }),
     );
   }
@@ -192,7 +194,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     );
     workers.push(
       serveJobs(opts.bus, "gpuExperiment", async (job, jc) => runExperiment(job, await contextFor("coder", job, jc, gpus[jc.slot]!.index)), {
-        concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log, decline: elsewhere,
+        concurrency: gpus.length, by: { agent: "coder", node: nodeId }, log, decline: elsewhere(true),
       }),
     );
   }

@@ -1,5 +1,5 @@
 import { assign, setup } from "xstate";
-import type { Citation, Idea, JobInput, JobKind, JobResult, Metric, TreeBudget } from "../bus/schemas.js";
+import type { Citation, Idea, JobInput, JobKind, JobResult, Metric, TreeBudget, TreeRecord } from "../bus/schemas.js";
 import type { Failure } from "../bus/errors.js";
 import { declaredCallback } from "./declare.js";
 import { treeMachine, type TreeOutput } from "./tree.js";
@@ -52,6 +52,8 @@ interface Context extends IdeaInput {
   failure: Failure | undefined;
   /** The job kind that failed. */
   failedAt: JobKind | undefined;
+  /** What a tree search ended with, done or not: kept when it failed before its report. */
+  searched?: TreeRecord | undefined;
 }
 
 export interface IdeaOutput {
@@ -63,6 +65,7 @@ export interface IdeaOutput {
   decisions: Decision[];
   failure?: Failure;
   failedAt?: JobKind;
+  tree?: TreeRecord;
 }
 
 const suffix = (round: number) => (round ? `.r${round}` : "");
@@ -76,6 +79,7 @@ const outputOf = (c: Context): IdeaOutput => ({
   decisions: c.decisions,
   ...(c.failure ? { failure: c.failure } : {}),
   ...(c.failedAt ? { failedAt: c.failedAt } : {}),
+  ...(c.searched ? { tree: c.searched } : {}),
 });
 
 const citeJob = {
@@ -156,13 +160,19 @@ export const ideaMachine = setup({
           src: "tree",
           input: ({ context: c }) => ({ runId: c.runId, ideaId: c.ideaId, idea: c.idea, experimentKind: c.experimentKind, ...c.tree! }),
           onDone: [
-            { guard: { type: "searched", params: ({ event }) => ({ output: event.output }) }, actions: assign({ experiment: ({ event }) => event.output.result }) },
+            {
+              guard: { type: "searched", params: ({ event }) => ({ output: event.output }) },
+              actions: assign({ experiment: ({ event }) => event.output.result, searched: ({ event }) => event.output.tree }),
+            },
             {
               target: "failed",
-              actions: {
-                type: "fail",
-                params: ({ event }) => ({ kind: "experiment" as const, failure: event.output.failure ?? { kind: "internal" as const, retryable: false, message: "the tree search ended without a report" } }),
-              },
+              actions: [
+                assign({ searched: ({ event }) => event.output.tree }),
+                {
+                  type: "fail",
+                  params: ({ event }) => ({ kind: "experiment" as const, failure: event.output.failure ?? { kind: "internal" as const, retryable: false, message: "the tree search ended without a report" } }),
+                },
+              ],
             },
           ],
         },

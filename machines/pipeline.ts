@@ -2,6 +2,7 @@ import { assign, enqueueActions, setup } from "xstate";
 import type { Idea, JobKind, JobResult } from "../bus/schemas.js";
 import type { Failure } from "../bus/errors.js";
 import { declaredCallback } from "./declare.js";
+import { chooseMetric } from "./metric.js";
 import { ideaMachine, type IdeaInput, type IdeaOutput, type JobEvent, type JobRequest } from "./idea.js";
 
 /** The ideator judged an idea novel: it goes to the coder at once, while the ideator works on the next. */
@@ -11,6 +12,13 @@ export type AcceptedEvent = { type: "IDEA_ACCEPTED"; ideaId: string; idea: Idea 
 type IdeaDone = { type: `xstate.done.actor.${string}`; actorId: string; output: IdeaOutput };
 
 export type PipelineEvent = JobEvent | AcceptedEvent | IdeaDone;
+
+/** A tree search goes by the template's measure; without one in its manifest, by one read from the baseline's results. */
+function withMetric(tree: NonNullable<IdeaInput["tree"]>, baseline: JobResult<"baseline"> | undefined): NonNullable<IdeaInput["tree"]> {
+  if (tree.metric || !baseline?.run.results) return tree;
+  const metric = chooseMetric(baseline.run.results);
+  return metric ? { ...tree, metric } : tree;
+}
 
 const isIdeaDone = (event: PipelineEvent): event is IdeaDone => event.type.startsWith("xstate.done.actor.");
 
@@ -78,7 +86,7 @@ export const pipelineMachine = setup({
             runId: context.runId, ideaId, idea, experimentKind: context.experimentKind, revisionRounds: context.revisionRounds,
             ...(context.budgetUsd !== undefined ? { budgetUsd: context.budgetUsd } : {}),
             ...(context.search ? { search: context.search } : {}),
-            ...(context.tree ? { tree: context.tree } : {}),
+            ...(context.tree ? { tree: withMetric(context.tree, context.baseline) } : {}),
           },
         });
       }

@@ -39,6 +39,8 @@ interface Context extends TreeInput {
   final: string | undefined;
   report: ChainResult | undefined;
   failure: Failure | undefined;
+  /** Why the last lost node's job failed: when no draft ran because every one was lost, this is why. */
+  lastLoss: Failure | undefined;
 }
 
 export interface TreeOutput {
@@ -167,6 +169,7 @@ export const treeMachine = setup({
     stageOver: ({ context: c }, { stage }: StageParams) =>
       !c.nodes.some((n) => n.stage === stage && n.status === "running") && propose(c, stage) === undefined,
     nothingWorks: ({ context: c }) => !c.nodes.some((n) => n.status === "works"),
+    allLost: ({ context: c }) => c.lastLoss !== undefined && c.nodes.every((n) => n.status === "lost"),
     seedsDone: ({ context: c }) => !c.pending.length && !c.seedRuns.some((r) => r.status === "running"),
     /** A job that failed for the run's budget ends the search: nothing more may be spent on it. */
     unaffordable: ({ event }) => event.type === "JOB_FAILED" && event.failure.kind === "budget",
@@ -216,6 +219,7 @@ export const treeMachine = setup({
       if (!id) return;
       const error = event.failure.message.slice(-500);
       enqueue.assign({
+        lastLoss: event.failure,
         nodes: c.nodes.map((n) => (n.id === id ? { ...n, status: "lost" as const, error } : n)),
         seedRuns: c.seedRuns.map((s) => (s.id === id ? { ...s, status: "lost" as const } : s)),
       });
@@ -234,7 +238,7 @@ export const treeMachine = setup({
 }).createMachine({
   id: "tree",
   context: ({ input }) => ({
-    ...input, width: input.budget.width ?? 1, nodes: [], seedRuns: [], pending: [], best: {}, final: undefined, report: undefined, failure: undefined,
+    ...input, width: input.budget.width ?? 1, nodes: [], seedRuns: [], pending: [], best: {}, final: undefined, report: undefined, failure: undefined, lastLoss: undefined,
   }),
   initial: "sizing",
   states: {
@@ -252,6 +256,8 @@ export const treeMachine = setup({
     },
     implemented: {
       always: [
+        // Every draft lost to its job's failure (a missing module, the sandbox) is that failure's fault, not the model's.
+        { guard: "allLost", target: "failed", actions: assign({ failure: ({ context }) => context.lastLoss }) },
         { guard: "nothingWorks", target: "failed", actions: assign({ failure: failure("model", "no implementation of the idea ran", { hint: "each node's error is in tree.json; a stronger model edits the code more reliably" }) }) },
         { target: "tuning" },
       ],

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createActor, fromCallback, fromPromise, toPromise } from "xstate";
 import type { Idea, TreeStep, TreeStepResult } from "../bus/schemas.js";
 import { treeMachine } from "../machines/tree.js";
+import { chooseMetric, valueOf } from "../machines/metric.js";
 import type { JobEvent, JobRequest } from "../machines/idea.js";
 
 const idea: Idea = { Name: "lr", Title: "On the step size", Experiment: "sweep it", Interestingness: 5, Feasibility: 8, Novelty: 4 };
@@ -11,7 +12,7 @@ const experimented = { runs: [], figures: ["fit.png"], notes: "notes" };
  * The tree machine with a fake swarm of `slots` coders: each job answers after a few turns of the event loop,
  * its value from `value(step)`, from coder `host-0` or `host-1`; a step for which `fails` says so is buggy.
  */
-function runTree(opts: { slots: number; value: (step: TreeStep) => number; fails?: (step: TreeStep) => boolean }) {
+function runTree(opts: { slots: number; value: (step: TreeStep) => number; fails?: (step: TreeStep) => boolean; lost?: (step: TreeStep) => boolean }) {
   const steps: TreeStep[] = [];
   let inFlight = 0;
   let most = 0;
@@ -26,6 +27,9 @@ function runTree(opts: { slots: number; value: (step: TreeStep) => number; fails
       if (stopped) return;
       inFlight--;
       if (step.action === "report") return sendBack({ type: "EXPERIMENTED", result: experimented, jobId: input.job.jobId, by: host });
+      if (opts.lost?.(step)) {
+        return sendBack({ type: "JOB_FAILED", kind: "experiment", jobId: input.job.jobId, failure: { kind: "environment", retryable: false, message: "python3 lacks numpy", hint: "apt-get install python3-numpy" } });
+      }
       const ok = !opts.fails?.(step);
       const result: TreeStepResult = { node: step.node, ok, description: `${step.action} ${step.node}`, ...(ok ? { value: opts.value(step) } : { error: "Traceback" }) };
       sendBack({ type: "EXPERIMENTED", result, jobId: input.job.jobId, by: host });
@@ -85,6 +89,22 @@ describe("the tree machine", () => {
     const finder = out.tree.nodes.find((n) => n.id === out.tree.final)!.by;
     expect(confirm.every((s) => s.avoid === finder)).toBe(true);
     expect(t.steps.at(-1)!.action).toBe("report");
+  });
+
+  it("fails with the jobs' own failure when every draft was lost to it, not as the model's fault", async () => {
+    const t = runTree({ slots: 2, value: () => 0, lost: () => true });
+    const out = await t.done;
+    expect(out.status).toBe("failed");
+    expect(out.failure).toEqual({ kind: "environment", retryable: false, message: "python3 lacks numpy", hint: "apt-get install python3-numpy" });
+    expect(out.tree.nodes.map((n) => n.status)).toEqual(["lost", "lost"]);
+  });
+
+  it("goes by a measure read from the baseline's results when the template names none", () => {
+    expect(chooseMetric({ moons: { means: { train_time_s: 1, final_loss: 0.3, val_acc: 0.9 } } })).toEqual({ name: "val_acc", goal: "max" });
+    expect(chooseMetric({ d: { means: { train_time_s: 1, kl_divergence: 0.3 } } })).toEqual({ name: "kl_divergence", goal: "min" });
+    expect(chooseMetric({ d: { means: { train_time_s: 1 } } })).toEqual({ name: "train_time_s", goal: "min" });
+    expect(chooseMetric({ d: { means: {} } })).toBeUndefined();
+    expect(valueOf({ a: { means: { acc: 0.5 } }, b: { means: { acc: 0.7 } }, c: { means: { loss: 1 } } }, { name: "acc", goal: "max" })).toBeCloseTo(0.6, 12);
   });
 
   it("fails when no draft runs, with a failure that says whose fault it is", async () => {

@@ -10,7 +10,7 @@ import { connectBus } from "../bus/connection.js";
 import { watchEvents } from "../bus/events.js";
 import { STREAMS, subjects } from "../bus/subjects.js";
 import { FinalInfo, Progress, TreeRecord, outcomeSchema } from "../bus/schemas.js";
-import { valueOf } from "../agents/coder/treeStep.js";
+import { valueOf } from "../machines/metric.js";
 
 const dir = mkdtempSync(join(tmpdir(), "swarm-tree-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -204,6 +204,12 @@ describe("searchStats", () => {
     expect(c.independent).toBe(false);
   });
 
+  it("calls one run a side a reproduction, never a confirmation, however large the difference", () => {
+    const c = searchStats(record([run("n4", 1000, "confirm", 0.95, "coderB"), run("root", 1000, "confirm", 0.5, "coderB")]), 0.76).confirmation!;
+    expect(c.gain.lo).toBeCloseTo(0.45, 12);
+    expect(c.holds).toBe(false);
+  });
+
   it("has no confirmation without confirm runs of both sides", () => {
     expect(searchStats(record(holding.filter((r) => r.of === "n4")), 0.76).confirmation).toBeUndefined();
   });

@@ -92,7 +92,8 @@ respond(coder.makeVariant, (d) => {
   const candidates = variantCandidates(d);
   if (!candidates.length) throw new Error(`the offline coder found no setting in experiment.py to change in the ${d.stage} stage`);
   const fresh = candidates.filter((c) => !d.tried.some((t) => t.startsWith(`Set ${c.name} = ${c.value} `)));
-  const pick = (fresh.length ? fresh : candidates)[d.sibling % (fresh.length || candidates.length)]!;
+  // Siblings made since the last one finished took the next candidates, in order.
+  const pick = (fresh.length ? fresh : candidates)[Math.max(0, d.sibling - d.tried.length) % (fresh.length || candidates.length)]!;
   const description = `Set ${pick.name} = ${pick.value} (parent: ${pick.from})${d.stage === "ablate" ? ", taking this change back" : ""}`;
   return { description, edits: plannedEdits(description, d.code, d.baselineCode) };
 });

@@ -5,7 +5,7 @@ import { TreeStepResult, type RunRecord, type TreeNode, type TreeRecord } from "
 import { getDirectory, putArtifact, putDirectory } from "../../bus/artifacts.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runSandboxed } from "./sandbox.js";
-import { valueOf } from "./treeStep.js";
+import { valueOf } from "../../machines/metric.js";
 import { searchStats, type Interval, type SearchStats } from "./treeStats.js";
 import { drawTree } from "./treeDrawing.js";
 

@@ -193,7 +193,8 @@ export function searchStats(tree: TreeRecord, baselineValue: number | undefined,
       final: interval(finalConfirm, level),
       baseline: interval(baselineConfirm, level),
       gain,
-      holds: gain.lo > 0,
+      // One run a side has no spread, so no interval can exclude zero: a reproduction, never a confirmation.
+      holds: finalConfirm.length > 1 && baselineConfirm.length > 1 && gain.lo > 0,
       ...(foundBy === undefined ? {} : { foundBy }),
       confirmedBy,
       // Runs whose coder is unknown cannot show that someone else reproduced the result.

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { unifiedDiff } from "./unifiedDiff.js";
 import { fromPromise } from "xstate";
 import { variantMachine, type VariantRun } from "../../machines/variant.js";
-import { TreeStepResult, type FinalInfo, type Job, type Metric, type TreeStep } from "../../bus/schemas.js";
+import { TreeStepResult, type FinalInfo, type Job, type TreeStep } from "../../bus/schemas.js";
+import { chooseMetric, valueOf } from "../../machines/metric.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { getArtifact, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
 import { loadTemplate, runNeeds } from "../templates.js";
@@ -23,30 +24,6 @@ export const treePrefix = (job: { runId: string; ideaId: string }) => `${job.run
 /** The folder a node (or seed run) is made and run in on this node; startNode removes it once the job is done. */
 export const nodeWorkspace = (workRoot: string, job: { runId: string; ideaId: string }, node: string) => join(workRoot, job.runId, `${job.ideaId}-${node}`);
 
-
-/** Measures that go down when they get better; any other is taken to go up. */
-const LOWER_IS_BETTER = /loss|error|perplexity|mse|mae|rmse|kl|divergence|distance|regret|time|steps?_to|latency/i;
-const HIGHER_IS_BETTER = /acc|f1|auc|score|reward|return|precision|recall|iou|bleu|rouge|success/i;
-
-/**
- * The measure a tree goes by when the template's manifest names none: the first of the baseline's measures
- * that reads as a quality (accuracy, score, …), else the first that reads as a cost (loss, error, …).
- */
-export function chooseMetric(results: FinalInfo): Metric {
-  const names = [...new Set(Object.values(results).flatMap((d) => Object.keys(d.means)))];
-  const up = names.find((n) => HIGHER_IS_BETTER.test(n));
-  if (up) return { name: up, goal: "max" };
-  const down = names.find((n) => LOWER_IS_BETTER.test(n));
-  if (down) return { name: down, goal: "min" };
-  if (!names.length) throw new Error("final_info.json has no measures to search by");
-  return { name: names[0]!, goal: "max" };
-}
-
-/** The measure over the datasets that report it. */
-export function valueOf(results: FinalInfo, metric: Metric): number | undefined {
-  const xs = Object.values(results).map((d) => d.means[metric.name]).filter((x): x is number => typeof x === "number" && Number.isFinite(x));
-  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
-}
 
 /**
  * One step of a tree search: a node made from its parent's code by the model (a draft, an improvement, an
@@ -99,7 +76,9 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
             if (r.ok) break;
             ran = r.parent ?? "root";
           }
-          const stderrTail = (await getArtifact(ctx.bus, `${prefix}/${step.parent}/stderr.txt`, { signal: ctx.signal }).then((b) => new TextDecoder().decode(b), () => buggy.error ?? "")).slice(-3000);
+          const stderr = await getArtifact(ctx.bus, `${prefix}/${step.parent}/stderr.txt`, { signal: ctx.signal }).then((b) => new TextDecoder().decode(b), () => "");
+          // The stderr, or why a run that ended well does not count (its results lack the measure).
+          const stderrTail = (stderr.trim() ? stderr : (buggy.error ?? "")).slice(-3000);
           await say(`debugging ${step.parent} as ${step.node}`);
           const answer = await ask(ctx.llm, fixCode, {
             idea: job.idea, run: step.node, planned: buggy.description, code: parentCode, baselineCode: await codeOf(ran), stderrTail,
@@ -141,12 +120,15 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
   description = result.description || description;
   const metric = step.metric ?? template.manifest.metric ?? (result.run.results ? chooseMetric(result.run.results) : undefined);
   const value = result.run.results && metric ? valueOf(result.run.results, metric) : undefined;
+  // A run that reports no value of the search's measure cannot be compared: it is buggy, and may be debugged.
+  const unmeasured = result.run.ok && metric && value === undefined ? `final_info.json reports no ${metric.name}, the measure this search goes by` : undefined;
+  const ok = result.run.ok && !unmeasured;
   const record: TreeStepResult = {
-    node: step.node, parent: source, ...(step.action === "seed" ? {} : { stage: step.stage }), ok: result.run.ok, description,
+    node: step.node, parent: source, ...(step.action === "seed" ? {} : { stage: step.stage }), ok, description,
     ...(result.run.results ? { results: result.run.results } : {}),
     ...(value !== undefined ? { value } : {}),
     ...(metric ? { metric } : {}),
-    ...(result.run.ok ? {} : { error: result.run.stderrTail.slice(-2000) }),
+    ...(ok ? {} : { error: (unmeasured ?? result.run.stderrTail).slice(-2000) }),
   };
   // What the node is, beside its outputs: its code, its change from its parent and from the baseline, its streams.
   const dir = join(ws, "node");

@@ -4,6 +4,7 @@ import type { Logger } from "../../bus/logger.js";
 import { watchEvents } from "../../bus/events.js";
 import { awaitOutcome } from "../../bus/outcomes.js";
 import { publishJob } from "../../bus/workQueue.js";
+import { hasArtifact, putArtifact } from "../../bus/artifacts.js";
 import { subjects } from "../../bus/subjects.js";
 import { failureOf } from "../../bus/errors.js";
 import { AcceptedIdea, type Actor, type JobKind, type JobResult, type Outcome, type RunConfig } from "../../bus/schemas.js";
@@ -106,7 +107,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineOutput
   const machine = pipelineMachine.provide({ actors: { job, watchIdeas, idea: ideaMachine.provide({ actors: { job, tree } }) } });
   const ctx = { bus, runId, by: opts.by, log, signal: opts.signal };
   const snapshot = opts.resume ? await restoreFrom(ctx, PIPELINE_ACTOR, pipelineMachine) : undefined;
-  return runMachine(
+  const output = await runMachine(
     machine,
     {
       runId, ideas: config.ideas, baselineKind: opts.baselineKind, experimentKind: opts.experimentKind, revisionRounds: config.revisionRounds,
@@ -116,4 +117,10 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineOutput
     ctx,
     { actorId: PIPELINE_ACTOR, snapshot },
   );
+  // A tree search that failed before its report (the budget, a lost report job) still leaves its record.
+  for (const idea of output.ideas) {
+    const name = `${runId}/${idea.ideaId}/tree.json`;
+    if (idea.tree && !(await hasArtifact(bus, name))) await putArtifact(bus, name, JSON.stringify(idea.tree, null, 2));
+  }
+  return output;
 }

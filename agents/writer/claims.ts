@@ -55,7 +55,12 @@ export function collectFacts(ideaDir: string): Fact[] {
       if (existsSync(info)) numbersIn(JSON.parse(readFileSync(info, "utf8")), `tree/${node}/final_info.json`, "", facts);
     }
   }
-  if (existsSync(join(ideaDir, "tree.json"))) numbersIn(JSON.parse(readFileSync(join(ideaDir, "tree.json"), "utf8")), "tree.json", "", facts);
+  // Of tree.json, its statistics and the nodes' measured values: not its budgets, seeds or depths.
+  if (existsSync(join(ideaDir, "tree.json"))) {
+    const tree = JSON.parse(readFileSync(join(ideaDir, "tree.json"), "utf8")) as { stats?: unknown; nodes?: { id?: string; value?: unknown }[]; seedRuns?: { id?: string; value?: unknown }[] };
+    numbersIn(tree.stats, "tree.json", "stats", facts);
+    for (const n of [...(tree.nodes ?? []), ...(tree.seedRuns ?? [])]) numbersIn(n.value, "tree.json", `${n.id}.value`, facts);
+  }
   for (const figure of readdirSync(ideaDir).filter((f) => /\.(png|pdf|jpg)$/.test(f))) {
     for (const m of figure.matchAll(NAME_NUMBER)) facts.push({ file: figure, key: "file name", value: Number(m[0]) });
   }

@@ -109,7 +109,9 @@ function searchSentence(search: writer.SearchSummary): string {
   const tried = `A tree search tried ${search.variantsTried} variants (${search.variantsWorking} ran; ${search.debugged} debugging attempts).`;
   if (!c) return `${tried} Its choice was not re-run on fresh seeds, so its gain is unconfirmed.`;
   const metric = texEscape(search.metric.name);
-  return `${tried} On ${c.seeds.length} fresh seed sets that the search never saw${c.independent ? ", on another machine than the one that found it," : ""} the chosen variant gives ${metric} ${fmt(c.final.mean)} against ${fmt(c.baseline.mean)} for the baseline, a difference of ${fmt(c.gain.diff)} (${Math.round(c.gain.level * 100)}\\% CI [${fmt(c.gain.lo)}, ${fmt(c.gain.hi)}]): ${c.holds ? "the gain holds." : "the gain does not hold up, and we do not claim it."}`;
+  const sets = c.seeds.length === 1 ? "one fresh seed set" : `${c.seeds.length} fresh seed sets`;
+  const where = search.seeded ? `On ${sets} that the search never saw` : "Run again (the program fixes its own seeds, so this is a reproduction, not a confirmation)";
+  return `${tried} ${where}${c.independent ? ", on another machine than the one that found it," : ""} the chosen variant gives ${metric} ${fmt(c.final.mean)} against ${fmt(c.baseline.mean)} for the baseline, a difference of ${fmt(c.gain.diff)} (${Math.round(c.gain.level * 100)}\\% CI [${fmt(c.gain.lo)}, ${fmt(c.gain.hi)}]): ${c.holds ? "the gain holds." : c.final.n > 1 && c.baseline.n > 1 ? "the gain does not hold up, and we do not claim it." : "one run a side cannot confirm a gain, and we do not claim one."}`;
 }
 
 /** The search's table (mean and interval over seeds per chosen variant), its ablations, and what the interval means. */
