@@ -22,7 +22,7 @@ export interface TreeInput {
   budget: TreeBudget;
   /** The template reads SWARM_SEED: re-runs on other seeds measure the spread; without it they are reproductions. */
   seeded: boolean;
-  /** The template's measure, when its manifest names one; otherwise the first node's coder chooses it. */
+  /** The template's measure (its manifest's, else one read from the baseline's results); absent, each node's coder chooses one. */
   metric?: Metric | undefined;
 }
 
