@@ -67,8 +67,9 @@ describe("a 3-server cluster", () => {
       const victim = cluster.servers.find((s) => s.name === leader)!;
       await victim.kill();
       expect(alive(victim.pid)).toBe(false);
-      // A new leader among the two left still has the value, and takes writes.
-      const deadline = Date.now() + 30_000;
+      // A new leader among the two left still has the value, and takes writes. The election can take tens of
+      // seconds on two busy cores, with the rest of the suite running beside it.
+      const deadline = Date.now() + 60_000;
       let read: string | undefined;
       while (Date.now() < deadline && read === undefined) {
         read = await bus.kv.get("probe.key").then((e) => e?.string(), () => undefined);
@@ -78,6 +79,17 @@ describe("a 3-server cluster", () => {
       await bus.kv.put("probe.after", "written");
       const after = await bus.jsm.streams.info(`KV_${BUCKETS.runs}`);
       expect(after.cluster?.leader).not.toBe(leader);
+      // Each stream elects its own leader: those the killed server led are written to once they have a new one.
+      for (const name of STORES) {
+        const until = Date.now() + 60_000;
+        let lead: string | undefined;
+        while (Date.now() < until && (lead === undefined || lead === victim.name)) {
+          lead = await bus.jsm.streams.info(name).then((i) => i.cluster?.leader, () => undefined);
+          if (lead === undefined || lead === victim.name) await new Promise((r) => setTimeout(r, 250));
+        }
+        expect(lead, `${name} has a leader among the servers left`).toBeDefined();
+        expect(lead).not.toBe(victim.name);
+      }
 
       // Readers made after the kill. On 2.9.10 a consumer made now is placed on the dead server about one time in
       // three (nats-io/natscli#1067) and never delivers; reads by sequence are answered by the leaders left.
@@ -109,7 +121,7 @@ describe("a 3-server cluster", () => {
       await single.stop();
     }
     for (const s of cluster!.servers) expect(alive(s.pid), `${s.name} stopped`).toBe(false);
-  }, 90_000);
+  }, 150_000);
 
   it("speaks TLS on every server when asked, to clients that trust the swarm's CA only", async () => {
     const tls = await ensureSwarmCertificates(join(dir, "tls-cluster", "tls"), tlsNames("127.0.0.1"));
@@ -157,7 +169,7 @@ describe("a 3-server cluster", () => {
       expect(alive(victim.pid), "the killed server is gone").toBe(false);
       // The two servers left elect a new leader of the jobs stream.
       let newLeader: string | undefined;
-      while (Date.now() - killedAt < 30_000 && (newLeader === undefined || newLeader === leader)) {
+      while (Date.now() - killedAt < 60_000 && (newLeader === undefined || newLeader === leader)) {
         newLeader = await bus.jsm.streams.info(STREAMS.jobs.name).then((i) => i.cluster?.leader, () => undefined);
         if (newLeader === undefined || newLeader === leader) await new Promise((r) => setTimeout(r, 250));
       }
