@@ -50,6 +50,9 @@ export interface TreeOutput {
   failure?: Failure;
 }
 
+/** The search's measure; before any is known (no manifest, no node run yet), a placeholder that says so. */
+const metricOf = (c: Context): Metric => c.metric ?? { name: "unknown", goal: "max" };
+
 const running = (c: Context) => c.nodes.filter((n) => n.status === "running").length + c.seedRuns.filter((r) => r.status === "running").length;
 
 /** A better value by the metric's goal; a node without one is worse than any with one. */
@@ -112,7 +115,7 @@ function seedPlan(c: Context): SeedRun[] {
 
 export function treeRecord(c: Context): TreeRecord {
   return {
-    metric: c.metric ?? { name: "unknown", goal: "max" },
+    metric: metricOf(c),
     seeded: c.seeded,
     seeds: c.budget.seeds,
     stages: TREE_STAGES.map((stage) => ({ stage, goal: STAGE_GOALS[stage], budget: c.budget[stage], ...(c.best[stage] ? { best: c.best[stage] } : {}) })),
@@ -193,7 +196,7 @@ export const treeMachine = setup({
       const take = c.pending.slice(0, Math.max(0, c.width - running(c)));
       if (!take.length) return;
       enqueue.assign({ seedRuns: [...c.seedRuns, ...take], pending: c.pending.slice(take.length) });
-      const metric = c.metric ?? { name: "unknown", goal: "max" as const };
+      const metric = metricOf(c);
       const avoid = c.nodes.find((n) => n.id === c.final)?.by;
       for (const r of take) {
         const step: TreeStep = { action: "seed", node: r.id, of: r.of, seed: r.seed, metric, ...(r.purpose === "confirm" && avoid ? { avoid } : {}) };

@@ -148,6 +148,11 @@ export interface BaselineRun {
  * The template's unchanged run_0 in `ws`, from the object store's cache when this code, interpreter and
  * profile have run before, else run now and cached. A failure is a BaselineError that says what is missing.
  */
+/** What a run of the template sees in its environment: the profile's variables and, on a GPU slot, its own GPU only. */
+export function runEnvFor(needs: RunNeeds, gpu: number | undefined): Record<string, string> {
+  return { ...needs.env, ...(gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(gpu) } : {}) };
+}
+
 export async function ensureBaseline(
   ctx: Pick<AgentContext, "bus" | "log" | "signal" | "gpu">,
   template: Template,
@@ -157,7 +162,7 @@ export async function ensureBaseline(
   limitMs: number,
   say: (text: string) => Promise<void>,
 ): Promise<BaselineRun> {
-  const runEnv = { ...needs.env, ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}) };
+  const runEnv = runEnvFor(needs, ctx.gpu);
   const key = `baselines/${template.name.replace(/[^A-Za-z0-9_.-]/g, "_")}/${await baselineHash(template, python.path, needs.env)}`;
   let cached = false;
   let ms = 0;

@@ -15,7 +15,7 @@ import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import type { PersistedActor } from "../runtime/snapshots.js";
 import { applyEdits } from "./searchReplace.js";
 import { runSandboxed } from "./sandbox.js";
-import { ensureBaseline, prepareWorkspace, readFinalInfo, requirePython } from "./baseline.js";
+import { ensureBaseline, prepareWorkspace, readFinalInfo, requirePython, runEnvFor } from "./baseline.js";
 import { editCode, editPlot, fixCode, planRuns, writeNotes } from "./prompts.js";
 import { sayingHowLong } from "./longRun.js";
 import { searchNotes, treeRuns, writeTreeReport } from "./treeReport.js";
@@ -59,7 +59,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   const needs = runNeeds(template, ctx.config.profile);
   const python = await requirePython(template, ctx.by.node);
   // A GPU slot sees its own GPU only; the profile may set variables of its own (e.g. SWARM_PROFILE=reduced).
-  const runEnv = { ...needs.env, ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}) };
+  const runEnv = runEnvFor(needs, ctx.gpu);
   const ws = experimentWorkspace(ctx.workRoot, job);
   const prefix = `${job.runId}/${job.ideaId}`;
   const actorId = tree ? `coder.${job.ideaId}.report` : `coder.${job.ideaId}`;
@@ -177,7 +177,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error.message}`, out.error);
   if (!tree) return { runs: out.runs, figures: out.figures, notes: out.notes };
   const report = await writeTreeReport(ctx, tree, out.runs[0]!, { ws, prefix, python: python.path, say });
-  const notes = `${out.notes.trimEnd()}\n\n${searchNotes(tree, report.stats, out.runs)}`;
+  const notes = `${out.notes.trimEnd()}\n\n${searchNotes(tree, report.stats)}`;
   await writeFile(join(ws, "notes.txt"), notes);
   await putArtifact(ctx.bus, `${prefix}/notes.txt`, notes);
   return { runs: out.runs, figures: [...out.figures, ...report.figures], notes };

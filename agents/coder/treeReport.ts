@@ -20,6 +20,11 @@ export function reportedNodes(tree: TreeRecord): TreeNode[] {
   return [...new Set([...ids, ...ablations])].map((id) => tree.nodes.find((n) => n.id === id)!).filter(Boolean);
 }
 
+/** The run folder each reported node (and the baseline, run_0) is shown as: what the notes, tree.json and the paper call it. */
+export function runNames(tree: TreeRecord): Record<string, string> {
+  return Object.fromEntries([["root", "run_0"], ...reportedNodes(tree).map((n, i) => [n.id, `run_${i + 1}`])]);
+}
+
 /** What a node changes from the baseline: its ancestors' changes and its own, in order. */
 export function lineage(tree: TreeRecord, node: TreeNode): string {
   const chain: string[] = [];
@@ -38,8 +43,9 @@ export async function treeRuns(ctx: AgentContext, tree: TreeRecord, job: { runId
   const ideaPrefix = `${job.runId}/${job.ideaId}`;
   const prefix = `${ideaPrefix}/tree`;
   const runs: RunRecord[] = [];
-  for (const [i, node] of reportedNodes(tree).entries()) {
-    const run = `run_${i + 1}`;
+  const names = runNames(tree);
+  for (const node of reportedNodes(tree)) {
+    const run = names[node.id]!;
     await getDirectory(ctx.bus, `${prefix}/${node.id}`, join(ws, run), { signal: ctx.signal });
     const record = TreeStepResult.parse(JSON.parse(await readFile(join(ws, run, "node.json"), "utf8")));
     await putDirectory(ctx.bus, join(ws, run), `${ideaPrefix}/${run}`);
@@ -56,7 +62,7 @@ export async function writeTreeReport(
   at: { ws: string; prefix: string; python: string; say: (text: string) => Promise<void> },
 ): Promise<{ stats: SearchStats; figures: string[] }> {
   const stats = searchStats(tree, baseline.results ? valueOf(baseline.results, tree.metric) : undefined);
-  const json = JSON.stringify({ ...tree, stats }, null, 2);
+  const json = JSON.stringify({ ...tree, runs: runNames(tree), stats }, null, 2);
   await writeFile(join(at.ws, "tree.json"), json);
   await putArtifact(ctx.bus, `${at.prefix}/tree.json`, json);
   await putArtifact(ctx.bus, `${at.prefix}/tree.svg`, drawTree(tree, stats));
@@ -81,8 +87,9 @@ const ci = (s: Interval) => (s.n > 1 ? `${num(s.mean)} ± ${num(s.hi - s.mean)} 
  * search-time gain with its interval widened for the number of variants tried, the ablations, and whether the
  * gain held on fresh seeds. Every number is here as the paper may print it.
  */
-export function searchNotes(tree: TreeRecord, stats: SearchStats, runs: RunRecord[]): string {
-  const runOf = (node: string) => (node === "root" ? "run_0" : runs.find((r) => r.description.startsWith(`${node} `))?.run ?? node);
+export function searchNotes(tree: TreeRecord, stats: SearchStats): string {
+  const names = runNames(tree);
+  const runOf = (node: string) => names[node] ?? node;
   const better = tree.metric.goal === "max" ? "higher" : "lower";
   const out = [
     `Search: a tree search over variants (metric ${tree.metric.name}, averaged over the datasets; ${better} is better).`,

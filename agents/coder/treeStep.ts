@@ -14,7 +14,7 @@ import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import { applyEdits } from "./searchReplace.js";
 import { runSandboxed } from "./sandbox.js";
-import { prepareWorkspace, readFinalInfo, requirePython } from "./baseline.js";
+import { prepareWorkspace, readFinalInfo, requirePython, runEnvFor } from "./baseline.js";
 import { fixCode, makeVariant } from "./prompts.js";
 import { sayingHowLong } from "./longRun.js";
 
@@ -36,8 +36,7 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
   const python = await requirePython(template, ctx.by.node);
   const seeded = step.action === "seed" && template.manifest.seeded;
   const runEnv = {
-    ...needs.env,
-    ...(ctx.gpu !== undefined ? { CUDA_VISIBLE_DEVICES: String(ctx.gpu) } : {}),
+    ...runEnvFor(needs, ctx.gpu),
     ...(seeded ? { SWARM_SEED: String(step.seed) } : {}),
   };
   const ws = nodeWorkspace(ctx.workRoot, job, step.node);

@@ -141,16 +141,16 @@ export async function citePaper(job: Job<"cite">, ctx: AgentContext, literature:
   return { citations: out.citations };
 }
 
-/** What a tree search's tree.json tells the paper, each node it shows named by its run. */
-function searchSummary(tree: unknown, runs: RunRecord[], figures: string[]): SearchSummary {
-  const parsed = z.object({ seeded: z.boolean(), stats: z.record(z.string(), z.unknown()) }).parse(tree);
-  const runOf = (node: string) => (node === "root" ? "run_0" : runs.find((r) => r.description.startsWith(`${node} `))?.run ?? node);
-  const stats = parsed.stats as { chosen?: { node: string }[]; ablations?: { node: string }[] };
+/** What a tree search's tree.json tells the paper, each node it shows named by its run (tree.json's `runs`). */
+function searchSummary(tree: unknown, figures: string[]): SearchSummary {
+  const Named = z.array(z.looseObject({ node: z.string() }));
+  const parsed = z.object({ seeded: z.boolean(), runs: z.record(z.string(), z.string()), stats: z.looseObject({ chosen: Named, ablations: Named }) }).parse(tree);
+  const named = (xs: { node: string }[]) => xs.map((x) => ({ ...x, run: parsed.runs[x.node] ?? x.node }));
   return SearchSummary.parse({
     ...parsed.stats,
     seeded: parsed.seeded,
-    chosen: (stats.chosen ?? []).map((c) => ({ ...c, run: runOf(c.node) })),
-    ablations: (stats.ablations ?? []).map((a) => ({ ...a, run: runOf(a.node) })),
+    chosen: named(parsed.stats.chosen),
+    ablations: named(parsed.stats.ablations),
     ...(figures.includes(SEARCH_FIGURE) ? { figure: SEARCH_FIGURE } : {}),
   });
 }
@@ -190,7 +190,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   const say = (text: string) => ctx.progress(text, job.ideaId);
   if (snapshot) await say(`going on with the paper from ${JSON.stringify(snapshot.value)}, where another writer stopped`);
   if (!snapshot && !revision && job.citations?.length === 0) await say("no citations from the literature search: the paper cites only the template's own references");
-  const search = existsSync(join(ws, "tree.json")) ? searchSummary(JSON.parse(await readFile(join(ws, "tree.json"), "utf8")), runs, figures) : undefined;
+  const search = existsSync(join(ws, "tree.json")) ? searchSummary(JSON.parse(await readFile(join(ws, "tree.json"), "utf8")), figures) : undefined;
   const material = (citations: CitationRef[]) => ({
     task: template.taskDescription, idea: job.idea, runs, notes, figures, citations, disclosure: ctx.llm.disclosure, ...(search ? { search } : {}),
   });
