@@ -210,6 +210,10 @@ export const JobId = z.string().max(200).regex(/^[A-Za-z0-9_=-]+(\.[A-Za-z0-9_=-
 
 const jobBase = { jobId: JobId, runId: RunId };
 
+/** One run the coder plans for an idea: what it changes, in a sentence or two. */
+export const PlannedRun = z.object({ description: z.string().min(1).max(2000) });
+export type PlannedRun = z.infer<typeof PlannedRun>;
+
 export const jobSchemas = {
   /** The template's unchanged run, before the run's first model call: a template that cannot run stops the run there. */
   baseline: z.object(jobBase),
@@ -217,10 +221,20 @@ export const jobSchemas = {
   gpuBaseline: z.object(jobBase),
   ideate: z.object({ ...jobBase, count: z.number().int().min(1) }),
   novelty: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, turn: z.number().int().min(0) }),
-  /** Without `step`, the idea's experiments as one chain of runs (`--search linear`); with it, one step of its tree search. */
-  experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, step: TreeStep.optional() }),
+  /**
+   * `--topic` runs only, before the baseline: the coder writes the template (experiment.py, plot.py, prompt.json,
+   * latex/template.tex) from the run's topic, and runs it until it works; that first working version is the baseline.
+   */
+  scaffold: z.object(jobBase),
+  /** `--gate plan` runs only: the coder's plan of runs for an idea, for a person to approve or edit before any run. */
+  plan: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
+  /**
+   * Without `step`, the idea's experiments as one chain of runs (`--search linear`); with it, one step of its tree
+   * search. `plan`: the runs to make, as a person approved or edited them at the plan gate; without it the coder plans.
+   */
+  experiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, step: TreeStep.optional(), plan: z.array(PlannedRun).optional() }),
   /** The same job, for templates whose profile needs a GPU: only nodes with GPUs serve this queue. */
-  gpuExperiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, step: TreeStep.optional() }),
+  gpuExperiment: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, step: TreeStep.optional(), plan: z.array(PlannedRun).optional() }),
   /** The literature search for an idea's citations, which needs only the idea: it runs beside the experiments. */
   cite: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea }),
   /**
@@ -239,6 +253,9 @@ const BaselineResult = z.object({ run: RunRecord, cached: z.boolean(), ms: z.num
 export const resultSchemas = {
   baseline: BaselineResult,
   gpuBaseline: BaselineResult,
+  /** `prefix`: where in the object store the written template is (`<runId>/template`); `files`: what it holds. */
+  scaffold: z.object({ prefix: z.string().min(1), files: z.array(z.string()), baseline: RunRecord, attempts: z.number().int().min(1) }),
+  plan: z.object({ runs: z.array(PlannedRun).min(1) }),
   ideate: z.object({
     ideas: z.array(
       z.object({
@@ -414,6 +431,10 @@ export const RunConfig = z.object({
   literature: z.enum(["s2", "openalex", "auto", "local"]).default("local"),
   /** Longest the critic and the writer wait out one literature service's rate limits and outages, in all (s). */
   literatureWaitS: z.number().positive().default(300),
+  /** `--topic`: the research area the run starts from, with no template; the coder writes the template first (job `scaffold`). */
+  topic: z.object({ file: z.string(), text: z.string().min(1).max(100_000) }).optional(),
+  /** `--gate`: the points where the run waits for a person to approve, edit or reject (npm run gate). */
+  gates: z.array(z.enum(["ideas", "plan", "paper"])).default([]),
   /** The BibTeX file for `local` (each node reads its own copy); the shipped one when absent. */
   bibliography: z.string().optional(),
   startedAt: z.string(),

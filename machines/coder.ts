@@ -1,11 +1,9 @@
 import { assign, setup } from "xstate";
-import type { Idea, RunRecord } from "../bus/schemas.js";
+import type { Idea, PlannedRun, RunRecord } from "../bus/schemas.js";
 import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
-export interface PlannedRun {
-  description: string;
-}
+export type { PlannedRun } from "../bus/schemas.js";
 
 export interface RunAttempt {
   ok: boolean;
@@ -32,6 +30,8 @@ interface Context {
   idea: Idea;
   /** Runs made already, elsewhere: a tree search's chosen nodes, which only want plotting and notes. */
   given?: RunRecord[] | undefined;
+  /** The plan a person approved or edited at the plan gate: run as it is, not planned again. */
+  approved?: PlannedRun[] | undefined;
   maxRuns: number;
   maxFixes: number;
   plan: PlannedRun[];
@@ -59,11 +59,12 @@ const plotRuns = (ctx: Context): PlotRun[] => ctx.records.map((r) => ({ run: r.r
  * The coder: baseline run_0 (computed once per template), a plan of runs, then for each run an edit, the run,
  * and fixes from stderr while attempts are left; a failed run is set aside and the others are kept. Then the
  * plot script, edited and run again with its stderr while attempts are left, and notes on each figure. Given runs
- * made elsewhere (a tree search's chosen nodes), it goes from the baseline straight to the plot.
+ * made elsewhere (a tree search's chosen nodes), it goes from the baseline straight to the plot; given a plan a
+ * person approved (the plan gate), straight to its first run.
  */
 export const coderMachine = setup({
   types: {
-    input: {} as { idea: Idea; maxRuns: number; maxFixes: number; given?: RunRecord[] | undefined },
+    input: {} as { idea: Idea; maxRuns: number; maxFixes: number; given?: RunRecord[] | undefined; approved?: PlannedRun[] | undefined },
     context: {} as Context,
     output: {} as { runs: RunRecord[]; figures: string[]; notes: string; error?: Failure },
   },
@@ -83,6 +84,7 @@ export const coderMachine = setup({
   },
   guards: {
     runsGiven: ({ context }) => (context.given?.length ?? 0) > 0,
+    planGiven: ({ context }) => (context.approved?.length ?? 0) > 0,
     hasPlan: ({ context }, { planned }: { planned: number }) => Math.min(planned, context.maxRuns) > 0,
     runSucceeded: (_, { ok }: { ok: boolean }) => ok,
     plotted: (_, { figures }: { figures: number }) => figures > 0,
@@ -116,6 +118,7 @@ export const coderMachine = setup({
         src: "ensureBaseline",
         onDone: [
           { guard: "runsGiven", target: "plotting", actions: assign({ records: ({ context, event }) => [event.output, ...context.given!] }) },
+          { guard: "planGiven", target: "editing", actions: assign({ records: ({ event }) => [event.output], plan: ({ context }) => context.approved!.slice(0, context.maxRuns) }) },
           { target: "planning", actions: assign({ records: ({ event }) => [event.output] }) },
         ],
         onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "baseline run_0 failed") }) },

@@ -15,7 +15,9 @@ export type ChainResult = Extract<JobResult<"experiment">, { runs: unknown }>;
  * `jobId` and `by` (the node that did it) tell a tree search which of its jobs in flight answered.
  */
 export type JobEvent =
+  | { type: "SCAFFOLDED"; result: JobResult<"scaffold"> }
   | { type: "BASELINE_DONE"; result: JobResult<"baseline"> }
+  | { type: "PLANNED"; result: JobResult<"plan"> }
   | { type: "IDEATED"; result: JobResult<"ideate"> }
   | { type: "EXPERIMENTED"; result: JobResult<"experiment">; jobId?: string; by?: string }
   | { type: "CITED"; result: JobResult<"cite"> }

@@ -29,12 +29,15 @@ export interface PipelineInput {
   baselineKind: "baseline" | "gpuBaseline";
   experimentKind: "experiment" | "gpuExperiment";
   revisionRounds: number;
+  /** A `--topic` run: the coder writes the template before its baseline is run. */
+  scaffold?: boolean | undefined;
   budgetUsd?: number | undefined;
   search?: IdeaInput["search"];
   tree?: IdeaInput["tree"];
 }
 
 interface Context extends PipelineInput {
+  scaffolded?: JobResult<"scaffold"> | undefined;
   baseline: JobResult<"baseline"> | undefined;
   ideation: JobResult<"ideate"> | undefined;
   /** Why the run could not go on: its baseline or its ideation failed. */
@@ -46,6 +49,7 @@ interface Context extends PipelineInput {
 }
 
 export interface PipelineOutput {
+  scaffolded?: JobResult<"scaffold">;
   baseline?: JobResult<"baseline">;
   ideation?: JobResult<"ideate">;
   failure?: Failure;
@@ -54,7 +58,8 @@ export interface PipelineOutput {
 }
 
 /**
- * A run: the template's baseline before any model call, then ideation, during which every idea the critic
+ * A run: the template's baseline before any model call (a run from a topic first has the coder write its
+ * template, and the baseline is that code's first working run), then ideation, during which every idea the critic
  * judges novel starts its own pipeline (an idea machine, spawned with the idea's id) while the ideator goes on;
  * the run ends when ideation has ended and every idea has been decided or has failed.
  */
@@ -72,6 +77,7 @@ export const pipelineMachine = setup({
     watchIdeas: declaredCallback<AcceptedEvent, { runId: string }>("watchIdeas"),
   },
   guards: {
+    scaffolds: ({ context }) => context.scaffold === true,
     isNew: ({ context }, { ideaId }: { ideaId: string }) => !context.accepted.some((a) => a.ideaId === ideaId),
     allFinished: ({ context }) => context.accepted.every((a) => context.finished[a.ideaId] !== undefined),
   },
@@ -99,8 +105,19 @@ export const pipelineMachine = setup({
 }).createMachine({
   id: "pipeline",
   context: ({ input }) => ({ ...input, baseline: undefined, ideation: undefined, failure: undefined, failedAt: undefined, accepted: [], finished: {} }),
-  initial: "baseline",
+  initial: "starting",
   states: {
+    starting: {
+      always: [{ guard: "scaffolds", target: "scaffolding" }, { target: "baseline" }],
+    },
+    // A run from a topic has no template yet: the coder writes one, and runs it until it works.
+    scaffolding: {
+      invoke: { src: "job", input: ({ context: c }): JobRequest => ({ kind: "scaffold", job: { jobId: `${c.runId}.scaffold`, runId: c.runId } }) },
+      on: {
+        SCAFFOLDED: { target: "baseline", actions: assign({ scaffolded: ({ event }) => event.result }) },
+        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
     // The unchanged template, before any model call: a template that cannot run here stops the run with nothing spent.
     baseline: {
       invoke: {
@@ -145,6 +162,7 @@ export const pipelineMachine = setup({
     failed: { type: "final" },
   },
   output: ({ context }) => ({
+    ...(context.scaffolded ? { scaffolded: context.scaffolded } : {}),
     ...(context.baseline ? { baseline: context.baseline } : {}),
     ...(context.ideation ? { ideation: context.ideation } : {}),
     ...(context.failure ? { failure: context.failure } : {}),

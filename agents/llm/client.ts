@@ -90,6 +90,7 @@ export function createLlm(provider: LlmProvider, ctx: LlmContext): Llm {
     provider: provider.name,
     model: provider.model,
     disclosure: provider.disclosure,
+    seesImages: modelInfo(provider.name, provider.model)?.vision ?? false,
     async ask<S extends z.ZodType>(req: LlmRequest<S>): Promise<z.infer<S>> {
       let messages: ChatMessage[] = req.messages;
       let why = "";

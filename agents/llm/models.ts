@@ -11,6 +11,8 @@ export const ModelInfo = z.object({
   systemRole: z.boolean(),
   /** Accepts a temperature. */
   temperature: z.boolean(),
+  /** Takes images in a user message (OpenAI `image_url` parts, Anthropic `image` blocks). */
+  vision: z.boolean().default(false),
   input: z.number().min(0),
   output: z.number().min(0),
   cachedInput: z.number().min(0),

@@ -8,6 +8,15 @@ export interface ChatMessage {
   content: string;
   /** A long part that stays the same across calls (a paper, the template's code): providers may cache it. */
   cache?: boolean;
+  /** Images shown with this message (user messages only): sent to models whose entry in config/models.json says `vision`, dropped for others. */
+  images?: ImagePart[];
+}
+
+/** A figure as a model sees it: PNG bytes, base64-encoded, with a name for the log. */
+export interface ImagePart {
+  name: string;
+  mediaType: "image/png" | "image/jpeg";
+  base64: string;
 }
 
 /**
@@ -62,5 +71,7 @@ export interface Llm {
   readonly provider: string;
   readonly model: string;
   readonly disclosure: string;
+  /** Whether the model takes image inputs (config/models.json `vision`): agents attach figures only then. */
+  readonly seesImages: boolean;
   ask<S extends z.ZodType>(req: LlmRequest<S>): Promise<z.infer<S>>;
 }

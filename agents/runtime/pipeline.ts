@@ -37,6 +37,10 @@ export interface PipelineOptions {
 async function eventOf(bus: Bus, runId: string, kind: JobKind, outcome: Outcome<JobKind>): Promise<JobEvent> {
   if (!outcome.ok) return { type: "JOB_FAILED", kind, failure: outcome.failure };
   switch (kind) {
+    case "scaffold":
+      return { type: "SCAFFOLDED", result: outcome.result as JobResult<"scaffold"> };
+    case "plan":
+      return { type: "PLANNED", result: outcome.result as JobResult<"plan"> };
     case "baseline":
     case "gpuBaseline":
       return { type: "BASELINE_DONE", result: outcome.result as JobResult<"baseline"> };
