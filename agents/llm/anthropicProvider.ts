@@ -5,6 +5,7 @@ import type { ModelInfo } from "./models.js";
 import { type Limiter, withRetries, type RetryPolicy } from "./retry.js";
 import { malformedAnswer, providerErrorFrom, unreadableAnswer } from "./errors.js";
 import type { LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
+import { dropImages, dropWarner } from "./images.js";
 
 export interface AnthropicOptions {
   model: string;
@@ -51,6 +52,9 @@ export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
     (made ??= import("@anthropic-ai/sdk").then((m) => new m.default({ apiKey: opts.apiKey, ...(opts.baseURL ? { baseURL: opts.baseURL } : {}), timeout: opts.timeoutMs, maxRetries: 0 })));
   const who = `anthropic/${opts.model}`;
   const limiter = opts.limiter;
+  // Images go only to a model its entry says takes them.
+  const vision = opts.info?.vision ?? false;
+  const dropped = dropWarner(opts.log, who);
 
   return {
     name: "anthropic",
@@ -60,15 +64,22 @@ export function anthropicProvider(opts: AnthropicOptions): LlmProvider {
       const system = req.messages.filter((m) => m.role === "system").map((m) => m.content).join("\n\n");
       // Consecutive turns of one role become one message with several blocks.
       const messages: Anthropic.MessageParam[] = [];
-      for (const m of req.messages.filter((x) => x.role !== "system")) {
-        const block: Anthropic.TextBlockParam = {
-          type: "text",
-          text: m.content,
-          ...(m.cache && m.content.length >= MIN_CACHE_CHARS ? { cache_control: { type: "ephemeral" as const } } : {}),
-        };
+      for (const m of (vision ? req.messages : dropImages(req.messages, dropped)).filter((x) => x.role !== "system")) {
+        // Images go before their text, as Anthropic recommends; a cache mark on the text covers them too.
+        const images: Anthropic.ImageBlockParam[] = m.role === "user"
+          ? (m.images ?? []).map((i) => ({ type: "image", source: { type: "base64", media_type: i.mediaType, data: i.base64 } }))
+          : [];
+        const blocks: Anthropic.ContentBlockParam[] = [
+          ...images,
+          {
+            type: "text",
+            text: m.content,
+            ...(m.cache && m.content.length >= MIN_CACHE_CHARS ? { cache_control: { type: "ephemeral" as const } } : {}),
+          },
+        ];
         const last = messages[messages.length - 1];
-        if (last && last.role === m.role && Array.isArray(last.content)) (last.content as Anthropic.TextBlockParam[]).push(block);
-        else messages.push({ role: m.role as "user" | "assistant", content: [block] });
+        if (last && last.role === m.role && Array.isArray(last.content)) (last.content as Anthropic.ContentBlockParam[]).push(...blocks);
+        else messages.push({ role: m.role as "user" | "assistant", content: blocks });
       }
       const tool = req.task.replace(/[^A-Za-z0-9_-]/g, "_");
       const body: Anthropic.MessageCreateParamsNonStreaming = {

@@ -10,6 +10,7 @@ import { extractJson } from "./extractJson.js";
 import { redact } from "./redact.js";
 import { addSpend } from "./budget.js";
 import type { ChatMessage, Llm, LlmProvider, LlmRequest } from "./types.js";
+import { dropImages, dropWarner, imageDigest, loggedContent } from "./images.js";
 
 /** Turns in which a model is shown why its answer failed and asked again, before the task fails. */
 export const MAX_REPAIRS = 2;
@@ -53,6 +54,8 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
  */
 export function createLlm(provider: LlmProvider, ctx: LlmContext): Llm {
   const info = modelInfo(provider.name, provider.model);
+  const seesImages = info?.vision ?? false;
+  const dropped = dropWarner(ctx.log, `${provider.name}/${provider.model}`);
   if (!info && provider.name !== "replay") ctx.log.warn(`${provider.name}/${provider.model} is not in config/models.json: its cost is counted as 0`);
   const reusable = ctx.scope !== undefined;
   // A call without a scope still gets a key of its own, so that it never lands on a job's subject.
@@ -63,7 +66,10 @@ export function createLlm(provider: LlmProvider, ctx: LlmContext): Llm {
 
   /** Takes the next occurrence of this request; `release` gives it back when no answer came. */
   function keyFor(task: string, messages: ChatMessage[]): { key: string; release(): void } {
-    const request = sha256(JSON.stringify([scope, provider.name, provider.model, task, messages.map(({ role, content }) => [role, content])]));
+    // A message's images count by their digest: another figure is another request. A message without images
+    // keys as it always did, so that answers recorded before images existed are still found.
+    const turns = messages.map(({ role, content, images }) => (images?.length ? [role, content, images.map((i) => imageDigest(i).sha256)] : [role, content]));
+    const request = sha256(JSON.stringify([scope, provider.name, provider.model, task, turns]));
     const n = asked.get(request) ?? 0;
     asked.set(request, n + 1);
     return {
@@ -90,9 +96,10 @@ export function createLlm(provider: LlmProvider, ctx: LlmContext): Llm {
     provider: provider.name,
     model: provider.model,
     disclosure: provider.disclosure,
-    seesImages: modelInfo(provider.name, provider.model)?.vision ?? false,
+    seesImages,
     async ask<S extends z.ZodType>(req: LlmRequest<S>): Promise<z.infer<S>> {
-      let messages: ChatMessage[] = req.messages;
+      // Images a model does not take are never sent, keyed or logged: the request is what the model was asked.
+      let messages: ChatMessage[] = seesImages ? req.messages : dropImages(req.messages, dropped);
       let why = "";
       for (let turn = 0; turn <= MAX_REPAIRS; turn++) {
         const { key, release } = keyFor(req.task, messages);
@@ -177,7 +184,8 @@ async function record(
       task: req.task,
       provider: provider.name,
       model: provider.model,
-      messages: messages.map(({ role, content }) => ({ role, content })),
+      // An image is logged as a line naming it, its size and digest: the bytes are in the object store, not the log.
+      messages: messages.map((m) => ({ role: m.role, content: loggedContent(m) })),
       answer,
       ...(error ? { error } : {}),
       usage,

@@ -4,7 +4,8 @@ import type { Logger } from "../../bus/logger.js";
 import { malformedAnswer, ProviderError, providerErrorFrom, unreadableAnswer } from "./errors.js";
 import type { ModelInfo } from "./models.js";
 import { type Limiter, withRetries, type RetryPolicy } from "./retry.js";
-import type { ChatMessage, LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
+import type { ChatMessage, ImagePart, LlmProvider, ProviderAnswer, ProviderRequest } from "./types.js";
+import { dropImages, dropWarner } from "./images.js";
 
 export interface OpenAiOptions {
   /** `openai`, or `openai-compatible` for any server that speaks Chat Completions (Ollama, vLLM, …). */
@@ -46,6 +47,15 @@ const ChatCompletionBody = z.object({
 
 const ModelList = z.array(z.object({ id: z.string() }));
 
+/** A user turn's content: its text, or with images its text part then one `image_url` part (a data URL) per image. */
+function userContent(text: string, images: ImagePart[] | undefined): string | OpenAI.Chat.ChatCompletionContentPart[] {
+  if (!images?.length) return text;
+  return [
+    { type: "text", text },
+    ...images.map((i): OpenAI.Chat.ChatCompletionContentPartImage => ({ type: "image_url", image_url: { url: `data:${i.mediaType};base64,${i.base64}` } })),
+  ];
+}
+
 /** Without a system role the instructions go first in the user's turn. */
 function toOpenAiMessages(messages: ChatMessage[], systemRole: boolean): OpenAI.Chat.ChatCompletionMessageParam[] {
   const out: OpenAI.Chat.ChatCompletionMessageParam[] = [];
@@ -53,7 +63,7 @@ function toOpenAiMessages(messages: ChatMessage[], systemRole: boolean): OpenAI.
   for (const m of messages) {
     if (m.role === "system" && !systemRole) pendingSystem += `${m.content}\n\n`;
     else if (m.role === "user") {
-      out.push({ role: "user", content: pendingSystem + m.content });
+      out.push({ role: "user", content: userContent(pendingSystem + m.content, m.images) });
       pendingSystem = "";
     } else out.push({ role: m.role, content: m.content });
   }
@@ -115,11 +125,14 @@ export function openAiProvider(opts: OpenAiOptions): LlmProvider {
   const tableMode: OutputMode | undefined = opts.info ? (opts.info.jsonSchema ? "json_schema" : "prompt") : undefined;
   const systemRole = opts.info?.systemRole ?? true;
   const temperature = opts.info?.temperature ?? true;
+  // Images go only to a model its entry says takes them; an unlisted one may not, and would refuse the request.
+  const vision = opts.info?.vision ?? false;
+  const dropped = dropWarner(opts.log, who);
 
   function bodyFor(req: ProviderRequest, mode: OutputMode): OpenAI.Chat.ChatCompletionCreateParamsNonStreaming {
     return {
       model: opts.model,
-      messages: toOpenAiMessages(req.messages, systemRole),
+      messages: toOpenAiMessages(vision ? req.messages : dropImages(req.messages, dropped), systemRole),
       ...(temperature && req.temperature !== undefined ? { temperature: req.temperature } : {}),
       ...(mode === "json_schema"
         ? { response_format: { type: "json_schema", json_schema: { name: req.task.replace(/[^A-Za-z0-9_-]/g, "_"), schema: req.jsonSchema, strict: false } } }

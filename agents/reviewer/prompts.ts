@@ -19,29 +19,36 @@ const SYSTEM = (persona: string) =>
 const SCALES =
   "Scores: Originality, Quality, Clarity, Significance, Soundness, Presentation, Contribution from 1 (poor) to 4 (excellent); Overall from 1 (very strong reject) to 10 (award quality), 6 meaning weak accept; Confidence from 1 to 5.";
 
+/** Said when the paper's figures come with the request as images (a model that sees them). */
+const FIGURES = (figures: string[] | undefined) =>
+  figures?.length
+    ? ` The paper's figures (\`figures\`: ${figures.join(", ")}) are attached as images, in that order: judge them as a reader of the PDF would (do they show what the text says of them, are they legible and labelled), and count what they show as evidence.`
+    : "";
+
 /** A paper and a review of it, shown to the reviewer as a worked example of the form. */
 export const ReviewExample = z.object({ paper: z.string(), review: Review });
 export type ReviewExample = z.infer<typeof ReviewExample>;
 
 export const writeReview = defineTask({
   name: "reviewer.review",
-  // The paper is the same for a review and its reflections: one cached prefix (with the reviewer's system prompt).
-  stable: ["text"],
-  data: z.object({ text: z.string(), persona: z.number().int().min(0), examples: z.array(ReviewExample) }),
+  // The paper (its text, its figures and their images) is the same for a review and its reflections: one cached
+  // prefix (with the reviewer's system prompt).
+  stable: ["text", "figures"],
+  data: z.object({ text: z.string(), figures: z.array(z.string()).optional(), persona: z.number().int().min(0), examples: z.array(ReviewExample) }),
   answer: Review,
   system: (d) => SYSTEM(PERSONAS[d.persona % PERSONAS.length]!),
   instructions: (d) =>
-    `Review the paper whose text (extracted from its PDF) is \`text\`, on the review form. ${SCALES}${d.examples.length ? ` \`examples\` shows ${d.examples.length === 1 ? "a paper and its review" : "papers and their reviews"}: follow their form and calibration, not their content.` : ""}`,
+    `Review the paper whose text (extracted from its PDF) is \`text\`, on the review form.${FIGURES(d.figures)} ${SCALES}${d.examples.length ? ` \`examples\` shows ${d.examples.length === 1 ? "a paper and its review" : "papers and their reviews"}: follow their form and calibration, not their content.` : ""}`,
   shape: FORM,
 });
 
 export const reflectOnReview = defineTask({
   name: "reviewer.reflect",
-  stable: ["text"],
-  data: z.object({ text: z.string(), persona: z.number().int().min(0), review: Review, round: z.number().int(), maxRounds: z.number().int() }),
+  stable: ["text", "figures"],
+  data: z.object({ text: z.string(), figures: z.array(z.string()).optional(), persona: z.number().int().min(0), review: Review, round: z.number().int(), maxRounds: z.number().int() }),
   answer: z.object({ review: Review, done: z.boolean() }),
   system: (d) => SYSTEM(PERSONAS[d.persona % PERSONAS.length]!),
   instructions: (d) =>
-    `Reflection round ${d.round} of at most ${d.maxRounds}. Reread the paper (\`text\`) and your \`review\`. Are the scores consistent with the strengths and weaknesses you wrote? Is every criticism grounded in the text? Correct the review; set done to true if nothing needs to change. ${SCALES}`,
+    `Reflection round ${d.round} of at most ${d.maxRounds}. Reread the paper (\`text\`${d.figures?.length ? " and its attached figures" : ""}) and your \`review\`. Are the scores consistent with the strengths and weaknesses you wrote? Is every criticism grounded in the text? Correct the review; set done to true if nothing needs to change. ${SCALES}`,
   shape: `{"review": ${FORM}, "done": true|false}`,
 });

@@ -2,13 +2,16 @@ import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { fromPromise } from "xstate";
+import type { z } from "zod";
 import { reviewerMachine } from "../../machines/reviewer.js";
 import type { Job, JobResult, Review } from "../../bus/schemas.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { failure } from "../../bus/errors.js";
 import { getArtifact, putArtifact, roundPrefix } from "../../bus/artifacts.js";
 import { extractPdfText } from "../tools/pdfText.js";
-import { ask } from "../llm/task.js";
+import { figureImages, withImages } from "../llm/images.js";
+import type { Task } from "../llm/task.js";
+import type { ImagePart } from "../llm/types.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import { ReviewExample, reflectOnReview, writeReview } from "./prompts.js";
@@ -58,6 +61,22 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   });
+  // A model that sees images is shown the experiment's figures (kept under the idea's first prefix, whatever the
+  // round), read once per job; any other model reviews the text alone.
+  let figures: Promise<ImagePart[]> | undefined;
+  const shown = () =>
+    (figures ??= ctx.llm.seesImages && job.figures?.length
+      ? figureImages(ctx.bus, job, job.figures, { log: ctx.log, signal: ctx.signal }).then(async (images) => {
+          await ctx.progress(`reviewer ${job.reviewer} is shown ${images.length} of the paper's ${job.figures!.length} figures`, job.ideaId);
+          return images;
+        })
+      : Promise.resolve([]));
+  /** Asks with the figures attached to the paper's turn, their names in the data (and so in the prompt). */
+  const askSeeing = async <D extends z.ZodObject, A extends z.ZodType>(task: Task<D, A>, data: Omit<z.infer<D>, "figures">): Promise<z.infer<A>> => {
+    const images = await shown();
+    const full = { ...data, ...(images.length ? { figures: images.map((i) => i.name) } : {}) } as z.infer<D>;
+    return ctx.llm.ask({ task: task.name, messages: withImages(task.render(full), images), schema: task.answer, data: full, ...opts });
+  };
   const machine = reviewerMachine.provide({
     actors: {
       readPaper: fromPromise(async () => {
@@ -72,10 +91,10 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
         return text;
       }),
       writeReview: fromPromise(async ({ input }: { input: { text: string } }) =>
-        ask(ctx.llm, writeReview, { text: input.text, persona, examples: (await reviewExamples()).slice(0, ctx.config.fewShot) }, opts),
+        askSeeing(writeReview, { text: input.text, persona, examples: (await reviewExamples()).slice(0, ctx.config.fewShot) }),
       ),
       reflect: fromPromise(async ({ input }: { input: { text: string; review: Review; round: number } }) =>
-        ask(ctx.llm, reflectOnReview, { ...input, persona, maxRounds: ctx.config.reviewReflections }, opts),
+        askSeeing(reflectOnReview, { ...input, persona, maxRounds: ctx.config.reviewReflections }),
       ),
     },
   });

@@ -16,12 +16,30 @@ export type Step =
   /** A 200 with this body as it is, whatever its shape. */
   | { body: unknown };
 
+/** An image a request carried, read back from either wire format. */
+export interface SeenImage {
+  /** The role of the message it came in. */
+  role: string;
+  /** Chat Completions sends an `image_url` part (a data URL), Messages an `image` block (base64 source). */
+  format: "image_url" | "image";
+  mediaType: string;
+  /** The image's bytes, decoded from the base64 the request carried. */
+  bytes: Buffer;
+}
+
+export interface FakeRequest {
+  path: string;
+  body: Record<string, unknown>;
+  /** The images in the request's messages, in order. */
+  images: SeenImage[];
+}
+
 export interface FakeModelServer {
   url: string;
   /** Every request's path and body, in order. */
-  requests: { path: string; body: Record<string, unknown> }[];
+  requests: FakeRequest[];
   /** The requests whose answer was sent in full, in the order the answers went out. */
-  answered: { path: string; body: Record<string, unknown> }[];
+  answered: FakeRequest[];
   script: Step[];
   close(): Promise<void>;
 }
@@ -48,9 +66,28 @@ function userTurns(messages: { role: string; content: unknown }[]): string {
   for (const m of messages) {
     if (m.role === "assistant") break;
     if (m.role !== "user") continue;
-    out.push(typeof m.content === "string" ? m.content : (m.content as { text?: string }[]).map((b) => b.text ?? "").join("\n\n"));
+    out.push(typeof m.content === "string" ? m.content : (m.content as { type?: string; text?: string }[]).filter((b) => b.type === "text").map((b) => b.text ?? "").join("\n\n"));
   }
   return out.join("\n\n");
+}
+
+/** The images in a request's messages, from OpenAI `image_url` parts or Anthropic `image` blocks. */
+function imagesIn(body: Record<string, unknown>): SeenImage[] {
+  const out: SeenImage[] = [];
+  for (const m of (body.messages ?? []) as { role: string; content: unknown }[]) {
+    if (!Array.isArray(m.content)) continue;
+    for (const part of m.content as Record<string, unknown>[]) {
+      if (part.type === "image_url") {
+        const url = String((part.image_url as { url?: unknown } | undefined)?.url ?? "");
+        const data = /^data:([^;,]+);base64,(.*)$/s.exec(url);
+        out.push({ role: m.role, format: "image_url", mediaType: data?.[1] ?? "", bytes: Buffer.from(data?.[2] ?? "", "base64") });
+      } else if (part.type === "image") {
+        const source = (part.source ?? {}) as { type?: string; media_type?: string; data?: string };
+        out.push({ role: m.role, format: "image", mediaType: source.media_type ?? "", bytes: Buffer.from(source.type === "base64" ? (source.data ?? "") : "", "base64") });
+      }
+    }
+  }
+  return out;
 }
 
 async function readBody(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -77,8 +114,9 @@ export async function startFakeModelServer(opts: {
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? "").split("?")[0]!;
     const body = await readBody(req);
-    state.requests.push({ path, body });
-    res.on("finish", () => state.answered.push({ path, body }));
+    const seen: FakeRequest = { path, body, images: imagesIn(body) };
+    state.requests.push(seen);
+    res.on("finish", () => state.answered.push(seen));
     // Anthropic's SDK says which API version it speaks; it authenticates with x-api-key or a bearer token.
     const anthropic = req.headers["anthropic-version"] !== undefined;
     const key = (anthropic ? req.headers["x-api-key"] : undefined) ?? req.headers.authorization?.replace(/^Bearer /, "");
