@@ -1,5 +1,5 @@
 import { assign, setup } from "xstate";
-import type { Idea, PlannedRun, RunRecord } from "../bus/schemas.js";
+import type { FigureCritique, Idea, PlannedRun, RunRecord } from "../bus/schemas.js";
 import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
@@ -45,6 +45,12 @@ interface Context {
   plotCode: string;
   figures: string[];
   notes: string;
+  /** Rounds in which the figure critic's critique may send the figures back to plot.py; 0: no critic. */
+  figureRounds: number;
+  /** Figure critiques made so far. */
+  figureRound: number;
+  /** The figure critic's last word on the figures. */
+  critiques: FigureCritique[];
   error: Failure | undefined;
 }
 
@@ -54,19 +60,26 @@ const runName = (ctx: Context) => `run_${ctx.runIndex + 1}`;
 const lastGood = (ctx: Context) => ctx.records.filter((r) => r.ok).at(-1)?.run ?? "run_0";
 const plotFailed = (ctx: Context, feedback: string) => failure("model", `plot.py failed after ${ctx.attempts + 1} attempts: ${feedback.slice(-500)}`);
 const plotRuns = (ctx: Context): PlotRun[] => ctx.records.map((r) => ({ run: r.run, description: r.description, ok: r.ok }));
+/** Problems plot.py can mend: a caption that claims too much is the writer's to mend, not the plot's. */
+const plotProblems = (critiques: FigureCritique[]) => critiques.flatMap((c) => c.problems).filter((p) => p.kind !== "caption-claims").length;
+const critiqueLines = (critiques: FigureCritique[]) => critiques.flatMap((c) => c.problems.map((p) => `${c.figure}: ${p.kind}: ${p.detail}`)).join("\n");
 
 /**
  * The coder: baseline run_0 (computed once per template), a plan of runs, then for each run an edit, the run,
  * and fixes from stderr while attempts are left; a failed run is set aside and the others are kept. Then the
- * plot script, edited and run again with its stderr while attempts are left, and notes on each figure. Given runs
+ * plot script, edited and run again with its stderr while attempts are left, and notes on each figure. Then the
+ * figure critic looks at each figure with its note: a figure it finds wanting goes back to the plot script with
+ * the critique, while figure rounds are left. Given runs
  * made elsewhere (a tree search's chosen nodes), it goes from the baseline straight to the plot; given a plan a
  * person approved (the plan gate), straight to its first run.
  */
 export const coderMachine = setup({
   types: {
-    input: {} as { idea: Idea; maxRuns: number; maxFixes: number; given?: RunRecord[] | undefined; approved?: PlannedRun[] | undefined },
+    input: {} as {
+      idea: Idea; maxRuns: number; maxFixes: number; given?: RunRecord[] | undefined; approved?: PlannedRun[] | undefined; figureRounds?: number | undefined;
+    },
     context: {} as Context,
-    output: {} as { runs: RunRecord[]; figures: string[]; notes: string; error?: Failure },
+    output: {} as { runs: RunRecord[]; figures: string[]; notes: string; critiques: FigureCritique[]; error?: Failure },
   },
   actors: {
     ensureBaseline: declared<RunRecord, void>("ensureBaseline"),
@@ -78,9 +91,11 @@ export const coderMachine = setup({
     /** Puts the code of run `restore` back and removes the failed run's folder. */
     discardRun: declared<void, { run: string; restore: string }>("discardRun"),
     /** plot.py edited for these runs, with the last attempt's stderr as feedback. */
-    editPlot: declared<string, { runs: PlotRun[]; feedback: string }>("editPlot"),
+    editPlot: declared<string, { runs: PlotRun[]; feedback: string; critiques: FigureCritique[] }>("editPlot"),
     runPlot: declared<PlotAttempt, { plotCode: string }>("runPlot"),
     writeNotes: declared<string, { runs: RunRecord[]; figures: string[] }>("writeNotes"),
+    /** The figures and their notes to the figure critic (a `figures` job), and its critique of each. */
+    critiqueFigures: declared<FigureCritique[], { figures: string[]; notes: string; runs: PlotRun[]; round: number }>("critiqueFigures"),
   },
   guards: {
     runsGiven: ({ context }) => (context.given?.length ?? 0) > 0,
@@ -91,6 +106,11 @@ export const coderMachine = setup({
     fixesLeft: ({ context }) => context.attempts < context.maxFixes,
     moreRuns: ({ context }) => context.runIndex + 1 < context.plan.length,
     anySucceeded: ({ context }) => context.records.some((r) => r.run !== "run_0" && r.ok),
+    criticOn: ({ context }) => context.figureRounds > 0,
+    /** The figures plotted before (in the object store still) were critiqued: a plot round that fails falls back on them. */
+    critiqued: ({ context }) => context.figureRound > 0,
+    /** A figure the critic found wanting, and a plot round left to mend it. */
+    replot: ({ context }, { problems }: { problems: number }) => problems > 0 && context.figureRound < context.figureRounds,
     /** No fault of the code (a provider's outage, the bus): the job is retried rather than the run set aside. */
     passing: (_, { error }: { error: unknown }) => failureOf(error).retryable,
   },
@@ -109,6 +129,9 @@ export const coderMachine = setup({
     plotCode: "",
     figures: [],
     notes: "",
+    figureRounds: input.figureRounds ?? 0,
+    figureRound: 0,
+    critiques: [],
     error: undefined,
   }),
   initial: "baseline",
@@ -245,7 +268,7 @@ export const coderMachine = setup({
     plotting: {
       invoke: {
         src: "editPlot",
-        input: ({ context }) => ({ runs: plotRuns(context), feedback: context.feedback }),
+        input: ({ context }) => ({ runs: plotRuns(context), feedback: context.feedback, critiques: context.critiques.filter((c) => !c.ok) }),
         onDone: { target: "runningPlot", actions: assign({ plotCode: ({ event }) => event.output }) },
         onError: [
           {
@@ -260,6 +283,8 @@ export const coderMachine = setup({
             reenter: true,
             actions: assign(({ context, event }) => ({ attempts: context.attempts + 1, feedback: message(event.error) })),
           },
+          // A plot round the critic asked for that cannot be made keeps the figures it was asked about, and says so in their critique.
+          { guard: "critiqued", target: "done" },
           { target: "failed", actions: assign({ error: ({ context, event }) => plotFailed(context, message(event.error)) }) },
         ],
       },
@@ -279,6 +304,7 @@ export const coderMachine = setup({
             target: "plotting",
             actions: assign(({ context, event }) => ({ attempts: context.attempts + 1, feedback: event.output.stderrTail })),
           },
+          { guard: "critiqued", target: "done" },
           { target: "failed", actions: assign({ error: ({ context, event }) => plotFailed(context, event.output.stderrTail) }) },
         ],
         onError: { target: "failed", actions: { type: "failWith", params: ({ event }) => ({ error: event.error, during: "plotting failed" }) } },
@@ -288,8 +314,36 @@ export const coderMachine = setup({
       invoke: {
         src: "writeNotes",
         input: ({ context }) => ({ runs: context.records, figures: context.figures }),
-        onDone: { target: "done", actions: assign({ notes: ({ event }) => event.output }) },
+        onDone: [
+          { guard: "criticOn", target: "critiquing", actions: assign({ notes: ({ event }) => event.output }) },
+          { target: "done", actions: assign({ notes: ({ event }) => event.output }) },
+        ],
         onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "notes failed") }) },
+      },
+    },
+    critiquing: {
+      invoke: {
+        src: "critiqueFigures",
+        input: ({ context }) => ({ figures: context.figures, notes: context.notes, runs: plotRuns(context), round: context.figureRound }),
+        onDone: [
+          {
+            guard: { type: "replot", params: ({ event }) => ({ problems: plotProblems(event.output) }) },
+            target: "plotting",
+            actions: assign(({ context, event }) => ({
+              critiques: event.output, figureRound: context.figureRound + 1, attempts: 0, feedback: `The figure critic found:\n${critiqueLines(event.output)}`,
+            })),
+          },
+          { target: "done", actions: assign(({ context, event }) => ({ critiques: event.output, figureRound: context.figureRound + 1 })) },
+        ],
+        onError: [
+          {
+            guard: { type: "passing", params: ({ event }) => ({ error: event.error }) },
+            target: "failed",
+            actions: { type: "failWith", params: ({ event }) => ({ error: event.error, during: "the figure critique failed" }) },
+          },
+          // The figures stand as plotted when the critic cannot judge them: the paper is still written.
+          { target: "done" },
+        ],
       },
     },
     done: { type: "final" },
@@ -299,6 +353,7 @@ export const coderMachine = setup({
     runs: context.records,
     figures: context.figures,
     notes: context.notes,
+    critiques: context.critiques,
     ...(context.error ? { error: context.error } : {}),
   }),
 });

@@ -1,5 +1,5 @@
 import { assign, enqueueActions, setup } from "xstate";
-import type { Citation } from "../bus/schemas.js";
+import type { Citation, FigureProblem } from "../bus/schemas.js";
 import { failure, failureOf, type Failure } from "../bus/errors.js";
 import { declared } from "./declare.js";
 
@@ -18,6 +18,16 @@ export type Written = Record<string, string>;
 export interface PaperParts {
   written: Written;
   bibtex: string[];
+}
+
+/** A figure whose caption the figure critic found claims what the figure does not show. */
+export interface FlaggedCaption {
+  figure: string;
+  /** The caption as the paper has it (LaTeX). */
+  caption: string;
+  /** What the critic says the figure shows. */
+  shows: string;
+  problems: FigureProblem[];
 }
 
 export interface CompileReport {
@@ -43,6 +53,8 @@ export interface WriterInput {
   citations?: Citation[] | undefined;
   /** Only search the literature for citations, then end: the cite job. */
   citeOnly?: boolean | undefined;
+  /** Rounds in which the figure critic reads the paper's captions, and a flagged caption is rewritten; 0: none. */
+  figureRounds?: number | undefined;
 }
 
 /** What one section's machine is given: a draft sees only the sections it is drafted from. */
@@ -166,6 +178,10 @@ interface Context {
   steps: Record<string, "writing" | "done">;
   fixes: number;
   claimFixes: number;
+  figureRounds: number;
+  /** Caption rounds made so far. */
+  captionRound: number;
+  flagged: FlaggedCaption[];
   errors: string[];
   error: Failure | undefined;
 }
@@ -214,7 +230,10 @@ const sectionsUnderWay = {
  * revision: every section of the version before, revised at once in answer to the meta-review. Either way each
  * section is checked against the checklist and refined only where the check found something; then compile, with
  * LaTeX errors, lint and the page limit going back to the writer while attempts are left; then the claim check,
- * which sends every number that matches no run artifact back the same way. The sections (each one's machine is a
+ * which sends every number that matches no run artifact back the same way; then the caption round, while figure
+ * rounds are left: the paper's figures, with their captions and the sentences that refer to them, go to the figure
+ * critic, and a caption it finds claiming what its figure does not show is rewritten and the paper compiled again.
+ * The sections (each one's machine is a
  * child of this one) and the citations live in the context, so a writer that stops goes on from them. With `citeOnly` (the cite job) it
  * searches for citations and ends.
  */
@@ -233,6 +252,10 @@ export const writerMachine = setup({
     /** The sections it changed. */
     fixClaims: declared<Written, { unmatched: string[]; attempt: number; written: Written }>("fixClaims"),
     fixLatex: declared<Written, { errors: string[]; attempt: number; written: Written }>("fixLatex"),
+    /** The paper's figures and captions to the figure critic (a `figures` job): the captions it flags. */
+    critiqueCaptions: declared<FlaggedCaption[], PaperParts & { round: number }>("critiqueCaptions"),
+    /** The sections whose flagged captions it rewrote. */
+    recaption: declared<Written, { flagged: FlaggedCaption[]; written: Written }>("recaption"),
   },
   guards: {
     revises: ({ context }) => context.metaReview !== undefined,
@@ -246,6 +269,8 @@ export const writerMachine = setup({
     claimsHold: (_, { unmatched }: { unmatched: number }) => unmatched === 0,
     fixesLeft: ({ context }) => context.fixes < context.maxFixes,
     claimFixesLeft: ({ context }) => context.claimFixes < context.maxFixes,
+    captionRoundsLeft: ({ context }) => context.captionRound < context.figureRounds,
+    captionsFlagged: (_, { flagged }: { flagged: number }) => flagged > 0,
   },
   actions: {
     addFound: assign(({ context }, { found }: { found: Citation[] }) => ({ citations: withFound(context, found), citeRound: context.citeRound + 1 })),
@@ -284,6 +309,9 @@ export const writerMachine = setup({
     steps: {},
     fixes: 0,
     claimFixes: 0,
+    figureRounds: input.figureRounds ?? 0,
+    captionRound: 0,
+    flagged: [],
     errors: [],
     error: undefined,
   }),
@@ -335,7 +363,7 @@ export const writerMachine = setup({
         src: "checkClaims",
         input: ({ context }) => parts(context),
         onDone: [
-          { guard: { type: "claimsHold", params: ({ event }) => ({ unmatched: event.output.unmatched.length }) }, target: "done" },
+          { guard: { type: "claimsHold", params: ({ event }) => ({ unmatched: event.output.unmatched.length }) }, target: "captioning" },
           { guard: "claimFixesLeft", target: "fixingClaims", actions: assign({ errors: ({ event }) => event.output.unmatched }) },
           {
             target: "failed",
@@ -343,6 +371,34 @@ export const writerMachine = setup({
           },
         ],
         onError: { target: "failed", actions: assign({ error: ({ event }) => failureOf(event.error, "checking the claims failed") }) },
+      },
+    },
+    // The caption round: the paper compiled and its numbers hold; what remains is whether its captions say what the figures show.
+    captioning: {
+      always: [{ guard: "captionRoundsLeft", target: "critiquingCaptions" }, { target: "done" }],
+    },
+    critiquingCaptions: {
+      invoke: {
+        src: "critiqueCaptions",
+        input: ({ context }) => ({ ...parts(context), round: context.captionRound }),
+        onDone: [
+          {
+            guard: { type: "captionsFlagged", params: ({ event }) => ({ flagged: event.output.length }) },
+            target: "recaptioning",
+            actions: assign(({ context, event }) => ({ flagged: event.output, captionRound: context.captionRound + 1 })),
+          },
+          { target: "done", actions: assign(({ context }) => ({ flagged: [], captionRound: context.captionRound + 1 })) },
+        ],
+        // The paper stands as it compiled when the critic cannot read its captions.
+        onError: { target: "done" },
+      },
+    },
+    recaptioning: {
+      invoke: {
+        src: "recaption",
+        input: ({ context }) => ({ flagged: context.flagged, written: context.written }),
+        onDone: { target: "compiling", actions: { type: "mergeSections", params: ({ event }) => ({ changed: event.output }) } },
+        onError: { target: "done" },
       },
     },
     fixingClaims: {

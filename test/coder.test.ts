@@ -55,6 +55,8 @@ describe("the coder, with a hostile run among good ones", () => {
     const config = RunConfig.parse({
       runId, template, ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 3, maxFixes: 1, maxReflections: 1,
       maxRevisions: 0, noveltyRounds: 1, experimentTimeoutMs: 4000, llm: { provider: "offline", model: "offline" }, literature: "local",
+      // No figure critic serves here: the figures' round trip is test/figures.e2e.test.ts's.
+      figureRounds: 0,
       startedAt: new Date().toISOString(),
     });
     await putRunConfig(nats.bus, config);
@@ -100,6 +102,7 @@ describe("the coder, taken over by another node", () => {
     const config = RunConfig.parse({
       runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 3, maxFixes: 1, maxReflections: 1,
       maxRevisions: 0, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, literature: "local",
+      figureRounds: 0,
       startedAt: new Date().toISOString(),
     });
     await putRunConfig(nats.bus, config);

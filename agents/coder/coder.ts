@@ -6,9 +6,12 @@ import { z } from "zod";
 import { coderMachine, type PlotAttempt, type RunAttempt } from "../../machines/coder.js";
 import { RunRecord, type Job, type TreeRecord } from "../../bus/schemas.js";
 import type { ChainResult } from "../../machines/idea.js";
-import { JobFailedError } from "../../bus/workQueue.js";
+import { JobFailedError, publishJob } from "../../bus/workQueue.js";
+import { awaitOutcome } from "../../bus/outcomes.js";
+import { errorOf } from "../../bus/errors.js";
+import { captionsFromNotes } from "../figureCritic/captions.js";
 import { getArtifact, getDirectory, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
-import { loadTemplate, runNeeds } from "../templates.js";
+import { runNeeds, runTemplate } from "../templates.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
@@ -55,7 +58,7 @@ export const experimentWorkspace = (workRoot: string, job: { runId: string; idea
  * its figure and statistics) beside them.
  */
 export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: AgentContext, tree?: TreeRecord): Promise<ChainResult> {
-  const template = loadTemplate(ctx.config.template);
+  const template = await runTemplate(ctx);
   const needs = runNeeds(template, ctx.config.profile);
   const python = await requirePython(template, ctx.by.node);
   // A GPU slot sees its own GPU only; the profile may set variables of its own (e.g. SWARM_PROFILE=reduced).
@@ -146,12 +149,14 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
       }),
       // Each attempt edits the template's plot.py afresh, told why the last one failed.
       editPlot: fromPromise(async ({ input }) => {
-        const answer = await ask(ctx.llm, editPlot, { plotCode: templatePlot, runs: input.runs, feedback: input.feedback }, opts);
+        if (input.critiques.length) await say(`plotting again for the figure critic: ${input.critiques.map((c) => `${c.figure} (${c.problems.map((p) => p.kind).join(", ")})`).join("; ")}`);
+        const answer = await ask(ctx.llm, editPlot, { plotCode: templatePlot, runs: input.runs, feedback: input.feedback, critiques: input.critiques }, opts);
         return applyEdits(templatePlot, answer.edits, "plot.py");
       }),
       runPlot: fromPromise(async ({ input }): Promise<PlotAttempt> => {
         // The figures are the .png files this attempt writes beside the run folders: an earlier attempt's go first.
-        for (const f of await pngs(ws)) if (!templateFigures.has(f)) await rm(join(ws, f));
+        const earlier = (await pngs(ws)).filter((f) => !templateFigures.has(f));
+        for (const f of earlier) await rm(join(ws, f));
         await writeFile(join(ws, "plot.py"), input.plotCode);
         const res = await run(["plot.py"], needs.plotTimeoutS * 1000);
         const figures = (await pngs(ws)).filter((f) => !templateFigures.has(f)).sort();
@@ -159,6 +164,10 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
           return { figures: [], stderrTail: res.ok ? "plot.py ran but wrote no .png file" : res.stderr.slice(-3000) || `exit code ${res.exitCode}` };
         }
         for (const f of [...figures, "plot.py"]) await putArtifact(ctx.bus, `${prefix}/${f}`, await readFile(join(ws, f)));
+        // A figure an earlier attempt made and this one did not (a plot round the critic asked for) leaves the paper's material.
+        for (const f of earlier.filter((e) => !figures.includes(e))) {
+          if (await hasArtifact(ctx.bus, `${prefix}/${f}`, { signal: ctx.signal })) await ctx.bus.obj.delete(`${prefix}/${f}`).catch((err: Error) => ctx.log.warn({ err: err.message, figure: f }, `could not remove the earlier figure ${f}`));
+        }
         await say(`plotted ${figures.join(", ")}`);
         return { figures, stderrTail: "" };
       }),
@@ -168,17 +177,31 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
         await putArtifact(ctx.bus, `${prefix}/notes.txt`, notes);
         return notes;
       }),
+      // The figures are in the object store already (runPlot put them there), where the critic reads them.
+      critiqueFigures: fromPromise(async ({ input }) => {
+        const jobId = `${job.jobId}.figures.${input.round}`;
+        await say(`asking the figure critic about ${input.figures.join(", ")} (round ${input.round + 1} of at most ${ctx.config.figureRounds + 1})`);
+        await publishJob(ctx.bus, "figures", {
+          jobId, runId: job.runId, ideaId: job.ideaId, figures: captionsFromNotes(input.notes, input.figures), runs: input.runs, round: input.round,
+        });
+        const outcome = await awaitOutcome(ctx.bus, job.runId, "figures", jobId, { signal: ctx.signal, log: ctx.log });
+        if (!outcome.ok) throw errorOf(outcome.failure);
+        await putArtifact(ctx.bus, `${prefix}/critiques.json`, JSON.stringify(outcome.result.critiques, null, 2));
+        return outcome.result.critiques;
+      }),
     },
   });
 
   // The run's config already weighs the flag against the manifest.
-  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes, given }, ctx, { actorId, ideaId: job.ideaId, snapshot });
+  const out = await runMachine(machine, { idea: job.idea, maxRuns: ctx.config.maxRuns, maxFixes: ctx.config.maxFixes, given, ...(job.plan ? { approved: job.plan } : {}), figureRounds: ctx.config.figureRounds }, ctx, { actorId, ideaId: job.ideaId, snapshot });
+  // A coder persisted before the figure critic existed has no critiques.
+  const critiques = out.critiques ?? [];
   await putArtifact(ctx.bus, `${prefix}/runs.json`, JSON.stringify(out.runs, null, 2));
   if (out.error) throw new JobFailedError(`experiments for ${job.ideaId} failed: ${out.error.message}`, out.error);
-  if (!tree) return { runs: out.runs, figures: out.figures, notes: out.notes };
+  if (!tree) return { runs: out.runs, figures: out.figures, notes: out.notes, critiques };
   const report = await writeTreeReport(ctx, tree, out.runs[0]!, { ws, prefix, python: python.path, say });
   const notes = `${out.notes.trimEnd()}\n\n${searchNotes(tree, report.stats)}`;
   await writeFile(join(ws, "notes.txt"), notes);
   await putArtifact(ctx.bus, `${prefix}/notes.txt`, notes);
-  return { runs: out.runs, figures: [...out.figures, ...report.figures], notes };
+  return { runs: out.runs, figures: [...out.figures, ...report.figures], notes, critiques };
 }

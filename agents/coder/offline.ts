@@ -98,7 +98,88 @@ respond(coder.makeVariant, (d) => {
   return { description, edits: plannedEdits(description, d.code, d.baselineCode) };
 });
 
+/**
+ * The offline stand-in's own plot script, for figures the critic found wanting: from the final_info.json of every
+ * run folder beside it, one bar chart per metric (at most four), a group of bars per dataset and a bar per run, with its
+ * standard error where the run gives one, labelled axes and a legend that says what each run changed.
+ */
+function genericPlot(labels: Record<string, string>): string {
+  return `"""Plots every run_*/final_info.json in this folder: one bar chart per metric, a bar per run and dataset.
+
+Written by the offline stand-in (${OFFLINE_NOTE}) after the figure critic found the figures wanting.
+"""
+import glob
+import json
+import os
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+LABELS = json.loads(${JSON.stringify(JSON.stringify(labels))})
+
+
+def run_number(folder):
+    digits = re.sub(r"\\D", "", folder)
+    return int(digits) if digits else 0
+
+
+def main():
+    runs = {}
+    for path in sorted(glob.glob("run_*/final_info.json"), key=lambda p: run_number(os.path.dirname(p))):
+        with open(path) as f:
+            runs[os.path.dirname(path)] = json.load(f)
+    if not runs:
+        raise SystemExit("plot.py: no run_*/final_info.json to plot")
+    datasets = list(next(iter(runs.values())).keys())
+    metrics = []
+    for info in runs.values():
+        for entry in info.values():
+            for metric in entry.get("means", {}):
+                if metric not in metrics:
+                    metrics.append(metric)
+    colors = plt.get_cmap("tab10").colors
+    width = 0.8 / len(runs)
+    x = np.arange(len(datasets))
+    for metric in metrics[:4]:
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        for i, (folder, info) in enumerate(runs.items()):
+            means = [info.get(d, {}).get("means", {}).get(metric, np.nan) for d in datasets]
+            errs = [info.get(d, {}).get("stderrs", {}).get(metric, 0.0) for d in datasets]
+            offset = (i - (len(runs) - 1) / 2.0) * width
+            ax.bar(x + offset, means, width, yerr=errs, capsize=3, label=LABELS.get(folder, folder), color=colors[i % len(colors)])
+        name = metric.replace("_", " ")
+        ax.set_xticks(x)
+        ax.set_xticklabels(datasets)
+        ax.set_xlabel("dataset")
+        ax.set_ylabel(name)
+        ax.set_title(name + " per dataset and run")
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(re.sub(r"[^A-Za-z0-9_-]+", "_", metric) + ".png", dpi=150)
+        plt.close(fig)
+    print("plot.py: wrote one figure per metric for " + ", ".join(runs))
+
+
+if __name__ == "__main__":
+    main()
+`;
+}
+
+/** A run's legend label: what it changed, or "Baseline". */
+const runLabel = (r: { run: string; description: string }) => (r.run === "run_0" ? "Baseline" : r.description.replace(/^Set /, "").replace(/ \(baseline: [^)]*\)/, ""));
+
 respond(coder.editPlot, (d) => {
+  if (d.critiques.length) {
+    // Without a model to read the critique, the template's plot.py gives way to a plain plot of every run's results.
+    const labels = Object.fromEntries(d.runs.filter((r) => r.ok).map((r) => [r.run, runLabel(r)]));
+    const wanting = d.critiques.map((c) => `${c.figure}: ${c.problems.map((p) => p.kind).join(", ")}`).join("; ");
+    return { explanation: `replaced plot.py by a bar chart per metric of every run, for the figure critic (${wanting}) (${OFFLINE_NOTE})`, edits: [{ search: d.plotCode, replace: genericPlot(labels) }] };
+  }
   const lines = d.plotCode.split("\n");
   // The block as written: over several lines or on one, at the top level or indented, comments and all.
   const block = dictAssignment(d.plotCode, "labels");
@@ -106,7 +187,7 @@ respond(coder.editPlot, (d) => {
   const indent = " ".repeat(block.indent);
   const entries = d.runs
     .filter((r) => r.ok)
-    .map((r) => `${indent}    ${JSON.stringify(r.run)}: ${JSON.stringify(r.run === "run_0" ? "Baseline" : r.description.replace(/^Set /, "").replace(/ \(baseline: [^)]*\)/, ""))},`);
+    .map((r) => `${indent}    ${JSON.stringify(r.run)}: ${JSON.stringify(runLabel(r))},`);
   const search = lines.slice(block.first, block.last + 1).join("\n");
   const head = lines[block.first]!.slice(0, block.indent);
   return {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { FinalInfo, Idea, RunRecord, TreeStage } from "../../bus/schemas.js";
+import { FigureCritique, FinalInfo, Idea, RunRecord, TreeStage } from "../../bus/schemas.js";
 import { defineTask } from "../llm/task.js";
 import { Edit } from "./searchReplace.js";
 
@@ -43,11 +43,22 @@ export const fixCode = defineTask({
 
 export const editPlot = defineTask({
   name: "coder.plot",
-  data: z.object({ plotCode: z.string(), runs: z.array(z.object({ run: z.string(), description: z.string(), ok: z.boolean() })), feedback: z.string() }),
+  data: z.object({
+    plotCode: z.string(),
+    runs: z.array(z.object({ run: z.string(), description: z.string(), ok: z.boolean() })),
+    feedback: z.string(),
+    /** The figure critic's word on the figures the last attempt made, for those it found wanting. */
+    critiques: z.array(FigureCritique).default([]),
+  }),
   answer: Edits,
   system: SYSTEM,
   instructions: (d) =>
-    `\`plotCode\` (plot.py) makes the paper's figures from the run folders. Edit it with SEARCH/REPLACE edits so that it plots the baseline and every successful run in \`runs\`, each with a short legend label that says what the run changed. ${EDIT_RULES}${d.feedback ? " The last attempt failed: see `feedback`." : ""}`,
+    [
+      `\`plotCode\` (plot.py) makes the paper's figures from the run folders. Edit it with SEARCH/REPLACE edits so that it plots the baseline and every successful run in \`runs\`, each with a short legend label that says what the run changed; every figure needs labelled axes, a legend, and a size a reader can read (at least 200 px each way). ${EDIT_RULES}`,
+      d.critiques.length
+        ? "The figure critic looked at the figures the last attempt made and found the problems in `critiques` (what each figure shows, and what is wrong with it): fix every one, in plot.py, so that the figures show the runs' real data."
+        : d.feedback ? "The last attempt failed: see `feedback`." : "",
+    ].filter(Boolean).join(" "),
   shape: EDITS_SHAPE,
 });
 

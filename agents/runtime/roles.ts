@@ -10,6 +10,7 @@ export const ROLE_QUEUES = {
   writer: "write",
   areaChair: "chair",
   reviewer: "review",
+  figureCritic: "figures",
 } as const satisfies Record<string, JobKind>;
 export type RoleName = keyof typeof ROLE_QUEUES;
 export const ROLE_NAMES = Object.keys(ROLE_QUEUES) as RoleName[];

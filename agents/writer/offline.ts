@@ -1,9 +1,11 @@
-import type { RunRecord } from "../../bus/schemas.js";
+import type { FigureCritique, RunRecord } from "../../bus/schemas.js";
 import { respond } from "../llm/offline/registry.js";
 import { texEscape } from "../tools/latex.js";
 import { fmt } from "../llm/offline/shared.js";
 import { jaccard, keywords } from "../text.js";
 import * as writer from "./prompts.js";
+import { sentencesOf } from "../figureCritic/check.js";
+import { plainText } from "../figureCritic/captions.js";
 
 // The offline stand-in's paper: every number from final_info.json.
 
@@ -98,6 +100,17 @@ function metricsTable(t: Table): string {
   return `\\begin{table}[t]\n\\centering\n\\caption{${caption}}\n\\label{tab:metrics}\n${width > 75 ? `\\resizebox{\\linewidth}{!}{${tabular}}` : tabular}\n\\end{table}`;
 }
 
+/**
+ * A figure's caption: what the figure critic's model saw in it, when one looked, with what it found still wrong;
+ * else what the figure is made from, by its name.
+ */
+function figureCaption(file: string, critique: FigureCritique | undefined): string {
+  const plain = `${texEscape(file.replace(/\.png$/, "").replace(/_/g, " "))} for the baseline and each completed run, from \\texttt{plot.py}.`;
+  if (!critique?.seen) return plain;
+  const problems = critique.problems.map((p) => texEscape(p.detail.replace(/[.]$/, "")));
+  return `${texEscape(critique.shows.trim().replace(/[.]?$/, "."))}${problems.length ? ` Not resolved: ${problems.join("; ")}.` : ""}`;
+}
+
 function figureBlock(file: string, caption: string): string {
   const id = file.replace(/\.[a-z]+$/i, "").replace(/[^A-Za-z0-9]+/g, "-");
   return `\\begin{figure}[t]\n\\centering\n\\includegraphics[width=0.85\\linewidth]{${file}}\n\\caption{${caption}}\n\\label{fig:${id}}\n\\end{figure}`;
@@ -169,7 +182,7 @@ respond(writer.writeSection, (d) => {
       const figs = d.figures.map((f) =>
         figureBlock(f, f === d.search?.figure
           ? `Every variant the tree search ran, in the order it made them, coloured by stage, with its ${metric}; the star is the variant it chose.`
-          : `${texEscape(f.replace(/\.png$/, "").replace(/_/g, " "))} for the baseline and each completed run, from \\texttt{plot.py}.`));
+          : figureCaption(f, d.figureCritiques?.find((c) => c.figure === f))));
       const refs = d.figures.map((f) => `Figure~\\ref{fig:${f.replace(/\.[a-z]+$/i, "").replace(/[^A-Za-z0-9]+/g, "-")}}`).join(" and ");
       const failed = d.runs.filter((r) => !r.ok);
       const all = t.metrics.length > 1 ? metricsTable(t) : "";
@@ -259,4 +272,14 @@ respond(writer.fixClaims, (d) => {
       }))
       .filter((s) => s.latex !== d.sections[s.section]),
   };
+});
+
+respond(writer.rewriteCaption, (d) => {
+  // Without a model to look at the figure: a claim the critic's model saw is false gives way to what it saw; a
+  // sentence the critic quoted for naming a run with no data is taken out.
+  const claims = d.problems.some((p) => p.kind === "caption-claims");
+  const quoted = d.problems.filter((p) => p.kind === "missing-data").map((p) => p.detail);
+  const kept = claims ? [] : sentencesOf(d.caption).filter((s) => !quoted.some((q) => q.includes(plainText(s).slice(0, 200))));
+  const plain = `${texEscape(d.figure.replace(/\.png$/, "").replace(/_/g, " "))}, as \\texttt{plot.py} draws it from the runs with results.`;
+  return { caption: kept.length ? kept.join(" ") : claims ? texEscape(d.shows) : plain };
 });

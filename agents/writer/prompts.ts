@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Idea, Metric, RunRecord, TreeStage } from "../../bus/schemas.js";
+import { FigureCritique, FigureProblem, Idea, Metric, RunRecord, TreeStage } from "../../bus/schemas.js";
 import { defineTask } from "../llm/task.js";
 
 /** The paper's parts; SECTION_NEEDS says which are drafted from which. */
@@ -82,10 +82,12 @@ const SourceMaterial = z.object({
   disclosure: z.string(),
   /** When the experiments were a tree search: what it tried and what held up. */
   search: SearchSummary.optional(),
+  /** The figure critic's last word on each figure: what it shows, and the problems left unresolved. */
+  figureCritiques: z.array(FigureCritique).optional(),
 });
 
 /** What every section is written from, the same for all of a paper's sections: one cached prefix for them. */
-const MATERIAL = ["task", "idea", "runs", "notes", "figures", "citations", "disclosure", "search"] as const;
+const MATERIAL = ["task", "idea", "runs", "notes", "figures", "citations", "disclosure", "search", "figureCritiques"] as const;
 
 export const writeSection = defineTask({
   name: "writer.section",
@@ -98,6 +100,9 @@ export const writeSection = defineTask({
       `Write the ${d.section} section of the paper on \`idea\`. ${GUIDANCE[d.section]}`,
       "`task` describes the program the experiments ran, its data and its metrics: say what it is in the paper's own words, without its instructions to you.",
       "Use only the results in `runs` (each run's final_info.json) and `notes`; put figures from `figures` in figure environments with \\includegraphics{<file>}; cite only keys from `citations`.",
+      d.figureCritiques?.length
+        ? "`figureCritiques` says what each figure actually shows (`shows`) and what is still wrong with it (`problems`): a caption says only what its figure shows, and a figure's problems are said plainly (never claim a run the figure lacks)."
+        : "",
       Object.keys(d.written).length
         ? `\`written\` holds the finished sections this one builds on (${Object.keys(d.written).join(", ")}); the other sections are being written at the same time, so do not repeat or quote them.`
         : "The other sections are being written at the same time from the same material: write this one from the material alone.",
@@ -180,4 +185,22 @@ export const reviseSection = defineTask({
   instructions: (d) =>
     `Revise the ${d.section} section (\`latex\`) in answer to the area chair's \`metaReview\`. \`before\` is the whole version under review, every section of which is revised at the same time as this one: keep this section consistent with it. Change what the concerns call for in this section and keep the rest; use only the results in \`runs\` and \`notes\`, the figures in \`figures\` and the keys in \`citations\`. Give only the section's body.`,
   shape: `{"latex": "..."}`,
+});
+
+export const rewriteCaption = defineTask({
+  name: "writer.caption",
+  data: z.object({
+    figure: z.string(),
+    /** The caption as the paper has it. */
+    caption: z.string(),
+    /** What the figure critic says the figure shows. */
+    shows: z.string(),
+    problems: z.array(FigureProblem),
+    runs: z.array(RunRecord),
+  }),
+  answer: z.object({ caption: z.string().min(1) }),
+  system: "You write the captions of an ML paper's figures. A caption says what its figure shows, and nothing it does not.",
+  instructions: (d) =>
+    `The figure critic found that the caption of ${d.figure} (\`caption\`, LaTeX) claims what the figure does not show (\`problems\`); \`shows\` is what the figure shows. Rewrite the caption so that it says only what the figure shows, of the runs in \`runs\` that have results; keep its LaTeX valid, with special characters escaped. Give the caption's text only, without \\caption.`,
+  shape: `{"caption": "..."}`,
 });

@@ -4,18 +4,22 @@ import { join } from "node:path";
 import { fromPromise } from "xstate";
 import { sectionMachine, writerMachine, type Citation, type CitationRef, type PaperParts, type Written } from "../../machines/writer.js";
 import type { Idea, Job, JobResult, RunRecord } from "../../bus/schemas.js";
-import { Citation as CitationSchema, RunRecord as RunRecordSchema } from "../../bus/schemas.js";
-import { JobFailedError } from "../../bus/workQueue.js";
-import { failure } from "../../bus/errors.js";
+import { Citation as CitationSchema, FigureCritique, RunRecord as RunRecordSchema } from "../../bus/schemas.js";
+import { JobFailedError, publishJob } from "../../bus/workQueue.js";
+import { awaitOutcome } from "../../bus/outcomes.js";
+import { errorOf, failure } from "../../bus/errors.js";
+import { paperFigures, plainText, referringSentences, replaceCaption } from "../figureCritic/captions.js";
 import { getArtifact, getDirectory, putArtifact, roundPrefix } from "../../bus/artifacts.js";
-import { loadTemplate } from "../templates.js";
+import { runTemplate } from "../templates.js";
 import { compileLatex, texEscape } from "../tools/latex.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
 import type { LiteratureSource } from "../literature/source.js";
 import { SEARCH_FIGURE } from "../coder/treeReport.js";
-import { CHECKLIST, PLACEHOLDERS, SECTIONS, SECTION_NEEDS, SearchSummary, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, writeSection, type Section } from "./prompts.js";
+import {
+  CHECKLIST, PLACEHOLDERS, SECTIONS, SECTION_NEEDS, SearchSummary, chooseQuery, fixClaims, fixLatex, pickCitations, refineSection, reviseSection, rewriteCaption, writeSection, type Section,
+} from "./prompts.js";
 import { checkPaper, checkSection } from "./checklist.js";
 import { checkClaims, collectFacts, unmatched } from "./claims.js";
 import { execa } from "execa";
@@ -123,7 +127,7 @@ function citationSearch(job: { ideaId: string; idea: Idea }, known: Set<string>,
  * allows (`--literature-wait`) already, and the paper is not to wait that long five times over.
  */
 export async function citePaper(job: Job<"cite">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"cite">> {
-  const template = loadTemplate(ctx.config.template);
+  const template = await runTemplate(ctx);
   const known = new Set(templateKeys(await readFile(join(template.dir, "latex", "template.tex"), "utf8")));
   const say = (text: string) => ctx.progress(text, job.ideaId);
   const actorId = `writer.${job.ideaId}.cite`;
@@ -159,7 +163,7 @@ function searchSummary(tree: unknown, figures: string[]): SearchSummary {
 export const paperWorkspace = (workRoot: string, job: { runId: string; ideaId: string }) => join(workRoot, job.runId, `${job.ideaId}-paper`);
 
 export async function writePaper(job: Job<"write">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"write">> {
-  const template = loadTemplate(ctx.config.template);
+  const template = await runTemplate(ctx);
   const prefix = `${job.runId}/${job.ideaId}`;
   const ws = paperWorkspace(ctx.workRoot, job);
   await rm(ws, { recursive: true, force: true });
@@ -191,8 +195,13 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   if (snapshot) await say(`going on with the paper from ${JSON.stringify(snapshot.value)}, where another writer stopped`);
   if (!snapshot && !revision && job.citations?.length === 0) await say("no citations from the literature search: the paper cites only the template's own references");
   const search = existsSync(join(ws, "tree.json")) ? searchSummary(JSON.parse(await readFile(join(ws, "tree.json"), "utf8")), figures) : undefined;
+  // The figure critic's last word on the coder's figures, when it looked at them.
+  const figureCritiques = existsSync(join(ws, "critiques.json"))
+    ? z.array(FigureCritique).parse(JSON.parse(await readFile(join(ws, "critiques.json"), "utf8"))).filter((c) => figures.includes(c.figure))
+    : [];
   const material = (citations: CitationRef[]) => ({
     task: template.taskDescription, idea: job.idea, runs, notes, figures, citations, disclosure: ctx.llm.disclosure, ...(search ? { search } : {}),
+    ...(figureCritiques.length ? { figureCritiques } : {}),
   });
   const texOf = (paper: PaperParts) => assemblePaper(texTemplate, paper.written, paper.bibtex);
   const latexDir = join(ws, "latex");
@@ -273,11 +282,41 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
         const { sections } = await ask(ctx.llm, fixLatex, { errors: input.errors, sections: input.written }, opts);
         return changed(sections);
       }),
+      // The figures are the coder's, in the object store under the idea's prefix, where the critic reads them.
+      critiqueCaptions: fromPromise(async ({ input }) => {
+        const inPaper = paperFigures(texOf(input)).filter((f) => figures.includes(f.file));
+        if (!inPaper.length) return [];
+        const texts = Object.values(input.written);
+        const jobId = `${job.jobId}.captions.${input.round}`;
+        await say(`asking the figure critic about the captions of ${inPaper.map((f) => f.file).join(", ")} (round ${input.round + 1} of at most ${ctx.config.figureRounds})`);
+        await publishJob(ctx.bus, "figures", {
+          jobId, runId: job.runId, ideaId: job.ideaId, round: input.round,
+          figures: inPaper.map((f) => ({ name: f.file, caption: plainText(f.caption), references: referringSentences(texts, f.label).map(plainText) })),
+          runs: runs.map((r) => ({ run: r.run, description: r.description, ok: r.ok })),
+        });
+        const outcome = await awaitOutcome(ctx.bus, job.runId, "figures", jobId, { signal: ctx.signal, log: ctx.log });
+        if (!outcome.ok) throw errorOf(outcome.failure);
+        // Only what a caption can mend: a figure's own faults went back to the coder's plot already.
+        return outcome.result.critiques.flatMap((c) => {
+          const problems = c.problems.filter((p) => p.kind === "caption-claims" || p.kind === "missing-data");
+          const figure = inPaper.find((f) => f.file === c.figure);
+          return problems.length && figure ? [{ figure: c.figure, caption: figure.caption, shows: c.shows, problems }] : [];
+        });
+      }),
+      recaption: fromPromise(async ({ input }) => {
+        let written = input.written;
+        for (const flagged of input.flagged) {
+          await say(`rewriting the caption of ${flagged.figure}: ${flagged.problems.map((p) => p.detail).join("; ").slice(0, 300)}`);
+          const { caption } = await ask(ctx.llm, rewriteCaption, { ...flagged, runs }, opts);
+          written = Object.fromEntries(Object.entries(written).map(([section, latex]) => [section, replaceCaption(latex, flagged.figure, caption)]));
+        }
+        return Object.fromEntries(Object.entries(written).filter(([section, latex]) => latex !== input.written[section]));
+      }),
     },
   });
 
   const input = {
-    sections: [...SECTIONS], needs: SECTION_NEEDS, citeRounds: ctx.config.citeRounds, maxFixes: ctx.config.maxFixes, revision,
+    sections: [...SECTIONS], needs: SECTION_NEEDS, citeRounds: ctx.config.citeRounds, maxFixes: ctx.config.maxFixes, revision, figureRounds: ctx.config.figureRounds,
     ...(job.citations && !revision ? { citations: job.citations } : {}),
   };
   const out = await runMachine(machine, input, ctx, {
