@@ -76,7 +76,8 @@ export async function runPreflight(needs: PreflightNeeds, opts: PreflightOptions
   if (needs.template) {
     if (needs.tex) pending.push(texPackagesCheck(needs.template.texFile, env));
     const files = needs.template.pythonFiles;
-    pending.push(pythonChecked.then((p) => syntaxCheck(files, p.info, opts)));
+    // A run from a topic has no code yet: its coder writes it, and runs it before anything else.
+    if (files.length) pending.push(pythonChecked.then((p) => syntaxCheck(files, p.info, opts)));
   }
   const checks = await Promise.all(pending);
   const python = await pythonChecked;

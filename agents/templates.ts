@@ -1,13 +1,17 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { rename, rm, utimes } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { UserError } from "../bus/errors.js";
+import { getDirectory } from "../bus/artifacts.js";
 import { Idea, Metric } from "../bus/schemas.js";
+import type { AgentContext } from "./runtime/agentContext.js";
+import { parseTopic, type Topic } from "./topic.js";
 
 export const TEMPLATES_ROOT = resolve(fileURLToPath(new URL("../templates", import.meta.url)));
 
-const PromptFile = z.object({ system: z.string().min(1), task_description: z.string().min(1) });
+export const PromptFile = z.object({ system: z.string().min(1), task_description: z.string().min(1) });
 
 /** A named variant of a template's configuration, e.g. `reduced` for two CPU cores and `full` for a GPU. */
 const Profile = z.object({
@@ -150,7 +154,7 @@ export function importedModules(dir: string): string[] {
   return [...found].sort();
 }
 
-const REQUIRED = ["experiment.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex"] as const;
+export const REQUIRED = ["experiment.py", "plot.py", "prompt.json", "seed_ideas.json", "latex/template.tex"] as const;
 
 export function listTemplates(root = TEMPLATES_ROOT): string[] {
   if (!existsSync(root)) return [];
@@ -213,3 +217,70 @@ export function loadTemplate(name: string, root = TEMPLATES_ROOT): Template {
 export function readTemplateFile(template: Template, file: string): string {
   return readFileSync(join(template.dir, file), "utf8");
 }
+
+/** Where a `--topic` run's template lives in the object store once the coder has written it (job `scaffold`). */
+export const templatePrefix = (runId: string) => `${runId}/template`;
+
+/** The LaTeX template a template written from a topic is modelled on: ours, which the writer's placeholders fit. */
+export const TOPIC_LATEX_EXAMPLE = join(TEMPLATES_ROOT, "nanofit", "latex", "template.tex");
+
+/** The modules a template written from a topic may use: what the preflight of a topic run checks for. */
+export const TOPIC_PYTHON = ["numpy", "matplotlib"];
+
+/**
+ * A topic run's template before the coder has written it: its name and the topic as its task, with the
+ * manifest's defaults. What the swarm needs to start the run (its preflight, its limits, its archive's name).
+ */
+export function topicTemplate(name: string, topic: Topic): Template {
+  const parts = parseTopic(topic.text);
+  return {
+    name,
+    dir: "",
+    system: "You are an ambitious, rigorous machine learning researcher.",
+    taskDescription: `${parts.title}: ${parts.question}`,
+    seedIdeas: [],
+    manifest: Manifest.parse({ python: TOPIC_PYTHON }),
+    python: TOPIC_PYTHON,
+  };
+}
+
+/** Per node folder: the topic template materialised there, or on its way (concurrent callers share the download). */
+const materialised = new Map<string, { ready: Promise<void>; settled: boolean }>();
+
+/**
+ * The run's template: the one it names in templates/ (or by path); for a `--topic` run, the one the coder wrote,
+ * fetched from the object store into this node's work folder once per run (again if that folder was removed).
+ */
+export async function runTemplate(ctx: Pick<AgentContext, "bus" | "runId" | "config" | "workRoot" | "signal">): Promise<Template> {
+  if (!ctx.config.topic) return loadTemplate(ctx.config.template);
+  // Not a valid idea id, so no idea's workspace can be this folder.
+  const root = join(ctx.workRoot, ctx.runId, ".template");
+  const dir = join(root, ctx.config.template);
+  let entry = materialised.get(dir);
+  if (!entry || (entry.settled && !existsSync(join(dir, "experiment.py")))) {
+    const fetching = join(root, `.${ctx.config.template}.${process.pid}.${Date.now()}`);
+    const ready = (async () => {
+      const files = await getDirectory(ctx.bus, templatePrefix(ctx.runId), fetching, { signal: ctx.signal });
+      if (!files.length) {
+        throw new UserError(`the template of topic run ${ctx.runId} is not in the object store (${templatePrefix(ctx.runId)}/)`, {
+          hint: "its scaffold job writes it before the baseline: resume the run so that the coder writes it",
+        });
+      }
+      await rm(dir, { recursive: true, force: true });
+      await rename(fetching, dir);
+    })();
+    entry = { ready, settled: false };
+    const mine = entry;
+    materialised.set(dir, mine);
+    ready.then(() => (mine.settled = true), () => {
+      if (materialised.get(dir) === mine) materialised.delete(dir);
+      void rm(fetching, { recursive: true, force: true });
+    });
+  }
+  await entry.ready;
+  // Kept fresh, so that the node's pruning of old work folders leaves it while the run goes on.
+  const now = new Date();
+  await utimes(root, now, now).catch(() => undefined);
+  return loadTemplate(ctx.config.template, root);
+}
+

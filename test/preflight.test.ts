@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EnvironmentError } from "../bus/errors.js";
 import { assertPreflight, findPython, formatPreflight, runPreflight } from "../agents/preflight.js";
+import { TOPIC_LATEX_EXAMPLE, TOPIC_PYTHON } from "../agents/templates.js";
 
 const TEX = "texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended";
 let emptyDir: string;
@@ -92,5 +93,12 @@ describe("runPreflight", () => {
     expect(message).toContain(TEX);
     expect(message).toContain("poppler-utils");
     expect((thrown as EnvironmentError).hint).toContain("SWARM_PYTHON");
+  });
+
+  it("for a --topic run, with no template folder yet: numpy and matplotlib, and the LaTeX packages of the example its template follows", async () => {
+    const report = await runPreflight({ nats: false, tex: true, pythonModules: TOPIC_PYTHON, template: { texFile: TOPIC_LATEX_EXAMPLE, pythonFiles: [] } });
+    expect(report.checks.map((c) => c.name)).toEqual(["pdflatex", "bibtex", "pdftotext", "python", "LaTeX packages"]);
+    expect(report.checks.find((c) => c.name === "python")?.detail).toContain("imports numpy, matplotlib");
+    expect(report.ok).toBe(true);
   });
 });

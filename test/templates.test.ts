@@ -1,9 +1,11 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { cpSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { coderSlots, importedModules, listTemplates, loadTemplate, runNeeds } from "../agents/templates.js";
-import { FinalInfo } from "../bus/schemas.js";
+import { TEMPLATES_ROOT, TOPIC_PYTHON, coderSlots, importedModules, listTemplates, loadTemplate, runNeeds, runTemplate, templatePrefix, topicTemplate } from "../agents/templates.js";
+import { FinalInfo, RunConfig } from "../bus/schemas.js";
+import { putDirectory } from "../bus/artifacts.js";
+import { natsForSuite } from "./helpers/nats.js";
 import { UserError } from "../bus/errors.js";
 
 const root = mkdtempSync(join(tmpdir(), "templates-"));
@@ -79,5 +81,46 @@ describe("templates", () => {
     expect(FinalInfo.safeParse({ moons: { means: { acc: 0.9 } } }).success).toBe(true);
     expect(FinalInfo.safeParse({ moons: { acc: 0.9 } }).success).toBe(false);
     expect(FinalInfo.safeParse({ moons: { means: { acc: "high" } } }).success).toBe(false);
+  });
+});
+
+describe("a run's template (runTemplate)", () => {
+  const config = (runId: string, topic?: { file: string; text: string }) =>
+    RunConfig.parse({
+      runId, template: topic ? "topic-fitting" : "nanofit", ...(topic ? { topic } : {}), ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 1, maxFixes: 1,
+      maxReflections: 1, maxRevisions: 0, noveltyRounds: 1, experimentTimeoutMs: 4000, llm: { provider: "offline", model: "offline" }, startedAt: new Date().toISOString(),
+    });
+
+  it("is the named one for a run from a template, and for a run from a topic the one its coder wrote, fetched into one folder on the node however many ask at once", async () => {
+    const nats = await natsForSuite();
+    try {
+      const workRoot = join(root, "work");
+      const signal = new AbortController().signal;
+      expect((await runTemplate({ bus: nats.bus, runId: "t1", config: config("t1"), workRoot, signal })).dir).toBe(join(TEMPLATES_ROOT, "nanofit"));
+
+      const runId = "t2";
+      const topicRun = { bus: nats.bus, runId, config: config(runId, { file: "/topic.md", text: "# Title: Fitting\n" }), workRoot, signal };
+      await expect(runTemplate(topicRun)).rejects.toThrow(/is not in the object store/);
+      // What the scaffold job uploads: the written template, here the reference fixture's files.
+      await putDirectory(nats.bus, FIXTURE, templatePrefix(runId));
+      const at = await Promise.all([runTemplate(topicRun), runTemplate(topicRun), runTemplate(topicRun)]);
+      expect(new Set(at.map((t) => t.dir)).size).toBe(1);
+      expect(at[0]!.name).toBe("topic-fitting");
+      expect(at[0]!.dir).toBe(join(workRoot, runId, ".template", "topic-fitting"));
+      expect(at[0]!.taskDescription).toBe(loadTemplate(FIXTURE).taskDescription);
+      // No half-fetched folder is left beside it.
+      expect(readdirSync(join(workRoot, runId, ".template"))).toEqual(["topic-fitting"]);
+      // A node that pruned the folder fetches it again.
+      rmSync(at[0]!.dir, { recursive: true, force: true });
+      expect(existsSync(join((await runTemplate(topicRun)).dir, "experiment.py"))).toBe(true);
+    } finally {
+      await nats.close();
+    }
+  });
+
+  it("stands in for a topic run's template before it is written, with the manifest's defaults", () => {
+    const t = topicTemplate("topic-fitting", { file: "/topic.md", text: "# Title: Fitting curves\n\n## TL;DR\nDoes a wider model fit better?\n" });
+    expect(t).toMatchObject({ name: "topic-fitting", python: TOPIC_PYTHON, seedIdeas: [], taskDescription: "Fitting curves: Does a wider model fit better?" });
+    expect(runNeeds(t)).toMatchObject({ gpu: false, experimentTimeoutS: 600 });
   });
 });

@@ -7,7 +7,7 @@ import { FinalInfo } from "../../bus/schemas.js";
 import { getDirectory, hasArtifact, putDirectory } from "../../bus/artifacts.js";
 import { EnvironmentError, SwarmError } from "../../bus/errors.js";
 import { JobFailedError } from "../../bus/workQueue.js";
-import { codeFiles, loadTemplate, runNeeds, type RunNeeds, type Template } from "../templates.js";
+import { codeFiles, runNeeds, runTemplate, type RunNeeds, type Template } from "../templates.js";
 import { findPython, pythonModulesFix, type PythonInfo } from "../preflight.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { runSandboxed, type SandboxResult } from "./sandbox.js";
@@ -56,6 +56,19 @@ async function baselineHash(template: Template, python: string, env: Record<stri
   const h = createHash("sha256").update(python).update(JSON.stringify(env));
   for (const file of codeFiles(template.dir)) h.update(file).update(await readFile(join(template.dir, file)));
   return h.digest("hex").slice(0, 16);
+}
+
+/** Where the object store keeps the baseline run_0 of this template's code, run by this interpreter under this profile. */
+async function baselineKey(template: Template, python: PythonInfo, needs: RunNeeds): Promise<string> {
+  return `baselines/${template.name.replace(/[^A-Za-z0-9_.-]/g, "_")}/${await baselineHash(template, python.path, needs.env)}`;
+}
+
+/**
+ * Keeps `runDir` (a run_0 of the template's unchanged code) as its baseline, where ensureBaseline finds it: a
+ * template the coder wrote from a topic has its first working run kept so, and its baseline job takes it from there.
+ */
+export async function cacheBaseline(ctx: Pick<AgentContext, "bus">, template: Template, needs: RunNeeds, python: PythonInfo, runDir: string): Promise<void> {
+  await putDirectory(ctx.bus, runDir, await baselineKey(template, python, needs));
 }
 
 export async function readFinalInfo(dir: string): Promise<RunRecord["results"]> {
@@ -163,7 +176,7 @@ export async function ensureBaseline(
   say: (text: string) => Promise<void>,
 ): Promise<BaselineRun> {
   const runEnv = runEnvFor(needs, ctx.gpu);
-  const key = `baselines/${template.name.replace(/[^A-Za-z0-9_.-]/g, "_")}/${await baselineHash(template, python.path, needs.env)}`;
+  const key = await baselineKey(template, python, needs);
   let cached = false;
   let ms = 0;
   if (await hasArtifact(ctx.bus, `${key}/final_info.json`)) {
@@ -185,7 +198,7 @@ export async function ensureBaseline(
         hint: 'experiment.py must write <out_dir>/final_info.json as {dataset: {"means": {metric: number}}}',
       });
     }
-    await putDirectory(ctx.bus, join(ws, "run_0"), key);
+    await cacheBaseline(ctx, template, needs, python, join(ws, "run_0"));
     ms = res.ms;
     await say(`baseline run_0 done in ${(res.ms / 1000).toFixed(1)} s`);
   }
@@ -197,7 +210,7 @@ export async function ensureBaseline(
  * run before anything is spent. Its result is cached where the coder's experiments find it.
  */
 export async function baseline(job: Job<"baseline" | "gpuBaseline">, ctx: AgentContext): Promise<JobResult<"baseline">> {
-  const template = loadTemplate(ctx.config.template);
+  const template = await runTemplate(ctx);
   const needs = runNeeds(template, ctx.config.profile);
   const say = (text: string) => ctx.progress(text);
   try {

@@ -8,7 +8,7 @@ import { TreeStepResult, type FinalInfo, type Job, type TreeStep } from "../../b
 import { chooseMetric, valueOf } from "../../machines/metric.js";
 import { JobFailedError } from "../../bus/workQueue.js";
 import { getArtifact, hasArtifact, putArtifact, putDirectory } from "../../bus/artifacts.js";
-import { loadTemplate, runNeeds } from "../templates.js";
+import { runNeeds, runTemplate } from "../templates.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
 import { restoreFrom, runMachine } from "../runtime/runMachine.js";
@@ -31,7 +31,7 @@ export const nodeWorkspace = (workRoot: string, job: { runId: string; ideaId: st
  * seed. Everything it leaves (code, diffs, final_info.json, stdout and stderr) goes to `<ideaId>/tree/<node>/`.
  */
 export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: Exclude<TreeStep, { action: "report" }>, ctx: AgentContext): Promise<TreeStepResult> {
-  const template = loadTemplate(ctx.config.template);
+  const template = await runTemplate(ctx);
   const needs = runNeeds(template, ctx.config.profile);
   const python = await requirePython(template, ctx.by.node);
   const seeded = step.action === "seed" && template.manifest.seeded;
