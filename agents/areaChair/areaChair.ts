@@ -20,15 +20,43 @@ export function meanScores(reviews: Review[]): Record<string, number> {
   );
 }
 
+/** The reviewers' main weaknesses: each said once, the most raised first, at most `max`, each short. */
+export function mainWeaknesses(reviews: Review[], max = 5, chars = 240): string[] {
+  const counted = new Map<string, { text: string; count: number }>();
+  for (const r of reviews) {
+    for (const w of new Set(r.Weaknesses.map((x) => x.replace(/\s+/g, " ").trim()).filter(Boolean))) {
+      const key = w.toLowerCase().replace(/[.;:!\s]+$/, "");
+      const seen = counted.get(key);
+      counted.set(key, { text: seen?.text ?? w, count: (seen?.count ?? 0) + 1 });
+    }
+  }
+  // Sorting is stable: among equally raised ones, the first said comes first.
+  return [...counted.values()]
+    .sort((a, b) => b.count - a.count)
+    .slice(0, max)
+    .map(({ text }) => shorten(text, chars));
+}
+
+/** At most `chars` characters, cut at a word. */
+function shorten(text: string, chars: number): string {
+  if (text.length <= chars) return text;
+  const at = text.lastIndexOf(" ", chars - 1);
+  return `${text.slice(0, at > 0 ? at : chars - 1)}…`;
+}
+
 export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobResult<"chair">> {
   const k = ctx.config.reviewers;
-  const jobIdOf = (i: number) => `${job.runId}.review.${job.ideaId}.${job.round ? `r${job.round}.` : ""}${i}`;
+  // Named after the chair's own job (`<runId>.chair.<ideaId>[.r<round>][.g<generation>]`): a rewound idea's paper is
+  // reviewed anew, not found reviewed.
+  const chairOf = `${job.runId}.chair.${job.ideaId}`;
+  const named = job.jobId.startsWith(chairOf) ? job.jobId.slice(chairOf.length) : job.round ? `.r${job.round}` : "";
+  const jobIdOf = (i: number) => `${job.runId}.review.${job.ideaId}${named}.${i}`;
   const prefix = roundPrefix(job.runId, job.ideaId, job.round);
   const machine = areaChairMachine.provide({
     actors: {
       requestReviews: fromPromise(async ({ input }: { input: { reviewers: number } }) => {
         for (let i = 0; i < input.reviewers; i++) {
-          await publishJob(ctx.bus, "review", { jobId: jobIdOf(i), runId: job.runId, ideaId: job.ideaId, pdf: job.pdf, reviewer: i, round: job.round });
+          await publishJob(ctx.bus, "review", { jobId: jobIdOf(i), runId: job.runId, ideaId: job.ideaId, pdf: job.pdf, reviewer: i, round: job.round, ...(job.figures ? { figures: job.figures } : {}) });
         }
         await ctx.progress(`asked ${input.reviewers} reviewers for reviews`, job.ideaId);
       }),
@@ -80,7 +108,8 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
   });
   if (!out.decision) throw new JobFailedError(`the area chair reached no decision on ${job.ideaId}: ${out.error!.message}`, out.error);
   const reviewers = out.reviews.map((r) => ({ reviewer: r.reviewer, node: r.node, identity: r.identity, overall: r.review.Overall, decision: r.review.Decision }));
-  const result = { ...out.decision, reviews: out.reviews.length, round: job.round, reviewers };
+  const weaknesses = mainWeaknesses(out.reviews.map((r) => r.review));
+  const result = { ...out.decision, ...(weaknesses.length ? { weaknesses } : {}), reviews: out.reviews.length, round: job.round, reviewers };
   await putArtifact(ctx.bus, `${prefix}/meta_review.json`, JSON.stringify(result, null, 2));
   const label = job.round ? ` on revision ${job.round}` : "";
   await ctx.progress(`decision${label}: ${result.decision} (mean Overall ${result.scores.Overall} over ${result.reviews} reviews)`, job.ideaId);

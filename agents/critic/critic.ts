@@ -11,10 +11,12 @@ import { decide, think } from "./prompts.js";
 
 export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"novelty">> {
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
+  // The past reviews the ideator was shown: a repeat of a rejected idea is judged by them too.
+  const shown = job.reviews?.length ? { reviews: job.reviews } : {};
   const machine = criticMachine.provide({
     actors: {
       think: fromPromise(async ({ input }) => {
-        const step = await ask(ctx.llm, think, input, opts);
+        const step = await ask(ctx.llm, think, { ...input, ...shown }, opts);
         return {
           ...(step.query ? { query: step.query } : {}),
           ...(step.decision ? { decision: step.decision } : {}),
@@ -28,7 +30,7 @@ export async function judgeNovelty(job: Job<"novelty">, ctx: AgentContext, liter
         await ctx.progress(`searched ${literature.name} for "${input.query}": ${hits.length} papers`, job.ideaId);
         return hits.map(({ bibtex: _bibtex, abstract: _abstract, ...evidence }) => evidence);
       }),
-      decide: fromPromise(async ({ input }) => ask(ctx.llm, decide, input, opts)),
+      decide: fromPromise(async ({ input }) => ask(ctx.llm, decide, { ...input, ...shown }, opts)),
     },
   });
   const out = await runMachine(machine, { idea: job.idea, maxRounds: ctx.config.noveltyRounds }, ctx, { actorId: `critic.${job.ideaId}.${job.turn}`, ideaId: job.ideaId, snapshot: await restoreFrom(ctx, `critic.${job.ideaId}.${job.turn}`, criticMachine) });
