@@ -17,10 +17,13 @@ import type { LiteratureSource } from "./literature/source.js";
 import { experiment, experimentWorkspace } from "./coder/coder.js";
 import { nodeWorkspace, treeStep } from "./coder/treeStep.js";
 import { baseline } from "./coder/baseline.js";
+import { scaffold } from "./coder/scaffold.js";
+import { plan } from "./coder/plan.js";
 import { sandboxesSettled } from "./coder/sandbox.js";
 import { citePaper, paperWorkspace, writePaper } from "./writer/writer.js";
 import { review } from "./reviewer/reviewer.js";
 import { chair } from "./areaChair/areaChair.js";
+import { critiqueFigures } from "./figureCritic/critic.js";
 import { detectGpus, type GpuInfo } from "./gpus.js";
 import { hostSlots } from "./llm/endpoints.js";
 // Every role's offline answers, for nodes whose runs use the offline stand-in.
@@ -151,6 +154,7 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     writer: async (job, ctx) => inWorkspace(paperWorkspace(ctx.workRoot, job), ctx, async () => writePaper(job, ctx, await lit(ctx))),
     areaChair: (job, ctx) => chair(job, ctx),
     reviewer: (job, ctx) => review(job, ctx),
+    figureCritic: (job, ctx) => critiqueFigures(job, ctx),
   };
 
   const workers: Worker[] = [];
@@ -172,6 +176,20 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
     workers.push(
       serveJobs(opts.bus, "baseline", async (job, jc) => baseline(job, await contextFor("coder", job, jc)), {
         concurrency: 1, by: { agent: "coder", node: nodeId }, log: opts.log.child({ agent: "coder", node: nodeId }),
+      }),
+    );
+    // A `--topic` run's template, written from its topic and run until it works, before its baseline.
+    workers.push(
+      serveJobs(opts.bus, "scaffold", async (job, jc) => scaffold(job, await contextFor("coder", job, jc)), {
+        concurrency: 1, by: { agent: "coder", node: nodeId }, log: opts.log.child({ agent: "coder", node: nodeId }),
+      }),
+    );
+  }
+  if (opts.roles.coder) {
+    // A plan for a person to see (`--gate plan`): a model call, no run, as many at once as this node has coders.
+    workers.push(
+      serveJobs(opts.bus, "plan", async (job, jc) => plan(job, await contextFor("coder", job, jc)), {
+        concurrency: opts.roles.coder, by: { agent: "coder", node: nodeId }, log: opts.log.child({ agent: "coder", node: nodeId }),
       }),
     );
   }

@@ -3,6 +3,8 @@
 import "./ideator/offline.js";
 import "./critic/offline.js";
 import "./coder/offline.js";
+import "./coder/offlineScaffold.js";
 import "./writer/offline.js";
 import "./reviewer/offline.js";
 import "./areaChair/offline.js";
+import "./figureCritic/offline.js";

@@ -10,7 +10,7 @@ import { BUCKET_STREAMS, STREAMS, durableName, subjects } from "./subjects.js";
  * Who may connect to a swarm's server beyond loopback: the swarm itself, and one identity per role that a
  * joined node serves. Each is a user with a random password, written into the server's configuration.
  */
-export const IDENTITIES = ["swarm", "ideator", "critic", "coder", "writer", "areaChair", "reviewer"] as const;
+export const IDENTITIES = ["swarm", "ideator", "critic", "coder", "writer", "areaChair", "reviewer", "figureCritic"] as const;
 export type Identity = (typeof IDENTITIES)[number];
 export type WorkerRole = Exclude<Identity, "swarm">;
 
@@ -31,10 +31,11 @@ interface RoleNeeds {
 export const ROLE_NEEDS: Record<WorkerRole, RoleNeeds> = {
   ideator: { serves: ["ideate"], asks: ["novelty"], says: ["sci.*.conv.accepted.*"], uploads: false, kvWrites: ["archive.*"] },
   critic: { serves: ["novelty"], asks: [], says: [], uploads: false, kvWrites: [] },
-  coder: { serves: ["baseline", "gpuBaseline", "experiment", "gpuExperiment"], asks: [], says: [], uploads: true, kvWrites: [] },
-  writer: { serves: ["write", "cite"], asks: [], says: [], uploads: true, kvWrites: [] },
+  coder: { serves: ["scaffold", "baseline", "gpuBaseline", "plan", "experiment", "gpuExperiment"], asks: ["figures"], says: [], uploads: true, kvWrites: [] },
+  writer: { serves: ["write", "cite"], asks: ["figures"], says: [], uploads: true, kvWrites: [] },
   areaChair: { serves: ["chair"], asks: ["review"], says: [], uploads: true, kvWrites: [] },
   reviewer: { serves: ["review"], asks: [], says: [], uploads: true, kvWrites: [] },
+  figureCritic: { serves: ["figures"], asks: [], says: [], uploads: false, kvWrites: [] },
 };
 
 export interface Permissions {

@@ -15,8 +15,38 @@ export const Idea = z.object({
   Interestingness: Score,
   Feasibility: Score,
   Novelty: Score,
+  /** Why this idea: what earlier work or review it builds on or answers. */
+  Rationale: z.string().optional(),
+  /** The past reviews it answers, as `<runId>/<ideaId>` (agents/ideator/archive.ts). */
+  Answers: z.array(z.string()).optional(),
 });
 export type Idea = z.infer<typeof Idea>;
+
+/** What the reviews of an idea's paper came to, as the archive keeps it for the template's later runs. */
+export const ArchivedReview = z.object({
+  runId: RunId,
+  ideaId: IdeaId,
+  decision: z.enum(["Accept", "Reject"]),
+  /** The reviews' mean scores. */
+  scores: z.record(z.string(), z.number()),
+  /** The reviewers' main weaknesses, the most raised first. */
+  weaknesses: z.array(z.string()),
+});
+export type ArchivedReview = z.infer<typeof ArchivedReview>;
+
+/** An idea an earlier run had: which run, and what its paper's reviews said when it was decided. */
+export const ArchiveEntry = z.object({ idea: Idea, runId: RunId.optional(), ideaId: IdeaId.optional(), review: ArchivedReview.optional() });
+export type ArchiveEntry = z.infer<typeof ArchiveEntry>;
+
+/** A template's archive; one from the reference (a plain list of ideas) reads as entries without reviews. */
+export const Archive = z.array(z.union([ArchiveEntry, Idea.transform((idea): ArchiveEntry => ({ idea }))]));
+
+/** A past review as the ideator and the critic are shown it: `id` (`<runId>/<ideaId>`) is what an idea's Answers name. */
+export const PastReview = ArchivedReview.omit({ runId: true, ideaId: true }).extend({
+  id: z.string(),
+  idea: Idea.pick({ Name: true, Title: true, Experiment: true }),
+});
+export type PastReview = z.infer<typeof PastReview>;
 
 export const Evidence = z.object({
   title: z.string(),
@@ -84,7 +114,27 @@ export type Actor = z.infer<typeof Actor>;
 
 // ---- jobs: one schema per work queue, and the result its worker reports ----
 
-const ExperimentResult = z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string() });
+/** What the figure critic found wrong with a figure (agents/figureCritic/). */
+export const FIGURE_PROBLEMS = ["blank", "missing-data", "too-small", "no-legend", "unreadable-axes", "caption-claims", "other"] as const;
+export const FigureProblem = z.object({ kind: z.enum(FIGURE_PROBLEMS), detail: z.string() });
+export type FigureProblem = z.infer<typeof FigureProblem>;
+
+/** The figure critic's word on one figure: what it shows, and its problems (none: `ok`). `seen`: a model looked at the image. */
+export const FigureCritique = z.object({
+  figure: z.string(),
+  ok: z.boolean(),
+  shows: z.string(),
+  problems: z.array(FigureProblem),
+  seen: z.boolean().default(false),
+});
+export type FigureCritique = z.infer<typeof FigureCritique>;
+
+/** A figure as the critic is shown it: its file (under `<runId>/<ideaId>/`), its caption and the sentences that refer to it. */
+export const FigureToCheck = z.object({ name: z.string().min(1), caption: z.string(), references: z.array(z.string()).default([]) });
+export type FigureToCheck = z.infer<typeof FigureToCheck>;
+
+/** `critiques`: the figure critic's last word on the figures, for the writer's captions. */
+const ExperimentResult = z.object({ runs: z.array(RunRecord), figures: z.array(z.string()), notes: z.string(), critiques: z.array(FigureCritique).optional() });
 
 // ---- the tree search over an idea's experiment variants (machines/tree.ts) ----
 
@@ -220,7 +270,8 @@ export const jobSchemas = {
   /** The same, for a profile that needs a GPU. */
   gpuBaseline: z.object(jobBase),
   ideate: z.object({ ...jobBase, count: z.number().int().min(1) }),
-  novelty: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, turn: z.number().int().min(0) }),
+  /** `reviews`: the past reviews the ideator was shown, so the critic judges a repeat of a rejected idea too. */
+  novelty: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, turn: z.number().int().min(0), reviews: z.array(PastReview).optional() }),
   /**
    * `--topic` runs only, before the baseline: the coder writes the template (experiment.py, plot.py, prompt.json,
    * latex/template.tex) from the run's topic, and runs it until it works; that first working version is the baseline.
@@ -244,8 +295,17 @@ export const jobSchemas = {
   write: z.object({
     ...jobBase, ideaId: IdeaId, idea: Idea, round: z.number().int().min(0).default(0), metaReview: z.string().optional(), citations: z.array(Citation).optional(),
   }),
-  chair: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, pdf: z.string(), round: z.number().int().min(0).default(0) }),
-  review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0), round: z.number().int().min(0).default(0) }),
+  /** `figures`: the experiment's figure files (under `<runId>/<ideaId>/`), shown to reviewers whose model sees images. */
+  chair: z.object({ ...jobBase, ideaId: IdeaId, idea: Idea, pdf: z.string(), round: z.number().int().min(0).default(0), figures: z.array(z.string()).optional() }),
+  review: z.object({ ...jobBase, ideaId: IdeaId, pdf: z.string(), reviewer: z.number().int().min(0), round: z.number().int().min(0).default(0), figures: z.array(z.string()).optional() }),
+  /** The figure critic's look at an idea's figures (files under `<runId>/<ideaId>/`): asked by the coder after plotting, by the writer of its captions. */
+  figures: z.object({
+    ...jobBase,
+    ideaId: IdeaId,
+    figures: z.array(FigureToCheck).min(1),
+    runs: z.array(z.object({ run: z.string(), description: z.string(), ok: z.boolean() })),
+    round: z.number().int().min(0).default(0),
+  }),
 } as const;
 
 const BaselineResult = z.object({ run: RunRecord, cached: z.boolean(), ms: z.number().min(0) });
@@ -282,11 +342,15 @@ export const resultSchemas = {
     scores: z.record(z.string(), z.number()),
     reviews: z.number().int(),
     round: z.number().int().min(0).default(0),
+    /** The reviewers' main weaknesses, the most raised first: what the archive keeps for the template's next runs. */
+    weaknesses: z.array(z.string()).optional(),
     /** The reviews the decision weighed: whose, from which node, and what each said. */
     // `identity`: who published the review, as the server vouched for it (subjects.outcome).
     reviewers: z.array(z.object({ reviewer: z.number().int().min(0), node: z.string(), identity: z.string(), overall: z.number(), decision: z.enum(["Accept", "Reject"]) })),
   }),
   review: z.object({ review: Review, reflections: z.number().int() }),
+  /** `seen`: a model looked at the images; otherwise only the deterministic check did. */
+  figures: z.object({ critiques: z.array(FigureCritique), seen: z.boolean() }),
 } as const;
 
 export type JobKind = keyof typeof jobSchemas;
@@ -421,6 +485,8 @@ export const RunConfig = z.object({
   reviewReflections: z.number().int().min(1).default(3),
   /** Rounds of citation search the writer makes for a paper. */
   citeRounds: z.number().int().min(0).default(2),
+  /** Rounds in which the figure critic's critique goes back to the coder's plot (and the writer's captions); 0 turns the critic off. */
+  figureRounds: z.number().int().min(0).default(2),
   experimentTimeoutMs: z.number().int().min(1000),
   llm: LlmChoice,
   /** A model per agent role, overriding `llm` for that role. */

@@ -71,6 +71,10 @@ export const kvKeys = {
   snapshot: (runId: string, actorId: string) => `${runId}.snap.${actorId}`,
   /** A live node's advert. */
   advert: (nodeId: string) => `nodes.${token(nodeId)}`,
+  /** One gate of one idea (bus/gates.ts): asked by the run's swarm, decided by a person with the swarm's identity. */
+  gate: (runId: string, ideaId: string, request: string) => `${runId}.gate.${token(ideaId)}.${request.split(".").map(token).join(".")}`,
+  /** The latest rewind of one idea, written by a person with the swarm's identity. */
+  rewind: (runId: string, ideaId: string) => `${runId}.rewind.${token(ideaId)}`,
   /** The ideas earlier runs of a template proposed. */
   archive: (template: string) => `archive.${token(template)}`,
 } as const;

@@ -1,6 +1,7 @@
 import { assign, setup } from "xstate";
-import type { Citation, Idea, JobInput, JobKind, JobResult, Metric, TreeBudget, TreeRecord } from "../bus/schemas.js";
+import type { Citation, Idea, JobInput, JobKind, JobResult, Metric, PlannedRun, TreeBudget, TreeRecord } from "../bus/schemas.js";
 import type { Failure } from "../bus/errors.js";
+import type { Decision as GateDecision, GateName, Proposal, Stage } from "../bus/gates.js";
 import { declaredCallback } from "./declare.js";
 import { treeMachine, type TreeOutput } from "./tree.js";
 
@@ -26,7 +27,26 @@ export type JobEvent =
   | { type: "DECIDED"; result: JobResult<"chair">; spentUsd: number }
   | { type: "JOB_FAILED"; kind: JobKind; failure: Failure; jobId?: string };
 
+/** A person's decision at a gate (bus/gates.ts), as the gate actor tells it: who decided, and what. */
+export type GateEvent =
+  | { type: "APPROVED"; by: string }
+  | { type: "EDITED"; by: string; decision: Extract<GateDecision, { choice: "edit" }> }
+  | { type: "REJECTED"; by: string; reason: string };
+
+/** What a gate asks: `request` names it in its idea (`plan.g0`, `paper.r1.g2`), so a rewound idea asks anew. */
+export interface GateAsk {
+  runId: string;
+  ideaId: string;
+  request: string;
+  proposal: Proposal;
+}
+
+export type IdeaEvent = JobEvent | GateEvent;
+
 export type Decision = JobResult<"chair">;
+
+/** Per stage, the generation of its jobs: a rewind from a stage on gives that stage and every later one a new one. */
+export type Generations = Partial<Record<Stage, number>>;
 
 export interface IdeaInput {
   runId: string;
@@ -40,11 +60,25 @@ export interface IdeaInput {
   /** Times a rejected paper is revised from its meta-review and reviewed again. */
   revisionRounds: number;
   budgetUsd?: number | undefined;
+  /** Where a person decides before the idea goes on (`--gate`). */
+  gates?: GateName[] | undefined;
+  /** The generation of each stage's jobs; none (0) until the idea is rewound. */
+  generations?: Generations | undefined;
 }
 
 interface Context extends IdeaInput {
-  /** 0 while the paper as first written is reviewed; r while its r-th revision is. */
+  /** The paper's version: 0 as first written, then one more for each revision (from a meta-review or a person's notes). */
   round: number;
+  /** Revisions made from a meta-review, of `revisionRounds`. */
+  revised: number;
+  /** The plan of runs a person approved or edited at the plan gate. */
+  plan: PlannedRun[] | undefined;
+  /** A person's notes on the paper at its gate: the next revision is made from them. */
+  notes: string | undefined;
+  /** Revisions made from a person's notes, of MAX_AMENDMENTS. */
+  amended: number;
+  /** Who turned the idea down, where, and why. */
+  rejected: { gate: GateName; reason: string; by: string } | undefined;
   experiment: ChainResult | undefined;
   /** The citations the writer found beside the experiments; none when its search failed. */
   citations: Citation[] | undefined;
@@ -60,7 +94,8 @@ interface Context extends IdeaInput {
 
 export interface IdeaOutput {
   ideaId: string;
-  status: "decided" | "failed";
+  /** `rejected`: a person turned it down at a gate. */
+  status: "decided" | "failed" | "rejected";
   round: number;
   experiment?: ChainResult;
   paper?: JobResult<"write">;
@@ -68,13 +103,22 @@ export interface IdeaOutput {
   failure?: Failure;
   failedAt?: JobKind;
   tree?: TreeRecord;
+  rejected?: { gate: GateName; reason: string; by: string };
+  /** The idea as it went on: edited at its gate, if it was. */
+  idea?: Idea;
 }
 
+/** Times a person may send a paper back to the writer at its gate, with notes. */
+export const MAX_AMENDMENTS = 3;
+
 const suffix = (round: number) => (round ? `.r${round}` : "");
+/** A stage's jobs in a rewound idea carry its generation, so that they are done again rather than found done. */
+const gen = (c: Pick<IdeaInput, "generations">, stage: Stage) => (c.generations?.[stage] ? `.g${c.generations[stage]}` : "");
+const gated = (c: Context, gate: GateName) => c.gates?.includes(gate) ?? false;
 
 const outputOf = (c: Context): IdeaOutput => ({
   ideaId: c.ideaId,
-  status: c.failure ? "failed" : "decided",
+  status: c.rejected ? "rejected" : c.failure ? "failed" : "decided",
   round: c.round,
   ...(c.experiment ? { experiment: c.experiment } : {}),
   ...(c.paper ? { paper: c.paper } : {}),
@@ -82,42 +126,59 @@ const outputOf = (c: Context): IdeaOutput => ({
   ...(c.failure ? { failure: c.failure } : {}),
   ...(c.failedAt ? { failedAt: c.failedAt } : {}),
   ...(c.searched ? { tree: c.searched } : {}),
+  ...(c.rejected ? { rejected: c.rejected } : {}),
+  idea: c.idea,
 });
 
 const citeJob = {
   src: "job" as const,
-  input: ({ context: c }: { context: Context }): JobRequest => ({ kind: "cite", job: { jobId: `${c.runId}.cite.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
+  input: ({ context: c }: { context: Context }): JobRequest => ({ kind: "cite", job: { jobId: `${c.runId}.cite.${c.ideaId}${gen(c, "experiment")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
 };
 
 /** While the experiments run: the citations arrive, or their search fails, or the experiments do. */
 const whileCiting = {
-  CITED: { actions: assign<Context, Extract<JobEvent, { type: "CITED" }>, undefined, JobEvent, never>({ citations: ({ event }) => event.result.citations }) },
+  CITED: { actions: assign<Context, Extract<JobEvent, { type: "CITED" }>, undefined, IdeaEvent, never>({ citations: ({ event }) => event.result.citations }) },
   JOB_FAILED: [
     // Without the literature the paper is still written, with the template's own references.
-    { guard: { type: "citationsFailed" as const, params: ({ event }: { event: Extract<JobEvent, { type: "JOB_FAILED" }> }) => ({ kind: event.kind }) }, actions: assign<Context, JobEvent, undefined, JobEvent, never>({ citations: [] }) },
+    { guard: { type: "citationsFailed" as const, params: ({ event }: { event: Extract<JobEvent, { type: "JOB_FAILED" }> }) => ({ kind: event.kind }) }, actions: assign<Context, JobEvent, undefined, IdeaEvent, never>({ citations: [] }) },
     { target: "failed", actions: { type: "fail" as const, params: ({ event }: { event: Extract<JobEvent, { type: "JOB_FAILED" }> }) => ({ kind: event.kind, failure: event.failure }) } },
   ],
 };
+
+/** A gate's answers: on to `next` as approved (an edit applied first), or the idea ends as the person said. */
+const atGate = (gate: GateName, next: string, edit: ReturnType<typeof assign<Context, Extract<GateEvent, { type: "EDITED" }>, undefined, IdeaEvent, never>> | undefined) => ({
+  APPROVED: { target: next },
+  EDITED: { target: next, ...(edit ? { actions: edit } : {}) },
+  REJECTED: { target: "rejected", actions: assign<Context, Extract<GateEvent, { type: "REJECTED" }>, undefined, IdeaEvent, never>({ rejected: ({ event }) => ({ gate, reason: event.reason, by: event.by }) }) },
+});
 
 /**
  * One idea's way through the swarm, after the critic judged it novel: its experiments (the coder) and, beside
  * them, the search for the citations its paper will have (the writer, which needs only the idea), then the paper
  * (the writer), the area chair's decision, and while revision rounds and budget are left, a revision of a
  * rejected paper from its meta-review and another review. Each step is a job on a work queue, and its outcome
- * comes back as an event: the pipeline holds no edge between agents anywhere else.
+ * comes back as an event: the pipeline holds no edge between agents anywhere else. At the gates a run asks for
+ * (`--gate`), the idea waits for a person: the idea before its experiments, the coder's plan before any run, each
+ * version of the paper before it is reviewed.
  */
 export const ideaMachine = setup({
   types: {
     input: {} as IdeaInput,
     context: {} as Context,
-    events: {} as JobEvent,
+    events: {} as IdeaEvent,
     output: {} as IdeaOutput,
   },
   actors: {
     job: declaredCallback<JobEvent, JobRequest>("job"),
     tree: treeMachine,
+    /** Asks a person (bus/gates.ts) and waits, durably, for the decision: the gate costs nothing while it waits. */
+    gate: declaredCallback<GateEvent, GateAsk>("gate"),
   },
   guards: {
+    gatesIdeas: ({ context }) => gated(context, "ideas"),
+    gatesPlan: ({ context }) => gated(context, "plan"),
+    gatesPaper: ({ context }) => gated(context, "paper"),
+    mayAmend: ({ context }) => context.amended < MAX_AMENDMENTS,
     searchesTree: ({ context }) => context.search === "tree" && context.tree !== undefined,
     searched: (_, { output }: { output: TreeOutput }) => output.status === "done" && output.result !== undefined,
     /** Both the experiments and the citation search have ended. */
@@ -125,7 +186,7 @@ export const ideaMachine = setup({
     citationsFailed: (_, { kind }: { kind: JobKind }) => kind === "cite",
     revise: ({ context }, { decision, spentUsd }: { decision: Decision; spentUsd: number }) =>
       decision.decision === "Reject" &&
-      context.round < context.revisionRounds &&
+      context.revised < context.revisionRounds &&
       (context.budgetUsd === undefined || spentUsd < context.budgetUsd),
   },
   actions: {
@@ -133,18 +194,50 @@ export const ideaMachine = setup({
   },
 }).createMachine({
   id: "idea",
-  context: ({ input }) => ({ ...input, round: 0, experiment: undefined, citations: undefined, paper: undefined, decisions: [], failure: undefined, failedAt: undefined }),
+  context: ({ input }) => ({
+    ...input, round: 0, revised: 0, amended: 0, plan: undefined, notes: undefined, rejected: undefined,
+    experiment: undefined, citations: undefined, paper: undefined, decisions: [], failure: undefined, failedAt: undefined,
+  }),
   initial: "starting",
   states: {
     starting: {
-      always: [{ guard: "searchesTree", target: "searching" }, { target: "experimenting" }],
+      always: [{ guard: "gatesIdeas", target: "awaitingIdea" }, { target: "choosing" }],
+    },
+    // A person approves the idea, edits it (the coder gets the idea as edited), or turns it down.
+    awaitingIdea: {
+      invoke: { src: "gate", input: ({ context: c }): GateAsk => ({ runId: c.runId, ideaId: c.ideaId, request: "ideas.g0", proposal: { gate: "ideas", idea: c.idea } }) },
+      on: atGate("ideas", "choosing", assign({ idea: ({ context, event }) => event.decision.idea ?? context.idea })),
+    },
+    choosing: {
+      always: [{ guard: "searchesTree", target: "searching" }, { guard: "gatesPlan", target: "planning" }, { target: "experimenting" }],
+    },
+    // The coder's plan alone, for a person to see before any run is made.
+    planning: {
+      invoke: {
+        src: "job",
+        input: ({ context: c }): JobRequest => ({ kind: "plan", job: { jobId: `${c.runId}.plan.${c.ideaId}${gen(c, "plan")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
+      },
+      on: {
+        PLANNED: { target: "awaitingPlan", actions: assign({ plan: ({ event }) => event.result.runs }) },
+        JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    awaitingPlan: {
+      invoke: {
+        src: "gate",
+        input: ({ context: c }): GateAsk => ({ runId: c.runId, ideaId: c.ideaId, request: `plan.g${c.generations?.plan ?? 0}`, proposal: { gate: "plan", idea: c.idea, plan: c.plan! } }),
+      },
+      on: atGate("plan", "experimenting", assign({ plan: ({ context, event }) => event.decision.plan ?? context.plan })),
     },
     // The citation search needs only the idea: it runs while the experiments do, and the paper waits for both.
     experimenting: {
       invoke: [
         {
           src: "job",
-          input: ({ context: c }): JobRequest => ({ kind: c.experimentKind, job: { jobId: `${c.runId}.experiment.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea } }),
+          input: ({ context: c }): JobRequest => ({
+            kind: c.experimentKind,
+            job: { jobId: `${c.runId}.experiment.${c.ideaId}${gen(c, "experiment")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, ...(c.plan ? { plan: c.plan } : {}) },
+          }),
         },
         citeJob,
       ],
@@ -160,7 +253,9 @@ export const ideaMachine = setup({
         {
           id: "tree",
           src: "tree",
-          input: ({ context: c }) => ({ runId: c.runId, ideaId: c.ideaId, idea: c.idea, experimentKind: c.experimentKind, ...c.tree! }),
+          input: ({ context: c }) => ({
+            runId: c.runId, ideaId: c.ideaId, idea: c.idea, experimentKind: c.experimentKind, ...c.tree!, ...(c.generations?.experiment ? { generation: c.generations.experiment } : {}),
+          }),
           onDone: [
             {
               guard: { type: "searched", params: ({ event }) => ({ output: event.output }) },
@@ -188,12 +283,38 @@ export const ideaMachine = setup({
         src: "job",
         input: ({ context: c }): JobRequest => ({
           kind: "write",
-          job: { jobId: `${c.runId}.write.${c.ideaId}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: 0, ...(c.citations ? { citations: c.citations } : {}) },
+          job: { jobId: `${c.runId}.write.${c.ideaId}${gen(c, "writing")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: 0, ...(c.citations ? { citations: c.citations } : {}) },
         }),
       },
       on: {
-        WRITTEN: { target: "reviewing", actions: assign({ paper: ({ event }) => event.result }) },
+        WRITTEN: { target: "written", actions: assign({ paper: ({ event }) => event.result }) },
         JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
+      },
+    },
+    // Every version of the paper goes to its reviewers, past a person first where the run gates papers.
+    written: {
+      always: [{ guard: "gatesPaper", target: "awaitingPaper" }, { target: "reviewing" }],
+    },
+    // A person approves the paper for review, sends notes the writer revises it from, or turns it down.
+    awaitingPaper: {
+      invoke: {
+        src: "gate",
+        input: ({ context: c }): GateAsk => ({
+          runId: c.runId, ideaId: c.ideaId, request: `paper.r${c.round}.g${c.generations?.writing ?? 0}`,
+          proposal: { gate: "paper", idea: c.idea, pdf: c.paper!.pdf, round: c.round, amendmentsLeft: MAX_AMENDMENTS - c.amended },
+        }),
+      },
+      on: {
+        ...atGate("paper", "reviewing", undefined),
+        EDITED: [
+          {
+            guard: "mayAmend",
+            target: "revising",
+            actions: assign(({ context, event }) => ({ notes: event.decision.notes ?? "", round: context.round + 1, amended: context.amended + 1 })),
+          },
+          // The gate offers no more edits (the CLI refuses them): one that comes anyway is taken as an approval.
+          { target: "reviewing" },
+        ],
       },
     },
     reviewing: {
@@ -201,7 +322,11 @@ export const ideaMachine = setup({
         src: "job",
         input: ({ context: c }): JobRequest => ({
           kind: "chair",
-          job: { jobId: `${c.runId}.chair.${c.ideaId}${suffix(c.round)}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, pdf: c.paper!.pdf, round: c.round },
+          job: {
+            jobId: `${c.runId}.chair.${c.ideaId}${suffix(c.round)}${gen(c, "review")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, pdf: c.paper!.pdf, round: c.round,
+            // Reviewers whose model sees images are shown the figures.
+            ...(c.experiment?.figures.length ? { figures: c.experiment.figures } : {}),
+          },
         }),
       },
       on: {
@@ -209,32 +334,34 @@ export const ideaMachine = setup({
           {
             guard: { type: "revise", params: ({ event }) => ({ decision: event.result, spentUsd: event.spentUsd }) },
             target: "revising",
-            actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result], round: context.round + 1 })),
+            actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result], round: context.round + 1, revised: context.revised + 1 })),
           },
           { target: "decided", actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result] })) },
         ],
         JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
       },
     },
-    // The writer revises the paper from the meta-review of the round before; the chair then reviews it again.
+    // The writer revises the paper from the meta-review of the round before, or from a person's notes at its gate.
     revising: {
       invoke: {
         src: "job",
         input: ({ context: c }): JobRequest => ({
           kind: "write",
           job: {
-            jobId: `${c.runId}.write.${c.ideaId}${suffix(c.round)}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: c.round,
-            metaReview: c.decisions[c.decisions.length - 1]!.metaReview,
+            jobId: `${c.runId}.write.${c.ideaId}${suffix(c.round)}${gen(c, "writing")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: c.round,
+            metaReview: c.notes ?? c.decisions[c.decisions.length - 1]!.metaReview,
           },
         }),
       },
       on: {
-        WRITTEN: { target: "reviewing", actions: assign({ paper: ({ event }) => event.result }) },
+        WRITTEN: { target: "written", actions: assign({ paper: ({ event }) => event.result, notes: undefined }) },
         JOB_FAILED: { target: "failed", actions: { type: "fail", params: ({ event }) => ({ kind: event.kind, failure: event.failure }) } },
       },
     },
     decided: { type: "final" },
     failed: { type: "final" },
+    // A person turned the idea down at a gate, saying why.
+    rejected: { type: "final" },
   },
   output: ({ context }) => outputOf(context),
 });

@@ -24,6 +24,8 @@ export interface TreeInput {
   seeded: boolean;
   /** The template's measure (its manifest's, else one read from the baseline's results); absent, each node's coder chooses one. */
   metric?: Metric | undefined;
+  /** A rewound idea's search: its jobs are new ones, not the first search's found done. */
+  generation?: number | undefined;
 }
 
 interface Context extends TreeInput {
@@ -127,7 +129,7 @@ export function treeRecord(c: Context): TreeRecord {
 
 const jobOf = (c: Context, id: string, step: TreeStep): JobRequest => ({
   kind: c.experimentKind,
-  job: { jobId: `${c.runId}.experiment.${c.ideaId}.${id}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, step },
+  job: { jobId: `${c.runId}.experiment.${c.ideaId}${c.generation ? `.g${c.generation}` : ""}.${id}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, step },
 });
 
 const idOfJob = (jobId: string | undefined) => jobId?.split(".").at(-1);

@@ -7,7 +7,7 @@ import type { Bus } from "../bus/connection.js";
 import { watchEvents } from "../bus/events.js";
 import { getDirectory } from "../bus/artifacts.js";
 import { subjects } from "../bus/subjects.js";
-import { LlmExchange, Progress, StateBatch, type StateEvent } from "../bus/schemas.js";
+import { LlmExchange, Progress, StateBatch, type Idea, type StateEvent } from "../bus/schemas.js";
 import type { Failure } from "../bus/errors.js";
 import { rootLogger } from "../bus/logger.js";
 import type { PipelineOutput } from "../machines/pipeline.js";
@@ -49,6 +49,11 @@ export interface RunSummary {
 }
 
 export const NO_COUNTS: RunCounts = { proposed: 0, novel: 0, undecided: 0, experimented: 0, written: 0, decided: 0 };
+
+/** An idea of ideas.json with, up front, the past reviews it answers (`<runId>/<ideaId>`) and why. */
+function withAnswers<T extends { idea: Idea }>(record: T): T & { answers: string[]; rationale?: string } {
+  return { ...record, answers: record.idea.Answers ?? [], ...(record.idea.Rationale ? { rationale: record.idea.Rationale } : {}) };
+}
 
 /** status.json: the status, its reason, the counts and the spend. */
 export async function writeStatus(
@@ -146,7 +151,7 @@ export async function collectRun(
   const ideationFailure = run.failedAt === "ideate" ? run.failure : undefined;
   await writeFile(
     join(outDir, "ideas.json"),
-    JSON.stringify({ runId, ...(ideationFailure ? { error: ideationFailure.message } : {}), ideas: ideation?.ideas ?? [] }, null, 2),
+    JSON.stringify({ runId, ...(ideationFailure ? { error: ideationFailure.message } : {}), ideas: (ideation?.ideas ?? []).map(withAnswers) }, null, 2),
   );
   await writeFile(join(outDir, "llm.jsonl"), exchanges.map((e) => JSON.stringify(e)).join("\n") + (exchanges.length ? "\n" : ""));
 
@@ -166,7 +171,9 @@ export async function collectRun(
     const reviews = idea.decisions
       .flatMap((d) => d.reviewers.map((r) => ({ file: `${roundDir(idea.ideaId, d.round)}/reviews/review_${r.reviewer}.json`, reviewer: r.reviewer, node: r.node, overall: r.overall, decision: r.decision })))
       .filter((r) => existsSync(join(outDir, r.file)));
-    const failure = idea.failure ? `${idea.failedAt}: ${idea.failure.message}${idea.failure.hint ? ` (${idea.failure.hint})` : ""}` : undefined;
+    const failure = idea.rejected
+      ? `rejected at the ${idea.rejected.gate} gate by ${idea.rejected.by}: ${idea.rejected.reason}`
+      : idea.failure ? `${idea.failedAt}: ${idea.failure.message}${idea.failure.hint ? ` (${idea.failure.hint})` : ""}` : undefined;
     return {
       ideaId: idea.ideaId,
       ...(idea.paper ? { pdf: idea.paper.pdf.slice(runId.length + 1) } : {}),
@@ -210,6 +217,7 @@ function judgeRun(r: { budgetHit: boolean; budgetUsd: number | undefined; spentU
     return { status: "budget reached", reason: `the budget of $${r.budgetUsd!.toFixed(4)} was reached ($${r.spentUsd.toFixed(4)} spent); ${counts.decided} of ${counts.novel} novel ideas decided${stopped.length ? `; ${stopped.join("; ")}` : ""}` };
   }
   if (run.failure && (run.failedAt === "baseline" || run.failedAt === "gpuBaseline")) return { status: "failed", reason: `the baseline failed before any model call: ${why(run.failure)}` };
+  if (run.failure && run.failedAt === "scaffold") return { status: "failed", reason: `no working template from the topic: ${why(run.failure)}` };
   if (run.failure && !run.ideas.length) return { status: "failed", reason: `ideation failed: ${why(run.failure)}` };
   const ideation = run.ideation;
   if (!ideation && !run.ideas.length) return { status: "failed", reason: "ideation never reported back" };
@@ -224,6 +232,11 @@ function judgeRun(r: { budgetHit: boolean; budgetUsd: number | undefined; spentU
         : `no idea was proposed${failures.length ? `: ${failures.join("; ")}` : ""}`,
     };
   }
+  // An idea a person turned down at a gate is settled as much as a decided one.
+  const turnedDown = run.ideas.filter((i) => i.status === "rejected");
   if (counts.decided === counts.novel) return { status: "completed" };
+  if (counts.decided + turnedDown.length === counts.novel) {
+    return { status: "completed", reason: `${turnedDown.length} of ${counts.novel} novel ideas turned down at a gate: ${turnedDown.map((i) => `${i.ideaId} (${i.rejected!.gate}: ${i.rejected!.reason})`).join("; ")}` };
+  }
   return { status: counts.decided > 0 ? "partly completed" : "failed", reason: `${counts.decided} of ${counts.novel} novel ideas decided: ${stopped.join("; ")}` };
 }

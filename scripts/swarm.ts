@@ -11,11 +11,13 @@ import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { putArtifact } from "../bus/artifacts.js";
 import { inert } from "../bus/inert.js";
-import { Idea, RunConfig, TreeBudget, type FinalInfo, type JobResult } from "../bus/schemas.js";
-import { readArchive, writeArchive } from "../agents/ideator/ideator.js";
+import { GateName } from "../bus/gates.js";
+import { Archive, RunConfig, TreeBudget, type FinalInfo, type JobResult } from "../bus/schemas.js";
+import { readArchive, withReviews, writeArchive } from "../agents/ideator/archive.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { configuredConcurrency } from "../agents/llm/endpoints.js";
-import { codeFiles, coderSlots, loadTemplate, runNeeds } from "../agents/templates.js";
+import { TOPIC_LATEX_EXAMPLE, codeFiles, coderSlots, loadTemplate, runNeeds, topicTemplate } from "../agents/templates.js";
+import { readTopic, topicSlug } from "../agents/topic.js";
 import { detectGpus } from "../agents/gpus.js";
 import { assertPreflight, formatPreflight, runPreflight } from "../agents/preflight.js";
 import { UNSAFE_NO_SANDBOX_ENV } from "../agents/coder/sandbox.js";
@@ -36,6 +38,10 @@ import { TLS_NAME, checkTlsFlags, joinHost, readCaFile, swarmTls, swarmTlsPaths,
 const HELP = `npm run swarm -- [flags]
 
   --template <name>   research template in templates/, or a path to one (default: nanofit)
+  --topic <file>      start from a research area instead of a template: a Markdown file with a title line
+                      (# Title: …) and Keywords, TL;DR and Abstract sections, as the AI Scientist v2's workshop
+                      files; the coder writes experiment.py, plot.py, prompt.json and latex/template.tex for it
+                      first (kept in results/<runId>/template/), and its first working run is the baseline
   --profile <name>    the template's configuration: full (default) or one its manifest names,
                       e.g. reduced (two CPU cores) for grokking and 2d_diffusion
   --ideas <n>         ideas to propose (default: 1)
@@ -43,6 +49,8 @@ const HELP = `npm run swarm -- [flags]
   --quorum <q>        reviews the area chair needs before deciding (default: k); later ones are still recorded
   --revisions <n>     times a rejected paper is revised from the meta-review and reviewed again (default: 1)
   --few-shot <n>      worked example reviews shown to each reviewer, from config/review_examples/ (default: 1)
+  --figure-rounds <n> rounds in which the figure critic's critique of each figure goes back to the coder's plot
+                      and the writer's captions (default: 2; 0 turns the critic off)
   --llm <provider[/model]>  the model for every agent: offline, openai[/model], anthropic[/model],
                       openai-compatible/<model> (default: config/defaults.json, $SWARM_LLM, else offline)
   --role-llm <role=provider/model,...>  a model per agent role, e.g. reviewer=openai/gpt-4o-mini
@@ -50,6 +58,11 @@ const HELP = `npm run swarm -- [flags]
                       or local (a BibTeX file; default when offline, else auto)
   --bibliography <file>  the BibTeX file for --literature local (default: config/bibliography.bib)
   --budget <USD>      once the run has spent this much, no new paid work starts
+  --gate <points>     wait for a person at these points, any of ideas,plan,paper: an accepted idea before its
+                      experiments, the coder's plan before any run, each paper before its review. Decide with
+                      npm run gate -- list|approve|edit|reject <runId> <ideaId>; a waiting run costs nothing and
+                      survives a restart (--resume). npm run gate -- rewind <runId> <ideaId> <stage> redoes an idea
+                      from plan, experiment, writing or review on, keeping what came before
   --replay <runId>    answer every model call from that run's llm.jsonl (in --out); no network call
   --resume <runId>    go on with a run that was stopped or killed (in --out), as it was configured: no model
                       call that had been answered and no experiment run that had finished is made again
@@ -68,7 +81,8 @@ const HELP = `npm run swarm -- [flags]
   --coders <n>        experiments this process runs at once (default: as many as its cores and memory hold
                       for the template: one per core unless its manifest says a run needs more)
   --roles <list>      roles this process hosts, e.g. ideator,critic,coder,writer,areaChair
-                      (default: every role, with reviewer=<k>); others come from joined nodes
+                      (default: every role, with reviewer=<k>); others come from joined nodes; a figureCritic
+                      is hosted here unless the list says how many (figureCritic=<n>)
   --listen <addr>     address the local nats-server listens on (default: 127.0.0.1, this machine only;
                       0.0.0.0 lets nodes on other machines join, each with a role's credentials: see creds)
   --nats-cluster <n>  start n local nats-servers (odd, at least 3) as one cluster that keeps 3 copies of every
@@ -98,12 +112,14 @@ unless this machine's trust store has it.`;
 const Flags = z.object({
   help: z.boolean().optional(),
   template: z.string().optional(),
+  topic: z.string().min(1).optional(),
   profile: z.string().regex(/^[A-Za-z0-9_-]+$/).optional(),
   ideas: count(1, 50).optional(),
   reviewers: count(1, 20).optional(),
   quorum: count(1, 20).optional(),
   revisions: count(0, 5).optional(),
   "few-shot": count(0, 10).optional(),
+  "figure-rounds": count(0, 5).optional(),
   llm: z.string().optional(),
   "role-llm": z.string().optional(),
   budget: z.coerce.number().positive().optional(),
@@ -114,6 +130,7 @@ const Flags = z.object({
   out: z.string().default("results"),
   "max-runs": count(1, 20).optional(),
   search: z.enum(["linear", "tree"]).optional(),
+  gate: z.string().transform((s) => [...new Set(s.split(",").map((g) => g.trim()).filter(Boolean))]).pipe(z.array(GateName).min(1, "name at least one of ideas, plan, paper")).optional(),
   tree: z.string().optional(),
   seeds: count(1, 20).optional(),
   "review-deadline": z.coerce.number().min(1).default(600),
@@ -137,7 +154,7 @@ const BusFile = z.object({ port: z.number().int(), cluster: ClusterLayout.option
 
 /** Flags that make up a run's configuration: a resumed run keeps the values it started with. */
 const RUN_FLAGS = [
-  "template", "profile", "ideas", "reviewers", "quorum", "revisions", "few-shot", "llm", "role-llm", "budget", "literature",
+  "template", "topic", "profile", "ideas", "reviewers", "quorum", "revisions", "few-shot", "figure-rounds", "llm", "role-llm", "budget", "literature",
   "bibliography", "max-runs", "search", "tree", "seeds", "review-deadline", "run-timeout", "literature-wait",
 ];
 
@@ -205,12 +222,14 @@ async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2), {
     help: { type: "boolean", short: "h" },
     template: { type: "string" },
+    topic: { type: "string" },
     profile: { type: "string" },
     ideas: { type: "string" },
     reviewers: { type: "string" },
     quorum: { type: "string" },
     revisions: { type: "string" },
     "few-shot": { type: "string" },
+    "figure-rounds": { type: "string" },
     llm: { type: "string" },
     "role-llm": { type: "string" },
     budget: { type: "string" },
@@ -221,6 +240,7 @@ async function main(): Promise<void> {
     out: { type: "string" },
     "max-runs": { type: "string" },
     search: { type: "string" },
+    gate: { type: "string" },
     tree: { type: "string" },
     seeds: { type: "string" },
     "review-deadline": { type: "string" },
@@ -266,7 +286,12 @@ async function main(): Promise<void> {
     if (given.length) line(`Resuming keeps the run's own configuration: ${given.map((f) => `--${f}`).join(", ")} not applied.`);
   }
   const prior = replayed ?? resumed;
-  const template = loadTemplate(flags.template ?? prior?.template ?? "nanofit");
+  if (flags.topic && flags.template) throw new UserError("--topic and --template do not go together", { hint: "--topic starts from a research area, for which the coder writes the template; --template starts from one that exists" });
+  // A topic run's template is written by its coder: until then it goes by its topic's name, with the manifest's defaults.
+  const topic = resumed ? resumed.topic : flags.topic ? readTopic(flags.topic) : flags.template ? undefined : replayed?.topic;
+  const template = topic
+    ? topicTemplate(flags.topic ? topicSlug(topic.text) : prior!.template, topic)
+    : loadTemplate(flags.template ?? prior?.template ?? "nanofit");
   const reviewers = resumed?.reviewers ?? flags.reviewers ?? replayed?.reviewers ?? 3;
   if (flags.quorum !== undefined && flags.quorum > reviewers) {
     throw new UserError(`--quorum ${flags.quorum} is more than the ${reviewers} reviewers asked for`, { hint: `give --quorum at most ${reviewers}, or more --reviewers` });
@@ -298,7 +323,8 @@ async function main(): Promise<void> {
   // Ideas reach the coder as soon as the critic passes them: each slot here takes one, the machine permitting.
   const fit = coderSlots(needs, { cores: availableParallelism(), memoryMb: totalmem() / 2 ** 20 });
   const coders = flags.coders ?? (needs.gpu ? 1 : fit.slots);
-  const roles = flags.roles ? parseRoles(flags.roles) : { ideator: 1, critic: 1, coder: coders, writer: 1, areaChair: 1, reviewer: reviewers };
+  // The figure critic is light (a pixel check, or one model call per figure): the swarm hosts one unless --roles says how many.
+  const roles = flags.roles ? { figureCritic: 1, ...parseRoles(flags.roles) } : { ideator: 1, critic: 1, coder: coders, writer: 1, areaChair: 1, reviewer: reviewers, figureCritic: 1 };
   if (flags.coders !== undefined && flags.roles) throw new UserError("--coders and --roles both say how many coders run here", { hint: "give coder=<n> in --roles, or leave --roles out" });
   if (!flags.roles && !needs.gpu && ideas > 1) line(`Coder slots: ${coders}${flags.coders === undefined ? ` (${fit.why}; --coders to change)` : ""}.`);
   // Experiments run here only if this process codes and can meet the profile's need for a GPU.
@@ -307,7 +333,8 @@ async function main(): Promise<void> {
   const natsUrl = process.env.NATS_URL;
   const report = await runPreflight({
     nats: true, ...(natsUrl ? { natsUrl } : {}), tex: true, pythonModules: codesHere ? template.python : [], sandbox: Boolean(roles.coder),
-    template: { texFile: join(template.dir, "latex", "template.tex"), pythonFiles: codeFiles(template.dir).filter((f) => f.endsWith(".py")).map((f) => join(template.dir, f)) },
+    // A topic run has no template folder yet: the LaTeX packages are those of the example its template is modelled on.
+    template: topic ? { texFile: TOPIC_LATEX_EXAMPLE, pythonFiles: [] } : { texFile: join(template.dir, "latex", "template.tex"), pythonFiles: codeFiles(template.dir).filter((f) => f.endsWith(".py")).map((f) => join(template.dir, f)) },
   });
   line(formatPreflight(report));
   assertPreflight(report);
@@ -385,7 +412,7 @@ async function main(): Promise<void> {
         if (status.type !== "closed" || status.error) line(`[${new Date().toISOString().slice(11, 19)}] ${inert(describeBusStatus(status), 300)}`);
       },
     });
-    line(resumed ? `Resuming run ${runId} on template ${template.name} (started ${resumed.startedAt})` : `Run ${runId} on template ${template.name}`);
+    line(resumed ? `Resuming run ${runId} on template ${template.name} (started ${resumed.startedAt})` : `Run ${runId} on template ${template.name}${topic ? `, which the coder writes from the topic ${relative(process.cwd(), topic.file) || topic.file}` : ""}`);
     const loopbackOnly = !natsUrl && /^(127\.|localhost$|::1$)/.test(flags.listen);
     const joinUrl = natsUrl ?? (loopbackOnly ? url : url.replaceAll("127.0.0.1", joinHost(tls, flags.listen === "0.0.0.0" || flags.listen === "::" ? hostname() : flags.listen)));
     line(`NATS: ${url}`);
@@ -417,9 +444,13 @@ async function main(): Promise<void> {
       if (choice.provider !== "offline" && choice.provider !== "replay") line(`✓ ${choice.provider}/${choice.model}: credentials and model accepted`);
     }
 
+    if (!resumed && flags.gate?.includes("plan") && (flags.search ?? replayed?.search) === "tree") {
+      throw new UserError("--gate plan gates a linear search's plan of runs: a tree search has none", { hint: "leave plan out of --gate, or --search linear" });
+    }
     const config: RunConfig = resumed ?? RunConfig.parse({
       runId,
       template: template.name,
+      ...(topic ? { topic } : {}),
       profile,
       ideas,
       reviewers,
@@ -428,11 +459,13 @@ async function main(): Promise<void> {
       maxRuns: flags["max-runs"] ?? replayed?.maxRuns ?? template.manifest.maxRuns ?? 3,
       maxFixes: 2,
       search: flags.search ?? replayed?.search ?? "linear",
+      gates: flags.gate ?? replayed?.gates ?? [],
       tree: { ...(replayed?.tree ?? {}), ...parseTreeBudget(flags.tree), ...(flags.seeds !== undefined ? { seeds: flags.seeds } : {}) },
       maxReflections: 3,
       maxRevisions: 1,
       revisionRounds: flags.revisions ?? replayed?.revisionRounds ?? 1,
       fewShot: flags["few-shot"] ?? replayed?.fewShot ?? 1,
+      figureRounds: flags["figure-rounds"] ?? replayed?.figureRounds ?? 2,
       noveltyRounds: 3,
       reviewReflections: 3,
       citeRounds: 2,
@@ -472,7 +505,7 @@ async function main(): Promise<void> {
     // keeps the archive it started from; a replay starts from that one and leaves the shared archive alone.
     const archiveFile = join(resolve(flags.out), "archive", `${template.name.replace(/[^A-Za-z0-9_-]/g, "_")}.json`);
     const startFrom = replayed ? join(resolve(flags.out), flags.replay!, "archive.json") : archiveFile;
-    const archived = existsSync(startFrom) ? z.array(Idea).safeParse(JSON.parse(await readFile(startFrom, "utf8"))) : undefined;
+    const archived = existsSync(startFrom) ? Archive.safeParse(JSON.parse(await readFile(startFrom, "utf8"))) : undefined;
     const startArchive = archived?.success ? archived.data : [];
     if (!resumed) {
       if ((await readArchive(bus, template.name)).length === 0) await writeArchive(bus, template.name, startArchive);
@@ -480,7 +513,7 @@ async function main(): Promise<void> {
     }
     // The run's pipeline (machines/pipeline.ts) runs here: the baseline, before any model call, then ideation,
     // and each accepted idea's experiments, paper and review; it is persisted at every step, so --resume goes on.
-    if (!resumed) line(`Computing the baseline run_0 of ${template.name} before any model call…`);
+    if (!resumed) line(topic ? `The coder writes the template from the topic "${inert(topicTemplate(template.name, topic).taskDescription, TEXT_CHARS)}", then its first working run is the baseline…` : `Computing the baseline run_0 of ${template.name} before any model call…`);
     const follower = await followRun(bus, runId, {
       progress: (p, spent) => {
         // Everything in it came over the bus: one line, short, with no escape sequence or control character left.
@@ -497,7 +530,12 @@ async function main(): Promise<void> {
       bus, config, baselineKind: needs.gpu ? "gpuBaseline" : "baseline", experimentKind: needs.gpu ? "gpuExperiment" : "experiment",
       by: { agent: "pipeline", node: node.nodeId }, log: log.child({ runId, agent: "pipeline" }), signal: stopPipeline.signal, resume: Boolean(resumed),
       onOutcome: (kind, o) => {
-        if ((kind === "baseline" || kind === "gpuBaseline") && o.ok) {
+        if (kind === "scaffold" && o.ok) {
+          const written = o.result as JobResult<"scaffold">;
+          line(`✓ template written from the topic on ${inert(o.by.node, ID_CHARS)} (${written.attempts} attempt${written.attempts === 1 ? "" : "s"}): ${written.files.map((f) => inert(f, ID_CHARS)).join(", ")}`);
+        } else if (kind === "scaffold" && !o.ok) {
+          line(`\nRun ${runId} failed: the coder could not write a working template from the topic on node ${inert(o.by.node, ID_CHARS)}.\n  ${inert(o.failure.message, BLOCK_CHARS, { lines: true }).replace(/\n/g, "\n  ")}`);
+        } else if ((kind === "baseline" || kind === "gpuBaseline") && o.ok) {
           const base = o.result as JobResult<"baseline">;
           line(`✓ baseline run_0 ${base.cached ? "from the cache" : `in ${(base.ms / 1000).toFixed(1)} s`} on ${inert(o.by.node, ID_CHARS)}: ${inert(describeResults(base.run.results), TEXT_CHARS)}`);
         } else if ((kind === "baseline" || kind === "gpuBaseline") && !o.ok) {
@@ -509,8 +547,10 @@ async function main(): Promise<void> {
     const summary = await collectRun(bus, runId, outDir, pipeline, follower.exchanges, { budgetUsd: config.budgetUsd });
     // The run is over: jobs of it still queued (reviews past the quorum) are dropped, not kept for a --resume.
     await lease.end();
-    const archive = await readArchive(bus, template.name);
+    // Each decided idea's last decision goes with it into the archive: the template's next run learns from its reviews.
+    const archive = withReviews(await readArchive(bus, template.name), runId, pipeline.ideas);
     if (archive.length && !replayed) {
+      await writeArchive(bus, template.name, archive);
       await mkdir(dirname(archiveFile), { recursive: true });
       await writeFile(archiveFile, JSON.stringify(archive, null, 2));
     }
@@ -556,11 +596,16 @@ async function readReplayed(dir: string): Promise<RunConfig> {
 }
 
 const IDEA_STATES: Record<string, string> = {
+  awaitingIdea: "→ waiting at the ideas gate (npm run gate)",
+  planning: "→ planning its runs (coder)",
+  awaitingPlan: "→ waiting at the plan gate (npm run gate)",
   experimenting: "→ experimenting (coder)",
   writing: "→ writing the paper (writer)",
   reviewing: "→ under review (area chair)",
-  revising: "→ revising from the meta-review (writer)",
+  revising: "→ revising (writer)",
+  awaitingPaper: "→ waiting at the paper gate (npm run gate)",
   decided: "→ decided",
+  rejected: "→ turned down at a gate",
   failed: "→ failed",
 };
 

@@ -21,7 +21,7 @@ import { machines, type Role } from "../machines/index.js";
 import type { ChairEvent, ReceivedReview } from "../machines/areaChair.js";
 import type { PlannedRun, PlotAttempt, RunAttempt } from "../machines/coder.js";
 import { toMermaid } from "../machines/mermaid.js";
-import type { JobEvent } from "../machines/idea.js";
+import type { GateEvent, JobEvent } from "../machines/idea.js";
 import type { PipelineEvent } from "../machines/pipeline.js";
 import type { CriticStep, Decision } from "../machines/critic.js";
 import { sectionMachine, type Citation, type CompileReport, type SectionOutput, type Written } from "../machines/writer.js";
@@ -113,7 +113,7 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
     ],
   },
   coder: {
-    input: { idea: idea("alpha"), maxRuns: 2, maxFixes: 1 },
+    input: { idea: idea("alpha"), maxRuns: 2, maxFixes: 1, figureRounds: 1 },
     events: (m) => [
       ...outcomes(m, "baseline", [baseline]),
       ...outcomes(m, "planning", [[{ description: "wider" }, { description: "deeper" }] satisfies PlannedRun[], []]),
@@ -124,10 +124,14 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
       ...outcomes(m, "plotting", ["plot code"]),
       ...outcomes(m, "runningPlot", [{ figures: ["fig.png"], stderrTail: "" }, { figures: [], stderrTail: "Traceback" }] satisfies PlotAttempt[]),
       ...outcomes(m, "noting", ["notes"]),
+      ...outcomes(m, "critiquing", [
+        [{ figure: "fig.png", ok: true, shows: "s", problems: [], seen: false }],
+        [{ figure: "fig.png", ok: false, shows: "s", problems: [{ kind: "blank", detail: "d" }], seen: false }],
+      ]),
     ],
   },
   writer: {
-    input: { sections: ["introduction"], citeRounds: 2, maxFixes: 1 },
+    input: { sections: ["introduction"], citeRounds: 2, maxFixes: 1, figureRounds: 1 },
     otherInputs: [
       { sections: ["introduction"], citeRounds: 2, maxFixes: 1, revision: { metaReview: "too thin", sections: { introduction: "x" }, citations: [] } },
       { sections: [], citeRounds: 2, maxFixes: 0, citeOnly: true },
@@ -150,6 +154,8 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
       ...outcomes(m, "fixing", [{ method: "fixed" }] satisfies Written[]),
       ...outcomes(m, "checkingClaims", [{ unmatched: [] }, { unmatched: ["0.97 in the abstract"] }]),
       ...outcomes(m, "fixingClaims", [{ introduction: "fixed" }] satisfies Written[]),
+      ...outcomes(m, "critiquingCaptions", [[], [{ figure: "fig.png", caption: "c", shows: "s", problems: [{ kind: "caption-claims", detail: "d" }] }]]),
+      ...outcomes(m, "recaptioning", [{ introduction: "recaptioned" }] satisfies Written[]),
     ],
   },
   section: {
@@ -189,9 +195,17 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
     otherInputs: [{
       runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", revisionRounds: 0, search: "tree",
       tree: { budget: { implement: 1, tune: 0, research: 0, ablate: 0, maxDebugDepth: 0, seeds: 1 }, seeded: false },
+    }, {
+      runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", revisionRounds: 0, gates: ["ideas", "plan", "paper"],
     }],
     events: () => [
       ...([
+        { type: "APPROVED", by: "ada@lab" },
+        { type: "EDITED", by: "ada@lab", decision: { choice: "edit", notes: "say what the figure shows" } },
+        { type: "REJECTED", by: "ada@lab", reason: "done before" },
+      ] satisfies GateEvent[]),
+      ...([
+        { type: "PLANNED", result: { runs: [{ description: "wider" }] } },
         { type: "EXPERIMENTED", result: experimented },
         { type: "CITED", result: { citations: [cited("a")] } },
         { type: "JOB_FAILED", kind: "cite", failure: { kind: "environment", retryable: true, message: "the literature is down" } },
@@ -216,6 +230,27 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
       { type: `xstate.error.actor.${invokeId(m, "running")}`, error: new BusError("the bus is down", { retryable: true }) },
     ],
   },
+  figureCritic: {
+    input: { figures: [{ name: "a.png", caption: "A", references: [] }, { name: "b.png", caption: "B", references: [] }], sees: true },
+    otherInputs: [{ figures: [{ name: "a.png", caption: "A", references: [] }], sees: false }],
+    events: (m) => [
+      ...outcomes(m, "checking", [[
+        { figure: "a.png", ok: true, shows: "a line", problems: [], seen: false },
+        { figure: "b.png", ok: false, shows: "nothing", problems: [{ kind: "blank", detail: "one colour" }], seen: false },
+      ]]),
+      ...outcomes(m, "seeing", [{ shows: "x", problems: [] }, { shows: "y", problems: [{ kind: "no-legend", detail: "z" }] }]),
+    ],
+  },
+  scaffold: {
+    input: { maxFixes: 1 },
+    events: (m) => [
+      ...outcomes(m, "writing", [undefined]),
+      ...outcomes(m, "running", [{ ok: true, stderrTail: "", results: { d: { means: { acc: 0.9 } } } }, { ok: false, stderrTail: "Traceback" }]),
+      ...outcomes(m, "fixing", [undefined]),
+      ...outcomes(m, "checking", [[], ["latex/template.tex lacks RESULTS HERE"]]),
+      ...outcomes(m, "publishing", [["experiment.py"]]),
+    ],
+  },
   tree: {
     input: {
       runId: "r1", ideaId: "alpha", idea: idea("alpha"), experimentKind: "experiment", seeded: false, metric: { name: "acc", goal: "max" },
@@ -235,7 +270,11 @@ const traversals: Record<Role, Traversal> & { section?: Traversal } = {
   },
   pipeline: {
     input: { runId: "r1", ideas: 1, baselineKind: "baseline", experimentKind: "experiment", revisionRounds: 0 },
+    otherInputs: [{ runId: "r1", ideas: 1, baselineKind: "baseline", experimentKind: "experiment", revisionRounds: 0, scaffold: true }],
     events: () => [
+      { type: "SCAFFOLDED", result: { prefix: "r1/template", files: ["experiment.py"], baseline, attempts: 1 } },
+      { type: "JOB_FAILED", kind: "scaffold", failure: { kind: "model", retryable: false, message: "it never ran" } },
+      { type: "REWIND", ideaId: "alpha", generation: 1, stages: { writing: 1, review: 1 } },
       { type: "BASELINE_DONE", result: { run: baseline, cached: false, ms: 800 } },
       { type: "JOB_FAILED", kind: "baseline", failure: { kind: "template", retryable: false, message: "no numpy" } },
       { type: "IDEA_ACCEPTED", ideaId: "alpha", idea: idea("alpha") },

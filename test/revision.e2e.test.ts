@@ -19,7 +19,7 @@ describe("the revision round", () => {
     const res = await runScript("swarm", ["--out", out, "--revisions", "1"]);
     expect(res.exitCode, res.all).toBe(0);
     // The pipeline's own state events say where the idea went.
-    expect(res.all).toMatch(/pipeline +\w+: → revising from the meta-review \(writer\)/);
+    expect(res.all).toMatch(/pipeline +\w+: → revising \(writer\)/);
     const runId = /^Run (\S+) on template/m.exec(res.all ?? "")![1]!;
     const { ideaId } = JSON.parse(readFileSync(join(out, runId, "ideas.json"), "utf8")).ideas[0];
     const idea = join(out, runId, ideaId);

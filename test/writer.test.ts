@@ -14,7 +14,7 @@ import { SECTIONS, SECTION_NEEDS } from "../agents/writer/prompts.js";
 import { createLlm } from "../agents/llm/client.js";
 import { offlineProvider } from "../agents/llm/offline/offlineProvider.js";
 import { localBibliography } from "../agents/literature/localBibliography.js";
-import { DEFAULT_BIBLIOGRAPHY } from "../agents/node.js";
+import { DEFAULT_BIBLIOGRAPHY, startNode } from "../agents/node.js";
 import { RunConfig, type Idea } from "../bus/schemas.js";
 import { putRunConfig } from "../agents/runtime/runConfig.js";
 import { getArtifact, getDirectory } from "../bus/artifacts.js";
@@ -47,6 +47,8 @@ async function offlineRun(suite: ReturnType<typeof writerSuite>, runId: string, 
   const config = RunConfig.parse({
     runId, template: "nanofit", ideas: 1, reviewers: 1, quorum: 1, reviewDeadlineMs: 60_000, maxRuns: 1, maxFixes: 3, maxReflections: 1,
     maxRevisions, noveltyRounds: 1, experimentTimeoutMs: 60_000, llm: { provider: "offline", model: "offline" }, startedAt: new Date().toISOString(),
+    // No figure critic serves here: the figures' round trip is test/figures.e2e.test.ts's.
+    figureRounds: 0,
   });
   await putRunConfig(suite.nats.bus, config);
   const node = (name: string, stopAt?: (task: string, data: Record<string, unknown>) => boolean) =>
@@ -116,27 +118,27 @@ describe("the claim check", () => {
   });
 });
 
+/** The offline stand-in, except that each task's first answer is spoiled as `spoil` says. */
+function clumsy(spoil: Record<string, (answer: Record<string, unknown>, data: Record<string, unknown>) => unknown>): LlmProvider {
+  const base = offlineProvider();
+  const spoiled = new Set<string>();
+  return {
+    ...base,
+    async complete(req) {
+      const answer = await base.complete(req);
+      const data = req.data as Record<string, unknown>;
+      const key = `${req.task}:${String(data.section ?? "")}`;
+      const how = spoil[key];
+      if (!how || spoiled.has(key)) return answer;
+      spoiled.add(key);
+      const json = how(answer.json as Record<string, unknown>, data);
+      return { ...answer, json, text: JSON.stringify(json) };
+    },
+  };
+}
+
 describe("the writer's loops, against a model that makes mistakes", () => {
   const suite = writerSuite("writer-");
-
-  /** The offline stand-in, except that each task's first answer is spoiled as `spoil` says. */
-  function clumsy(spoil: Record<string, (answer: Record<string, unknown>, data: Record<string, unknown>) => unknown>): LlmProvider {
-    const base = offlineProvider();
-    const spoiled = new Set<string>();
-    return {
-      ...base,
-      async complete(req) {
-        const answer = await base.complete(req);
-        const data = req.data as Record<string, unknown>;
-        const key = `${req.task}:${String(data.section ?? "")}`;
-        const how = spoil[key];
-        if (!how || spoiled.has(key)) return answer;
-        spoiled.add(key);
-        const json = how(answer.json as Record<string, unknown>, data);
-        return { ...answer, json, text: JSON.stringify(json) };
-      },
-    };
-  }
 
   it("repairs broken LaTeX, removes a missing figure and an invented number, and writes claims.json", async () => {
     const runId = "writer-loops";
@@ -178,6 +180,42 @@ describe("the writer's loops, against a model that makes mistakes", () => {
     expect(tex).not.toContain("notARealMacro");
     expect(tex).not.toContain("imaginary.png");
     expect(tex).not.toContain("0.9731");
+  }, 120_000);
+});
+
+describe("the caption round", () => {
+  const suite = writerSuite("writer-captions-");
+
+  it("sends the paper's captions to the figure critic, and rewrites one that names a run with no data", async () => {
+    const runId = "writer-captions";
+    const { config } = await offlineRun(suite, runId, 0);
+    const by = { agent: "writer", node: "test" };
+    const progress: string[] = [];
+    const ctx = (provider: LlmProvider, figureRounds: number): AgentContext => ({
+      bus: suite.nats.bus, runId, config: { ...config, figureRounds }, by, log, signal: new AbortController().signal, workRoot: join(suite.dir, "work"),
+      llm: createLlm(provider, { bus: suite.nats.bus, runId, by, log }),
+      progress: async (text) => void progress.push(text),
+    });
+    await experiment({ jobId: "e", runId, ideaId: "lr", idea: lrIdea }, ctx(offlineProvider(), 0));
+    const critic = await startNode({ bus: suite.nats.bus, roles: { figureCritic: 1 }, log, nodeId: "critic-node", workRoot: join(suite.dir, "critic") });
+    try {
+      // The first figure's caption claims a run that never was.
+      const provider = clumsy({
+        "writer.section:results": (a) => ({ latex: String(a.latex).replace(/(\\includegraphics[^\n]*\n\\caption\{)/, "$1The curve of run\\_7 rises fastest. ") }),
+      });
+      await writePaper({ jobId: "w", runId, ideaId: "lr", idea: lrIdea, round: 0 }, ctx(provider, 1), await localBibliography(DEFAULT_BIBLIOGRAPHY));
+    } finally {
+      await critic.stop();
+    }
+    const said = progress.join("\n");
+    expect(said).toMatch(/asking the figure critic about the captions of .*\(round 1 of at most 1\)/);
+    expect(said).toMatch(/rewriting the caption of \S+\.png: the text about \S+ names run_7 .*there is no such run/);
+    const out = join(suite.dir, "out");
+    await getDirectory(suite.nats.bus, `${runId}/lr/paper`, out);
+    const tex = readFileSync(join(out, "template.tex"), "utf8");
+    expect(tex).not.toContain("run\\_7");
+    // Only the sentence the critic quoted went; the rest of the caption stays.
+    expect(tex).toMatch(/\\caption\{[^}]*for the baseline and each completed run/);
   }, 120_000);
 });
 

@@ -1,18 +1,19 @@
 import { fromCallback, fromPromise } from "xstate";
 import type { Bus } from "../../bus/connection.js";
 import type { Logger } from "../../bus/logger.js";
-import { watchEvents } from "../../bus/events.js";
+import { publishProgress, watchEvents } from "../../bus/events.js";
+import { awaitDecision, followRewinds, listRewinds, readRewind } from "../../bus/gates.js";
 import { awaitOutcome } from "../../bus/outcomes.js";
 import { publishJob } from "../../bus/workQueue.js";
 import { hasArtifact, putArtifact } from "../../bus/artifacts.js";
 import { subjects } from "../../bus/subjects.js";
 import { failureOf } from "../../bus/errors.js";
 import { AcceptedIdea, type Actor, type JobKind, type JobResult, type Outcome, type RunConfig } from "../../bus/schemas.js";
-import { ideaMachine, type IdeaInput, type JobEvent, type JobRequest } from "../../machines/idea.js";
-import { pipelineMachine, type AcceptedEvent, type PipelineOutput } from "../../machines/pipeline.js";
+import { ideaMachine, type GateAsk, type GateEvent, type IdeaInput, type JobEvent, type JobRequest } from "../../machines/idea.js";
+import { pipelineMachine, type AcceptedEvent, type PipelineOutput, type RewindEvent, type Rewinds } from "../../machines/pipeline.js";
 import { spentUsd } from "../llm/budget.js";
 import { treeMachine } from "../../machines/tree.js";
-import { loadTemplate } from "../templates.js";
+import { loadTemplate, topicTemplate } from "../templates.js";
 import { listNodes } from "./nodeRegistry.js";
 import { restoreFrom, runMachine } from "./runMachine.js";
 
@@ -62,7 +63,7 @@ async function eventOf(bus: Bus, runId: string, kind: JobKind, outcome: Outcome<
 
 /** What a run's tree searches go by: its budget, and what the template's manifest says of its seed and measure. */
 function treeSettings(config: RunConfig): NonNullable<IdeaInput["tree"]> {
-  const { manifest } = loadTemplate(config.template);
+  const { manifest } = config.topic ? topicTemplate(config.template, config.topic) : loadTemplate(config.template);
   return { budget: config.tree, seeded: manifest.seeded, ...(manifest.metric ? { metric: manifest.metric } : {}) };
 }
 
@@ -104,19 +105,59 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineOutput
       void close();
     };
   });
+  // A gate asks once and waits for the person's decision, read from KV (it may be there already): nothing is spent.
+  const gate = fromCallback<GateEvent, GateAsk>(({ input, sendBack }) => {
+    const stop = new AbortController();
+    void (async () => {
+      const gateName = input.proposal.gate;
+      const waiting = () =>
+        publishProgress(bus, {
+          runId, by: opts.by, ideaId: input.ideaId,
+          text: `waiting at the ${gateName} gate: npm run gate -- approve|edit|reject ${runId} ${input.ideaId}`,
+        }).catch(() => undefined);
+      for (;;) {
+        try {
+          const { decision, by } = await awaitDecision(bus, { ...input, askedAt: new Date().toISOString() }, stop.signal, waiting);
+          if (stop.signal.aborted) return;
+          log.info({ ideaId: input.ideaId, gate: gateName, choice: decision.choice, by }, `the ${gateName} gate of ${input.ideaId}: ${decision.choice} (${by})`);
+          return sendBack(decision.choice === "approve" ? { type: "APPROVED", by } : decision.choice === "edit" ? { type: "EDITED", by, decision } : { type: "REJECTED", by, reason: decision.reason });
+        } catch (err) {
+          if (stop.signal.aborted) return;
+          log.warn({ err: (err as Error).message, ideaId: input.ideaId, gate: gateName }, "could not read the gate; trying again in 5 s");
+          await new Promise((r) => setTimeout(r, 5000).unref());
+        }
+      }
+    })();
+    return () => stop.abort();
+  });
+  const watchRewinds = fromCallback<RewindEvent, { runId: string }>(({ input, sendBack }) => {
+    const follower = followRewinds(bus, input.runId);
+    void (async () => {
+      for await (const m of follower) {
+        const rewind = readRewind(m.data);
+        if (rewind?.runId === input.runId) sendBack({ type: "REWIND", ideaId: rewind.ideaId, generation: rewind.generation, stages: rewind.stages });
+      }
+    })().catch((err: Error) => log.error({ err: err.message }, "following the run's rewinds failed; those asked before a --resume are still read then"));
+    return () => void follower.close();
+  });
   // The coder slots that serve an experiment queue now, across the swarm: how wide a tree search goes.
   const coderSlots = fromPromise<number, { experimentKind: "experiment" | "gpuExperiment" }>(async ({ input }) =>
     (await listNodes(bus)).reduce((n, node) => n + (input.experimentKind === "gpuExperiment" ? node.gpus.length : (node.roles.coder ?? 0)), 0));
   const tree = treeMachine.provide({ actors: { job, coderSlots } });
-  const machine = pipelineMachine.provide({ actors: { job, watchIdeas, idea: ideaMachine.provide({ actors: { job, tree } }) } });
+  const machine = pipelineMachine.provide({ actors: { job, watchIdeas, watchRewinds, idea: ideaMachine.provide({ actors: { job, tree, gate } }) } });
   const ctx = { bus, runId, by: opts.by, log, signal: opts.signal };
   const snapshot = opts.resume ? await restoreFrom(ctx, PIPELINE_ACTOR, pipelineMachine) : undefined;
+  // A run gone on with after its end starts its pipeline afresh: every job found done, but those a rewind made new.
+  const rewinds: Rewinds = snapshot ? {} : Object.fromEntries((await listRewinds(bus, runId)).map((r) => [r.ideaId, { generation: r.generation, stages: r.stages }]));
   const output = await runMachine(
     machine,
     {
       runId, ideas: config.ideas, baselineKind: opts.baselineKind, experimentKind: opts.experimentKind, revisionRounds: config.revisionRounds,
       ...(config.budgetUsd !== undefined ? { budgetUsd: config.budgetUsd } : {}),
+      scaffold: config.topic !== undefined,
       ...(config.search === "tree" ? { search: "tree" as const, tree: treeSettings(config) } : {}),
+      ...(config.gates.length ? { gates: config.gates } : {}),
+      ...(Object.keys(rewinds).length ? { rewinds } : {}),
     },
     ctx,
     { actorId: PIPELINE_ACTOR, snapshot },

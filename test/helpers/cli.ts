@@ -4,7 +4,7 @@ import { resolve } from "node:path";
 export const ROOT = resolve(import.meta.dirname, "../..");
 
 /** Runs one of the CLI entry points as a user would, in its own process (group). */
-export function runScript(script: "swarm" | "node" | "graph" | "claims" | "reviewBench" | "status", args: string[], opts: { env?: Record<string, string>; detached?: boolean } = {}): ResultPromise<{ reject: false; all: true }> {
+export function runScript(script: "swarm" | "node" | "graph" | "claims" | "reviewBench" | "status" | "gate", args: string[], opts: { env?: Record<string, string>; detached?: boolean } = {}): ResultPromise<{ reject: false; all: true }> {
   return execa(process.execPath, ["--import", "tsx", `scripts/${script}.ts`, ...args], {
     cwd: ROOT,
     reject: false,

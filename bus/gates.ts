@@ -1,0 +1,200 @@
+import { z } from "zod";
+import type { Bus } from "./connection.js";
+import { UserError } from "./errors.js";
+import { Idea, IdeaId, PlannedRun, RunId } from "./schemas.js";
+import { followStored, storedKeys } from "./storedReads.js";
+import { BUCKET_STREAMS, kvKeys } from "./subjects.js";
+import { isKvConflict } from "./connection.js";
+
+/** Where a run may wait for a person (`--gate`): an accepted idea, the coder's plan of runs, a paper before its review. */
+export const GATES = ["ideas", "plan", "paper"] as const;
+export const GateName = z.enum(GATES);
+export type GateName = z.infer<typeof GateName>;
+
+/** The stages an idea can be rewound to, in order: each one's jobs, and every later one's, are done again. */
+export const STAGES = ["plan", "experiment", "writing", "review"] as const;
+export const Stage = z.enum(STAGES);
+export type Stage = z.infer<typeof Stage>;
+
+/** What a gate shows the person, and what an edit replaces: the idea, the plan, or (for a paper) notes the writer revises from. */
+export const Proposal = z.discriminatedUnion("gate", [
+  z.object({ gate: z.literal("ideas"), idea: Idea }),
+  z.object({ gate: z.literal("plan"), idea: Idea, plan: z.array(PlannedRun).min(1) }),
+  z.object({ gate: z.literal("paper"), idea: Idea, pdf: z.string(), round: z.number().int().min(0), amendmentsLeft: z.number().int().min(0) }),
+]);
+export type Proposal = z.infer<typeof Proposal>;
+
+/** A person's decision. An edit of a paper is what the writer should change: it revises the paper from it. */
+export const Decision = z.discriminatedUnion("choice", [
+  z.object({ choice: z.literal("approve") }),
+  z.object({ choice: z.literal("edit"), idea: Idea.optional(), plan: z.array(PlannedRun).min(1).optional(), notes: z.string().min(1).max(20_000).optional() }),
+  z.object({ choice: z.literal("reject"), reason: z.string().min(1).max(2000) }),
+]);
+export type Decision = z.infer<typeof Decision>;
+
+/** One gate of one idea, as KV keeps it (`<runId>.gate.<ideaId>.<request>`): asked by the pipeline, decided by a person. */
+export const GateEntry = z.object({
+  runId: RunId,
+  ideaId: IdeaId,
+  /** `<gate>.g<generation>` (and `.a<n>` for a paper's n-th amendment): a rewound idea asks again. */
+  request: z.string().regex(/^[a-z]+(\.[a-z]\d+)+$/),
+  proposal: Proposal,
+  askedAt: z.string(),
+  decided: z.object({ decision: Decision, by: z.string().min(1).max(200), at: z.string() }).optional(),
+});
+export type GateEntry = z.infer<typeof GateEntry>;
+
+/** A rewind of an idea (`<runId>.rewind.<ideaId>`): its `generation`-th, from `stage` on. */
+export const Rewind = z.object({
+  runId: RunId,
+  ideaId: IdeaId,
+  stage: Stage,
+  generation: z.number().int().min(1),
+  /** The generation of each stage's jobs after it, earlier rewinds' included: all a pipeline started afresh needs. */
+  stages: z.partialRecord(Stage, z.number().int().min(1)),
+  by: z.string().min(1).max(200),
+  at: z.string(),
+});
+export type Rewind = z.infer<typeof Rewind>;
+
+const enc = new TextEncoder();
+
+function parseEntry(data: Uint8Array | undefined): GateEntry | undefined {
+  if (!data?.length) return undefined;
+  try {
+    return GateEntry.safeParse(JSON.parse(new TextDecoder().decode(data))).data;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Asks a gate (once: asking again keeps what is there, a decision included) and waits for its decision, which
+ * may already be recorded. Every revision of the key is read in order from its stream, riding out an outage.
+ */
+export async function awaitDecision(
+  bus: Bus,
+  entry: Omit<GateEntry, "decided">,
+  signal: AbortSignal,
+  onWaiting: () => Promise<void> = async () => {},
+): Promise<NonNullable<GateEntry["decided"]>> {
+  const key = kvKeys.gate(entry.runId, entry.ideaId, entry.request);
+  try {
+    await bus.kv.create(key, enc.encode(JSON.stringify(GateEntry.parse(entry))));
+  } catch (err) {
+    if (!isKvConflict(err)) throw err;
+    // Asked before (a restart, or the idea rewound): decided then, it is decided now.
+    const before = await bus.kv.get(key);
+    const decided = before?.operation === "PUT" ? parseEntry(before.value)?.decided : undefined;
+    if (decided) return decided;
+  }
+  await onWaiting();
+  const follower = followStored(bus, BUCKET_STREAMS.runs.name, `${BUCKET_STREAMS.runs.subjects}.${key}`);
+  const stop = () => void follower.close();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    for await (const m of follower) {
+      const decided = parseEntry(m.data)?.decided;
+      if (decided) return decided;
+    }
+    throw new Error(`stopped waiting at gate ${entry.request} of ${entry.ideaId}`);
+  } finally {
+    signal.removeEventListener("abort", stop);
+    await follower.close();
+  }
+}
+
+/** The gates of a run, asked and decided, in the order of their keys. */
+export async function listGates(bus: Bus, runId: string): Promise<GateEntry[]> {
+  const out: GateEntry[] = [];
+  for (const key of await storedKeys(bus, `${runId}.gate.>`)) {
+    const entry = await bus.kv.get(key);
+    const parsed = entry?.operation === "PUT" ? parseEntry(entry.value) : undefined;
+    if (parsed) out.push(parsed);
+  }
+  return out;
+}
+
+/**
+ * Records a person's decision at the gate an idea waits at now. The write is conditional on what was read, so
+ * of two people deciding at once one wins and the other is told.
+ */
+export async function decideGate(bus: Bus, runId: string, ideaId: string, decision: Decision, by: string): Promise<GateEntry> {
+  const waiting = (await listGates(bus, runId)).filter((g) => g.ideaId === ideaId && !g.decided);
+  const entry = waiting.at(-1);
+  if (!entry) {
+    throw new UserError(`idea ${ideaId} of run ${runId} is not waiting at a gate`, { hint: `npm run gate -- list ${runId} shows what waits` });
+  }
+  checkEdit(entry, decision);
+  const key = kvKeys.gate(runId, ideaId, entry.request);
+  const current = await bus.kv.get(key);
+  if (!current || parseEntry(current.value)?.decided) throw new UserError(`the ${entry.proposal.gate} gate of ${ideaId} was decided meanwhile`, { hint: `npm run gate -- list ${runId}` });
+  const decided: GateEntry = { ...entry, decided: { decision, by, at: new Date().toISOString() } };
+  try {
+    await bus.kv.update(key, enc.encode(JSON.stringify(decided)), current.revision);
+  } catch (err) {
+    if (isKvConflict(err)) throw new UserError(`someone else decided the ${entry.proposal.gate} gate of ${ideaId} just now`, { hint: `npm run gate -- list ${runId}` });
+    throw err;
+  }
+  return decided;
+}
+
+/** An edit says what it replaces, and only what that gate shows. */
+function checkEdit(entry: GateEntry, decision: Decision): void {
+  if (decision.choice !== "edit") return;
+  const gate = entry.proposal.gate;
+  const given = [decision.idea && "idea", decision.plan && "plan", decision.notes && "notes"].filter(Boolean);
+  const allowed = gate === "ideas" ? ["idea"] : gate === "plan" ? ["plan"] : ["notes"];
+  if (entry.proposal.gate === "paper" && entry.proposal.amendmentsLeft === 0) {
+    throw new UserError(`the paper of ${entry.ideaId} was sent back with notes as often as it may be`, { hint: "approve it for review, or reject it" });
+  }
+  if (given.length !== 1 || !allowed.includes(given[0] as string)) {
+    throw new UserError(`an edit at the ${gate} gate gives ${allowed[0] === "notes" ? "notes for the writer" : `the ${allowed[0]}`} (and only that)`, {
+      hint: gate === "ideas" ? "--file idea.json with the idea's fields (Name, Title, Experiment, …)" : gate === "plan" ? "--file plan.json: [{\"description\": \"…\"}, …]" : "--file notes.md: what the writer should change",
+    });
+  }
+}
+
+/** Asks for an idea to be done again from `stage` on; the pipeline, live or resumed, takes it up. */
+export async function requestRewind(bus: Bus, runId: string, ideaId: string, stage: Stage, by: string): Promise<Rewind> {
+  const key = kvKeys.rewind(runId, ideaId);
+  for (;;) {
+    const current = await bus.kv.get(key);
+    const before = current?.operation === "PUT" ? readRewind(current.value) : undefined;
+    const generation = (before?.generation ?? 0) + 1;
+    const stages = { ...before?.stages, ...Object.fromEntries(STAGES.slice(STAGES.indexOf(stage)).map((s) => [s, generation])) };
+    const rewind: Rewind = { runId, ideaId, stage, generation, stages, by, at: new Date().toISOString() };
+    try {
+      if (current) await bus.kv.update(key, enc.encode(JSON.stringify(rewind)), current.revision);
+      else await bus.kv.create(key, enc.encode(JSON.stringify(rewind)));
+      return rewind;
+    } catch (err) {
+      if (!isKvConflict(err)) throw err;
+    }
+  }
+}
+
+export function readRewind(data: Uint8Array | undefined): Rewind | undefined {
+  if (!data?.length) return undefined;
+  try {
+    return Rewind.safeParse(JSON.parse(new TextDecoder().decode(data))).data;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The latest rewind of each idea of a run. */
+export async function listRewinds(bus: Bus, runId: string): Promise<Rewind[]> {
+  const out: Rewind[] = [];
+  for (const key of await storedKeys(bus, `${runId}.rewind.*`)) {
+    const entry = await bus.kv.get(key);
+    const rewind = entry?.operation === "PUT" ? readRewind(entry.value) : undefined;
+    if (rewind) out.push(rewind);
+  }
+  return out;
+}
+
+/** Every rewind of a run as it is written, those written before included. */
+export function followRewinds(bus: Bus, runId: string) {
+  return followStored(bus, BUCKET_STREAMS.runs.name, `${BUCKET_STREAMS.runs.subjects}.${runId}.rewind.*`);
+}
