@@ -218,9 +218,10 @@ export async function startNode(opts: NodeOptions): Promise<SwarmNode> {
   }
 
   // Each slot that may call a model counts towards every endpoint's calls-at-once here (agents/llm/endpoints.ts),
-  // so that no slot waits for another's call: the roles' slots, the writer's citation searches and the GPU
-  // experiments (a baseline calls no model).
-  const unhost = hostSlots(Object.values(opts.roles).reduce((n, c) => n + (c ?? 0), 0) + (opts.roles.writer ?? 0) + gpus.length);
+  // so that no slot waits for another's call: the roles' slots, the writer's citation searches, the coder's plans and
+  // its topic run's template (a baseline calls no model), and the GPU experiments.
+  const coderExtras = opts.roles.coder ? opts.roles.coder + 1 : 0;
+  const unhost = hostSlots(Object.values(opts.roles).reduce((n, c) => n + (c ?? 0), 0) + (opts.roles.writer ?? 0) + coderExtras + gpus.length);
   const advert = await advertiseNode(opts.bus, { nodeId, roles: opts.roles, gpus, startedAt: new Date().toISOString() }, opts.log);
   opts.log.info({ node: nodeId, roles: opts.roles, gpus: gpus.length }, "node started");
   return {

@@ -154,11 +154,17 @@ function readUserFile<S extends z.ZodType>(file: string, schema: S, words: { wha
 
 /** The identities kept beside a server's store, so that a restarted server (a resumed run) takes the same credentials. */
 export function loadOrCreateIdentities(file: string): Identities {
-  if (existsSync(file)) {
-    const kept = Identities.safeParse(JSON.parse(readFileSync(file, "utf8")));
-    if (kept.success) return kept.data;
-  }
   const fresh = newIdentities();
+  if (existsSync(file)) {
+    // A run's identities from before a role was added keep their passwords (credentials handed out stay good);
+    // only the new role's are made.
+    const kept = z.record(z.string(), Credential).safeParse(JSON.parse(readFileSync(file, "utf8")));
+    if (kept.success && kept.data.swarm) {
+      const merged = Identities.parse(Object.fromEntries(IDENTITIES.map((i) => [i, kept.data[i] ?? fresh[i]])));
+      if (IDENTITIES.some((i) => !kept.data[i])) writePrivate(file, JSON.stringify(merged, null, 2));
+      return merged;
+    }
+  }
   writePrivate(file, JSON.stringify(fresh, null, 2));
   return fresh;
 }

@@ -120,8 +120,7 @@ export async function listGates(bus: Bus, runId: string): Promise<GateEntry[]> {
  * of two people deciding at once one wins and the other is told.
  */
 export async function decideGate(bus: Bus, runId: string, ideaId: string, decision: Decision, by: string): Promise<GateEntry> {
-  const waiting = (await listGates(bus, runId)).filter((g) => g.ideaId === ideaId && !g.decided);
-  const entry = waiting.at(-1);
+  const entry = await waitingGate(bus, runId, ideaId);
   if (!entry) {
     throw new UserError(`idea ${ideaId} of run ${runId} is not waiting at a gate`, { hint: `npm run gate -- list ${runId} shows what waits` });
   }
@@ -129,7 +128,9 @@ export async function decideGate(bus: Bus, runId: string, ideaId: string, decisi
   const key = kvKeys.gate(runId, ideaId, entry.request);
   const current = await bus.kv.get(key);
   if (!current || parseEntry(current.value)?.decided) throw new UserError(`the ${entry.proposal.gate} gate of ${ideaId} was decided meanwhile`, { hint: `npm run gate -- list ${runId}` });
-  const decided: GateEntry = { ...entry, decided: { decision, by, at: new Date().toISOString() } };
+  const parsed = GateEntry.safeParse({ ...entry, decided: { decision, by, at: new Date().toISOString() } });
+  if (!parsed.success) throw new UserError(`that decision cannot be recorded: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`, { hint: "notes for the writer are at most 20,000 characters; a reason at most 2,000" });
+  const decided = parsed.data;
   try {
     await bus.kv.update(key, enc.encode(JSON.stringify(decided)), current.revision);
   } catch (err) {
@@ -153,6 +154,55 @@ function checkEdit(entry: GateEntry, decision: Decision): void {
       hint: gate === "ideas" ? "--file idea.json with the idea's fields (Name, Title, Experiment, …)" : gate === "plan" ? "--file plan.json: [{\"description\": \"…\"}, …]" : "--file notes.md: what the writer should change",
     });
   }
+}
+
+/**
+ * An edit as a person wrote it (a file, the live view's text box) made into a decision: at the ideas gate the
+ * idea as JSON, at the plan gate the runs as JSON, at the paper gate notes for the writer.
+ */
+export function editFromText(entry: GateEntry, text: string): Decision {
+  const gate = entry.proposal.gate;
+  if (gate === "paper") return { choice: "edit", notes: text.trim() || "(no notes)" };
+  const what = gate === "ideas" ? "idea" : "plan";
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new UserError(`the edited ${what} is not JSON: ${(err as Error).message}`, { hint: "fix it and give it again" });
+  }
+  const parsed = gate === "ideas" ? Idea.safeParse(json) : z.array(PlannedRun).min(1).safeParse(json);
+  if (!parsed.success) {
+    throw new UserError(`the edited ${what} is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`).join("; ")}`, {
+      hint: gate === "ideas" ? "an idea has Name, Title, Experiment, Interestingness, Feasibility, Novelty" : 'a plan is [{"description": "what run_1 changes"}, …]',
+    });
+  }
+  return gate === "ideas" ? { choice: "edit", idea: parsed.data as Idea } : { choice: "edit", plan: parsed.data as PlannedRun[] };
+}
+
+/** What a person edits at a gate, as text: the idea or the plan as JSON, or a start for the paper's notes. */
+export function editableText(entry: GateEntry): string {
+  const p = entry.proposal;
+  return p.gate === "ideas" ? JSON.stringify(p.idea, null, 2) : p.gate === "plan" ? JSON.stringify(p.plan, null, 2) : "What the writer should change in the paper:\n";
+}
+
+/** The gate an idea waits at now, if any. */
+export async function waitingGate(bus: Bus, runId: string, ideaId: string): Promise<GateEntry | undefined> {
+  const latest = latestOf((await listGates(bus, runId)).filter((g) => g.ideaId === ideaId));
+  return latest && !latest.decided ? latest : undefined;
+}
+
+/** The gate an idea asked last: one asked before a rewind and never decided is superseded by it. */
+export function latestOf(gates: GateEntry[]): GateEntry | undefined {
+  return gates.reduce<GateEntry | undefined>((a, g) => (!a || g.askedAt > a.askedAt ? g : a), undefined);
+}
+
+/**
+ * `.g<n>` when a job belongs to an idea's n-th rewind (its id `<runId>.<kind>.<ideaId>[.r<round>].g<n>…`), else "":
+ * what keeps a rewound job's actor and work folder apart from the job it redoes, which may still be running.
+ */
+export function generationTag(job: { jobId: string }): string {
+  const token = job.jobId.split(".").slice(3).find((t) => /^g\d+$/.test(t));
+  return token ? `.${token}` : "";
 }
 
 /** Asks for an idea to be done again from `stage` on; the pipeline, live or resumed, takes it up. */

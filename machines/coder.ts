@@ -268,7 +268,7 @@ export const coderMachine = setup({
     plotting: {
       invoke: {
         src: "editPlot",
-        input: ({ context }) => ({ runs: plotRuns(context), feedback: context.feedback, critiques: context.critiques.filter((c) => !c.ok) }),
+        input: ({ context }) => ({ runs: plotRuns(context), feedback: context.feedback, critiques: (context.critiques ?? []).filter((c) => !c.ok) }),
         onDone: { target: "runningPlot", actions: assign({ plotCode: ({ event }) => event.output }) },
         onError: [
           {

@@ -69,14 +69,14 @@ export interface IdeaInput {
 interface Context extends IdeaInput {
   /** The paper's version: 0 as first written, then one more for each revision (from a meta-review or a person's notes). */
   round: number;
-  /** Revisions made from a meta-review, of `revisionRounds`. */
-  revised: number;
+  /** Revisions made from a meta-review, of `revisionRounds` (absent in a snapshot from before gates). */
+  revised?: number;
   /** The plan of runs a person approved or edited at the plan gate. */
   plan: PlannedRun[] | undefined;
   /** A person's notes on the paper at its gate: the next revision is made from them. */
   notes: string | undefined;
-  /** Revisions made from a person's notes, of MAX_AMENDMENTS. */
-  amended: number;
+  /** Revisions made from a person's notes, of MAX_AMENDMENTS (absent in a snapshot from before gates). */
+  amended?: number;
   /** Who turned the idea down, where, and why. */
   rejected: { gate: GateName; reason: string; by: string } | undefined;
   experiment: ChainResult | undefined;
@@ -178,7 +178,7 @@ export const ideaMachine = setup({
     gatesIdeas: ({ context }) => gated(context, "ideas"),
     gatesPlan: ({ context }) => gated(context, "plan"),
     gatesPaper: ({ context }) => gated(context, "paper"),
-    mayAmend: ({ context }) => context.amended < MAX_AMENDMENTS,
+    mayAmend: ({ context }) => (context.amended ?? 0) < MAX_AMENDMENTS,
     searchesTree: ({ context }) => context.search === "tree" && context.tree !== undefined,
     searched: (_, { output }: { output: TreeOutput }) => output.status === "done" && output.result !== undefined,
     /** Both the experiments and the citation search have ended. */
@@ -186,7 +186,8 @@ export const ideaMachine = setup({
     citationsFailed: (_, { kind }: { kind: JobKind }) => kind === "cite",
     revise: ({ context }, { decision, spentUsd }: { decision: Decision; spentUsd: number }) =>
       decision.decision === "Reject" &&
-      context.revised < context.revisionRounds &&
+      // A snapshot from before persons could amend a paper counts its revisions in `round`.
+      (context.revised ?? context.round) < context.revisionRounds &&
       (context.budgetUsd === undefined || spentUsd < context.budgetUsd),
   },
   actions: {
@@ -300,8 +301,10 @@ export const ideaMachine = setup({
       invoke: {
         src: "gate",
         input: ({ context: c }): GateAsk => ({
-          runId: c.runId, ideaId: c.ideaId, request: `paper.r${c.round}.g${c.generations?.writing ?? 0}`,
-          proposal: { gate: "paper", idea: c.idea, pdf: c.paper!.pdf, round: c.round, amendmentsLeft: MAX_AMENDMENTS - c.amended },
+          runId: c.runId, ideaId: c.ideaId,
+          // A paper after a review (r > 0) is new when the review is: every rewind renews the review stage.
+          request: `paper.r${c.round}.g${(c.round ? c.generations?.review : c.generations?.writing) ?? 0}`,
+          proposal: { gate: "paper", idea: c.idea, pdf: c.paper!.pdf, round: c.round, amendmentsLeft: MAX_AMENDMENTS - (c.amended ?? 0) },
         }),
       },
       on: {
@@ -310,7 +313,7 @@ export const ideaMachine = setup({
           {
             guard: "mayAmend",
             target: "revising",
-            actions: assign(({ context, event }) => ({ notes: event.decision.notes ?? "", round: context.round + 1, amended: context.amended + 1 })),
+            actions: assign(({ context, event }) => ({ notes: event.decision.notes ?? "", round: context.round + 1, amended: (context.amended ?? 0) + 1 })),
           },
           // The gate offers no more edits (the CLI refuses them): one that comes anyway is taken as an approval.
           { target: "reviewing" },
@@ -334,7 +337,7 @@ export const ideaMachine = setup({
           {
             guard: { type: "revise", params: ({ event }) => ({ decision: event.result, spentUsd: event.spentUsd }) },
             target: "revising",
-            actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result], round: context.round + 1, revised: context.revised + 1 })),
+            actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result], round: context.round + 1, revised: (context.revised ?? context.round) + 1 })),
           },
           { target: "decided", actions: assign(({ context, event }) => ({ decisions: [...context.decisions, event.result] })) },
         ],
@@ -348,7 +351,7 @@ export const ideaMachine = setup({
         input: ({ context: c }): JobRequest => ({
           kind: "write",
           job: {
-            jobId: `${c.runId}.write.${c.ideaId}${suffix(c.round)}${gen(c, "writing")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: c.round,
+            jobId: `${c.runId}.write.${c.ideaId}${suffix(c.round)}${gen(c, "review")}`, runId: c.runId, ideaId: c.ideaId, idea: c.idea, round: c.round,
             metaReview: c.notes ?? c.decisions[c.decisions.length - 1]!.metaReview,
           },
         }),

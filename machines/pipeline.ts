@@ -65,7 +65,8 @@ interface Context extends PipelineInput {
   /** The ideas in flight and finished, in the order they were accepted. */
   accepted: { ideaId: string; idea: Idea }[];
   finished: Record<string, IdeaOutput>;
-  rewinds: Rewinds;
+  /** Absent in a snapshot from before rewinds. */
+  rewinds?: Rewinds;
 }
 
 export interface PipelineOutput {
@@ -103,13 +104,13 @@ export const pipelineMachine = setup({
     isNew: ({ context }, { ideaId }: { ideaId: string }) => !context.accepted.some((a) => a.ideaId === ideaId),
     allFinished: ({ context }) => context.accepted.every((a) => context.finished[a.ideaId] !== undefined),
     /** A rewind not yet taken up: each is numbered, and a restart reads them all again. */
-    newRewind: ({ context }, { ideaId, generation }: { ideaId: string; generation: number }) => generation > (context.rewinds[ideaId]?.generation ?? 0),
+    newRewind: ({ context }, { ideaId, generation }: { ideaId: string; generation: number }) => generation > (context.rewinds?.[ideaId]?.generation ?? 0),
   },
   actions: {
     /** Starts the pipeline of each idea not yet started: the accepted event and the ideation's record both name it. */
     start: enqueueActions(({ context, enqueue }, { ideas }: { ideas: { ideaId: string; idea: Idea }[] }) => {
       const fresh = ideas.filter((i, n) => !context.accepted.some((a) => a.ideaId === i.ideaId) && ideas.findIndex((o) => o.ideaId === i.ideaId) === n);
-      for (const { ideaId, idea } of fresh) enqueue.spawnChild("idea", { id: ideaId, input: ideaInput(context, ideaId, idea, context.rewinds[ideaId]?.stages) });
+      for (const { ideaId, idea } of fresh) enqueue.spawnChild("idea", { id: ideaId, input: ideaInput(context, ideaId, idea, context.rewinds?.[ideaId]?.stages) });
       if (fresh.length) enqueue.assign({ accepted: [...context.accepted, ...fresh] });
     }),
     /**
@@ -118,7 +119,7 @@ export const pipelineMachine = setup({
      */
     rewind: enqueueActions(({ context, enqueue }, { ideaId, generation, stages }: { ideaId: string; generation: number; stages: Generations }) => {
       const { [ideaId]: _, ...finished } = context.finished;
-      enqueue.assign({ rewinds: { ...context.rewinds, [ideaId]: { generation, stages } }, finished });
+      enqueue.assign({ rewinds: { ...(context.rewinds ?? {}), [ideaId]: { generation, stages } }, finished });
       const accepted = context.accepted.find((a) => a.ideaId === ideaId);
       if (!accepted) return;
       enqueue.stopChild(ideaId);

@@ -16,10 +16,10 @@ import { execa } from "execa";
 import { z } from "zod";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { UserError } from "../bus/errors.js";
-import { Decision, GATES, STAGES, Stage, decideGate, listGates, requestRewind, type GateEntry } from "../bus/gates.js";
+import { GATES, STAGES, Stage, decideGate, editFromText, editableText, listGates, latestOf, requestRewind, waitingGate, type Decision, type GateEntry } from "../bus/gates.js";
 import { inert } from "../bus/inert.js";
 import { rootLogger } from "../bus/logger.js";
-import { Idea, IdeaId, PlannedRun, RunId } from "../bus/schemas.js";
+import { IdeaId, RunId } from "../bus/schemas.js";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
 import { readCaFile } from "../bus/tls.js";
 import { NATS_IDENTITIES_ENV, readIdentitiesFile } from "../bus/auth.js";
@@ -102,43 +102,31 @@ async function openRunBus(out: string, runId: string): Promise<{ bus: Bus; close
 
 /** An edit from a file, or from $EDITOR over what the gate shows. */
 async function editOf(entry: GateEntry, file: string | undefined): Promise<Decision> {
-  const gate = entry.proposal.gate;
-  let text: string;
   if (file) {
     if (!existsSync(file)) throw new UserError(`no file ${file}`, { hint: "give --file the edited idea, plan or notes" });
-    text = await readFile(file, "utf8");
-  } else {
-    const editor = process.env.VISUAL ?? process.env.EDITOR;
-    if (!editor) throw new UserError("no --file and no $EDITOR to edit in", { hint: "give --file F, or set EDITOR" });
-    const dir = await mkdtemp(join(tmpdir(), "swarm-gate-"));
+    return editFromText(entry, await readFile(file, "utf8"));
+  }
+  const editor = process.env.VISUAL ?? process.env.EDITOR;
+  if (!editor) throw new UserError("no --file and no $EDITOR to edit in", { hint: "give --file F, or set EDITOR" });
+  const dir = await mkdtemp(join(tmpdir(), "swarm-gate-"));
+  try {
+    const gate = entry.proposal.gate;
     const path = join(dir, gate === "paper" ? "notes.md" : `${gate === "ideas" ? "idea" : "plan"}.json`);
-    const p = entry.proposal;
-    await writeFile(path, p.gate === "ideas" ? JSON.stringify(p.idea, null, 2) : p.gate === "plan" ? JSON.stringify(p.plan, null, 2) : "What the writer should change in the paper:\n");
+    await writeFile(path, editableText(entry));
     await execa(editor, [path], { stdio: "inherit", shell: true });
-    text = await readFile(path, "utf8");
+    return editFromText(entry, await readFile(path, "utf8"));
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  if (gate === "paper") return { choice: "edit", notes: text.trim() || "(no notes)" };
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new UserError(`the edited ${gate === "ideas" ? "idea" : "plan"} is not JSON: ${(err as Error).message}`, { hint: "fix the file and give it again" });
-  }
-  const parsed = gate === "ideas" ? Idea.safeParse(json) : z.array(PlannedRun).min(1).safeParse(json);
-  if (!parsed.success) {
-    throw new UserError(`the edited ${gate === "ideas" ? "idea" : "plan"} is not valid: ${parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`).join("; ")}`, {
-      hint: gate === "ideas" ? "an idea has Name, Title, Experiment, Interestingness, Feasibility, Novelty" : 'a plan is [{"description": "what run_1 changes"}, …]',
-    });
-  }
-  return gate === "ideas" ? { choice: "edit", idea: parsed.data as Idea } : { choice: "edit", plan: parsed.data as PlannedRun[] };
 }
 
 /** One gate in a line: every value from the bus made inert. */
-function describe(g: GateEntry): string {
+function describe(g: GateEntry, superseded: boolean): string {
   const p = g.proposal;
   const what = p.gate === "ideas" ? `"${p.idea.Title}"` : p.gate === "plan" ? p.plan.map((r, i) => `run_${i + 1}: ${r.description}`).join(" | ") : `paper ${p.pdf} (version ${p.round})`;
-  const state = g.decided ? `${g.decided.decision.choice} by ${g.decided.by} at ${g.decided.at}${g.decided.decision.choice === "reject" ? ` (${g.decided.decision.reason})` : ""}` : "WAITING";
+  const state = g.decided
+    ? `${g.decided.decision.choice} by ${g.decided.by} at ${g.decided.at}${g.decided.decision.choice === "reject" ? ` (${g.decided.decision.reason})` : ""}`
+    : superseded ? "superseded (the idea was rewound past it)" : "WAITING";
   return `  ${inert(g.ideaId, 64)} ${p.gate} [${inert(g.request, 40)}]: ${inert(state, 300)}\n    ${inert(what, 600)}`;
 }
 
@@ -174,7 +162,7 @@ async function main(): Promise<void> {
       const gates = await listGates(bus, runId.data);
       if (flags.json) return out(JSON.stringify(gates, null, 2));
       out(gates.length ? `gates of run ${inert(runId.data, 64)}:` : `run ${inert(runId.data, 64)} has asked at no gate yet`);
-      for (const g of gates) out(describe(g));
+      for (const g of gates) out(describe(g, !g.decided && latestOf(gates.filter((o) => o.ideaId === g.ideaId)) !== g));
       return;
     }
     const idea = ideaId!.data!;
@@ -183,7 +171,7 @@ async function main(): Promise<void> {
       out(`rewind ${r.generation} of ${idea} from ${r.stage}: recorded`);
       const status = join(resolve(flags.out, runId.data), "status.json");
       // A run that had ended has work again: it is no longer over, and --resume goes on with it.
-      if (!process.env.NATS_URL && existsSync(status)) {
+      if (existsSync(status)) {
         await unlink(status);
         out(`run ${runId.data} had ended: go on with  npm run swarm -- --out ${flags.out} --resume ${runId.data}`);
       } else out("the run's swarm takes it up now (or when it is resumed)");
@@ -193,7 +181,7 @@ async function main(): Promise<void> {
     if (command === "approve") decision = { choice: "approve" };
     else if (command === "reject") decision = { choice: "reject", reason: flags.reason! };
     else {
-      const waiting = (await listGates(bus, runId.data)).filter((g) => g.ideaId === idea && !g.decided).at(-1);
+      const waiting = await waitingGate(bus, runId.data, idea);
       if (!waiting) throw new UserError(`idea ${idea} of run ${runId.data} is not waiting at a gate`, { hint: `npm run gate -- list ${runId.data}` });
       decision = await editOf(waiting, flags.file);
     }

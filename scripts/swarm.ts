@@ -1,7 +1,7 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
-import { availableParallelism, hostname, totalmem } from "node:os";
+import { availableParallelism, hostname, totalmem, userInfo } from "node:os";
 import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { connectBus, describeBusStatus, type Bus } from "../bus/connection.js";
@@ -155,7 +155,7 @@ const BusFile = z.object({ port: z.number().int(), cluster: ClusterLayout.option
 /** Flags that make up a run's configuration: a resumed run keeps the values it started with. */
 const RUN_FLAGS = [
   "template", "topic", "profile", "ideas", "reviewers", "quorum", "revisions", "few-shot", "figure-rounds", "llm", "role-llm", "budget", "literature",
-  "bibliography", "max-runs", "search", "tree", "seeds", "review-deadline", "run-timeout", "literature-wait",
+  "bibliography", "max-runs", "search", "tree", "seeds", "review-deadline", "run-timeout", "literature-wait", "gate",
 ];
 
 const TREE_KEYS = { implement: "implement", tune: "tune", research: "research", ablate: "ablate", debug: "maxDebugDepth", width: "width", seeds: "seeds" } as const;
@@ -288,6 +288,8 @@ async function main(): Promise<void> {
   const prior = replayed ?? resumed;
   if (flags.topic && flags.template) throw new UserError("--topic and --template do not go together", { hint: "--topic starts from a research area, for which the coder writes the template; --template starts from one that exists" });
   // A topic run's template is written by its coder: until then it goes by its topic's name, with the manifest's defaults.
+  // A replay asks at the gates given to it only: the original run's decisions are that run's, not a replay's.
+  const gates = resumed ? resumed.gates : (flags.gate ?? []);
   const topic = resumed ? resumed.topic : flags.topic ? readTopic(flags.topic) : flags.template ? undefined : replayed?.topic;
   const template = topic
     ? topicTemplate(flags.topic ? topicSlug(topic.text) : prior!.template, topic)
@@ -418,8 +420,9 @@ async function main(): Promise<void> {
     line(`NATS: ${url}`);
     // Any free port: the page is for this run, and two swarms on one machine must not clash.
     if (flags.ui) {
-      ui = await startUi({ bus, log: log.child({ agent: "ui" }) });
-      line(`Live view: ${ui.url}?run=${runId}`);
+      // The swarm's own view may decide at the run's gates: its URL carries the token that lets it.
+      ui = await startUi({ bus, log: log.child({ agent: "ui" }), gates: { by: `${userInfo().username}@${hostname()} (live view)` } });
+      line(`Live view: ${ui.url}?run=${runId}${ui.gateToken && gates.length ? `#gate=${ui.gateToken}` : ""}`);
     }
     if (tls) {
       line(tls.made
@@ -459,7 +462,7 @@ async function main(): Promise<void> {
       maxRuns: flags["max-runs"] ?? replayed?.maxRuns ?? template.manifest.maxRuns ?? 3,
       maxFixes: 2,
       search: flags.search ?? replayed?.search ?? "linear",
-      gates: flags.gate ?? replayed?.gates ?? [],
+      gates,
       tree: { ...(replayed?.tree ?? {}), ...parseTreeBudget(flags.tree), ...(flags.seeds !== undefined ? { seeds: flags.seeds } : {}) },
       maxReflections: 3,
       maxRevisions: 1,
@@ -562,7 +565,7 @@ async function main(): Promise<void> {
       await node?.stop().catch(() => undefined);
       node = undefined;
       finishedWith = code;
-      line(`Live view: ${ui.url}?run=${runId} stays up to look back through the run; Ctrl-C to leave.`);
+      line(`Live view: ${ui.url}?run=${runId}${ui.gateToken && gates.length ? `#gate=${ui.gateToken}` : ""} stays up to look back through the run; Ctrl-C to leave.`);
       return new Promise<never>(() => undefined);
     }
     await shutdown(code);

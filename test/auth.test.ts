@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pino } from "pino";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
@@ -10,7 +10,7 @@ import { publishOutcome, publishProgress } from "../bus/events.js";
 import { awaitOutcome } from "../bus/outcomes.js";
 import { getArtifact, putArtifact } from "../bus/artifacts.js";
 import { kvKeys, subjects } from "../bus/subjects.js";
-import { CredsFile, readCredsFile, writeCredsFile, type WorkerRole } from "../bus/auth.js";
+import { CredsFile, loadOrCreateIdentities, readCredsFile, writeCredsFile, type WorkerRole } from "../bus/auth.js";
 import { review } from "./helpers/review.js";
 
 const idea = { Name: "n", Title: "t", Experiment: "e", Interestingness: 5, Feasibility: 5, Novelty: 5 };
@@ -97,6 +97,33 @@ describe("a swarm's server beyond loopback", () => {
     await expect.poll(() => refused.join("\n")).toMatch(/User \\?"reviewer\\?".*sci\.run-a\.jobs\.experiment/);
     // Only the swarm writes a run's configuration.
     await swarm.kv.put(kvKeys.config("run-a"), "{}");
+  });
+
+  it("lets no worker role decide at a person's gate or rewind an idea: only the swarm's identity", async () => {
+    const gate = kvKeys.gate("run-a", "idea_a", "ideas.g0");
+    for (const role of ["reviewer", "coder", "figureCritic", "ideator"] as const) {
+      const worker = role === "reviewer" ? reviewer : await as(role);
+      try {
+        await expect(worker.kv.put(gate, "{}"), role).rejects.toThrow(violation(`$KV.sci-runs.${gate}`));
+        await expect(worker.kv.put(kvKeys.rewind("run-a", "idea_a"), "{}"), role).rejects.toThrow(violation(`$KV.sci-runs.${kvKeys.rewind("run-a", "idea_a")}`));
+      } finally {
+        if (worker !== reviewer) await worker.close();
+      }
+    }
+    await swarm.kv.put(gate, "{}");
+    await swarm.kv.put(kvKeys.rewind("run-a", "idea_a"), "{}");
+  });
+
+  it("keeps a run's identities when a role was added since: credentials handed out stay good", () => {
+    const file = join(dir, "older", "identities.json");
+    const now = loadOrCreateIdentities(file);
+    const { figureCritic: _, ...older } = now;
+    writeFileSync(file, JSON.stringify(older));
+    const again = loadOrCreateIdentities(file);
+    expect(again.swarm).toEqual(now.swarm);
+    expect(again.reviewer).toEqual(now.reviewer);
+    expect(again.figureCritic.password).not.toBe(now.figureCritic.password);
+    expect(loadOrCreateIdentities(file)).toEqual(again);
   });
 
   it("believes a review only from the reviewer that holds its job, and only under a reviewer's name", async () => {

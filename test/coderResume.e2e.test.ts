@@ -103,7 +103,7 @@ describe("a coder killed in the middle of an idea", () => {
       expect(exchanges.filter((e) => e.task === "coder.plan").map((e) => e.by.node)).toEqual([killed]);
       // The survivor's machine went on in `running` (run_3's), and no state before it.
       const taken = states.filter((s) => s.actor === `coder.${ideaId}` && s.by.node === survivor).map((s) => s.state);
-      expect(taken).toEqual(["running", "plotting", "runningPlot", "noting", "done"]);
+      expect(taken).toEqual(["running", "plotting", "runningPlot", "noting", "critiquing", "done"]);
     } finally {
       swarm.kill("SIGKILL");
       for (const c of Object.values(coders)) c.kill("SIGKILL");

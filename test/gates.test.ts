@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { UserError } from "../bus/errors.js";
-import { awaitDecision, decideGate, listGates, listRewinds, requestRewind, type GateEntry } from "../bus/gates.js";
+import { awaitDecision, decideGate, generationTag, listGates, listRewinds, requestRewind, waitingGate, type GateEntry } from "../bus/gates.js";
 import type { Idea } from "../bus/schemas.js";
 import { kvKeys } from "../bus/subjects.js";
 import { natsForSuite } from "./helpers/nats.js";
@@ -84,6 +84,29 @@ describe("gates on the bus", () => {
     stop.abort();
     await expect(waiting).rejects.toThrow(/stopped waiting/);
     expect((await listGates(person, "r1")).find((g) => g.ideaId === "epsilon")?.decided).toBeUndefined();
+  });
+
+  it("a gate a rewind passed by is superseded: the one asked since is the one decided; a note too long is refused and lost nothing", async () => {
+    const stop = new AbortController();
+    void awaitDecision(suite.bus, ask("zeta", "plan.g0", { gate: "plan", idea, plan: [{ description: "WIDTH = 64" }] }), stop.signal).catch(() => undefined);
+    await expect.poll(async () => (await waitingGate(person, "r1", "zeta"))?.request).toBe("plan.g0");
+    stop.abort();
+    // Rewound past its plan, the idea wrote its paper again and waits there.
+    const paper = awaitDecision(suite.bus, { ...ask("zeta", "paper.r0.g1", { gate: "paper", idea, pdf: "r1/zeta/paper.pdf", round: 0, amendmentsLeft: 3 }), askedAt: new Date(Date.now() + 1000).toISOString() }, new AbortController().signal);
+    await expect.poll(async () => (await waitingGate(person, "r1", "zeta"))?.request).toBe("paper.r0.g1");
+    await expect(decideGate(person, "r1", "zeta", { choice: "edit", notes: "x".repeat(20_001) }, "ada@lab")).rejects.toThrow(/cannot be recorded/);
+    await decideGate(person, "r1", "zeta", { choice: "edit", notes: "say what the figure shows" }, "ada@lab");
+    expect((await paper).decision).toEqual({ choice: "edit", notes: "say what the figure shows" });
+    expect(await waitingGate(person, "r1", "zeta")).toBeUndefined();
+    expect((await listGates(person, "r1")).find((g) => g.request === "plan.g0" && g.ideaId === "zeta")?.decided).toBeUndefined();
+  });
+
+  it("names a rewound job's generation, and only from the tokens after the idea", () => {
+    expect(generationTag({ jobId: "r1.write.alpha.g2" })).toBe(".g2");
+    expect(generationTag({ jobId: "r1.chair.alpha.r1.g3" })).toBe(".g3");
+    expect(generationTag({ jobId: "r1.experiment.alpha.g1.n4" })).toBe(".g1");
+    expect(generationTag({ jobId: "r1.write.g1" })).toBe("");
+    expect(generationTag({ jobId: "r1.write.alpha.r1" })).toBe("");
   });
 
   it("rewinds are numbered, and each keeps the generation of every stage, earlier rewinds' included", async () => {

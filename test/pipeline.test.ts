@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { createActor, fromCallback, toPromise, waitFor, type ActorRefFrom, type Snapshot } from "xstate";
 import type { Idea, JobKind } from "../bus/schemas.js";
 import { ideaMachine, type JobEvent, type JobRequest } from "../machines/idea.js";
-import { pipelineMachine, type AcceptedEvent, type PipelineInput } from "../machines/pipeline.js";
+import { pipelineMachine, type AcceptedEvent, type PipelineInput, type RewindEvent } from "../machines/pipeline.js";
 
 const idea = (name: string): Idea => ({ Name: name, Title: `On ${name}`, Experiment: "fit it", Interestingness: 6, Feasibility: 7, Novelty: 5 });
 const baseline = { run: "run_0", description: "baseline", ok: true, attempts: 1 };
@@ -16,7 +16,7 @@ const input: PipelineInput = { runId: "r1", ideas: 2, baselineKind: "baseline", 
  * Stands in for the bus: records every job the pipeline asks for and answers it as `answer` says, at once or
  * (returning undefined) never, as a worker that has not finished yet.
  */
-function fakeBus(answer: (req: JobRequest) => JobEvent | undefined, accepted: AcceptedEvent[] = []) {
+function fakeBus(answer: (req: JobRequest) => JobEvent | undefined, accepted: AcceptedEvent[] = [], rewinds: { at: string; rewind: RewindEvent }[] = []) {
   const asked: string[] = [];
   const listeners: ((jobId: string) => void)[] = [];
   const job = fromCallback<JobEvent, JobRequest>(({ input, sendBack }) => {
@@ -28,7 +28,11 @@ function fakeBus(answer: (req: JobRequest) => JobEvent | undefined, accepted: Ac
   const watchIdeas = fromCallback<AcceptedEvent, { runId: string }>(({ sendBack }) => {
     for (const a of accepted) queueMicrotask(() => sendBack(a));
   });
-  const machine = pipelineMachine.provide({ actors: { job, watchIdeas, idea: ideaMachine.provide({ actors: { job } }) } });
+  // A person's rewind, said once the job named in `at` has been asked for.
+  const watchRewinds = fromCallback<RewindEvent, { runId: string }>(({ sendBack }) => {
+    for (const { at, rewind } of rewinds) listeners.push((jobId) => jobId === at && queueMicrotask(() => sendBack(rewind)));
+  });
+  const machine = pipelineMachine.provide({ actors: { job, watchIdeas, watchRewinds, idea: ideaMachine.provide({ actors: { job } }) } });
   /** Resolves once every job named has been asked for. */
   const askedFor = (jobIds: string[]) =>
     new Promise<void>((resolve) => {
@@ -68,6 +72,28 @@ function answers(opts: { reject?: (ideaId: string, round: number) => boolean; sp
 }
 
 describe("the run's pipeline", () => {
+  it("rewinds an idea from writing on: its experiments and citations are found done under their ids, its paper is written and reviewed anew", async () => {
+    const { machine, asked } = fakeBus(answers(), [], [
+      { at: "r1.chair.alpha", rewind: { type: "REWIND", ideaId: "alpha", generation: 1, stages: { writing: 1, review: 1 } } },
+    ]);
+    const out = await toPromise(createActor(machine, { input }).start());
+    const alpha = asked.filter((j) => j.includes(".alpha"));
+    // Asked again under the same ids: a worker finds them done, and their recorded outcomes come back.
+    expect(alpha.filter((j) => j === "r1.experiment.alpha")).toHaveLength(2);
+    expect(alpha.filter((j) => j === "r1.cite.alpha")).toHaveLength(2);
+    expect(alpha).toContain("r1.write.alpha.g1");
+    expect(alpha).toContain("r1.chair.alpha.g1");
+    expect(asked.filter((j) => j.includes(".beta")).every((j) => !j.includes(".g"))).toBe(true);
+    expect(out.ideas.map((i) => [i.ideaId, i.status])).toEqual([["alpha", "decided"], ["beta", "decided"]]);
+    // A rewind said again (a restart reads them all) is not taken up twice.
+    const again = fakeBus(answers(), [], [
+      { at: "r1.chair.alpha", rewind: { type: "REWIND", ideaId: "alpha", generation: 1, stages: { writing: 1, review: 1 } } },
+      { at: "r1.chair.alpha.g1", rewind: { type: "REWIND", ideaId: "alpha", generation: 1, stages: { writing: 1, review: 1 } } },
+    ]);
+    await toPromise(createActor(again.machine, { input }).start());
+    expect(again.asked.filter((j) => j === "r1.write.alpha.g1")).toHaveLength(1);
+  });
+
   it("starts an idea's experiments as soon as it is accepted, revises a rejected paper once, and ends when every idea has", async () => {
     const { machine, asked } = fakeBus(answers({ reject: (id, round) => id === "alpha" && round === 0 }), [
       { type: "IDEA_ACCEPTED", ideaId: "alpha", idea: idea("alpha") },

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execa, type ResultPromise } from "execa";
-import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
@@ -113,9 +113,10 @@ describe.skipIf(!existsSync(CHROMIUM))(`the live view in headless Chromium (skip
     // Text from the bus is shown as text, never parsed as HTML.
     const hostile = `<img src=x onerror="window.pwned=1">`;
     await publishProgress(nats.bus, { runId, by: { agent: "intruder", node: "elsewhere" }, text: hostile });
+    // Looked for at once: the panel keeps the latest lines, and a busy run soon has newer ones.
+    await expect.poll(() => page.locator("#progress").textContent(), { timeout: 10_000 }).toContain(hostile);
     await page.locator("li.review").first().waitFor({ timeout: 60_000 });
     expect(await page.evaluate(() => (window as unknown as { marker?: string }).marker)).toBe("same page");
-    expect(await page.locator("#progress").textContent()).toContain(hostile);
     expect(await page.evaluate(() => (window as unknown as { pwned?: number }).pwned)).toBeUndefined();
 
     // The run is over, and the swarm's own page stays up to look back through it until Ctrl-C.
@@ -220,6 +221,39 @@ describe.skipIf(!existsSync(CHROMIUM))(`the live view in headless Chromium (skip
     }
     await page.close();
   }, 180_000);
+});
+
+describe.skipIf(!existsSync(CHROMIUM))("deciding at a gate from the live view", () => {
+  it("the swarm's own view shows the idea waiting and approves it; a view without its token only shows", async () => {
+    const gated = join(out, "gated");
+    const swarm = runScript("swarm", ["--out", gated, "--gate", "ideas", "--reviewers", "1", "--revisions", "0", "--ui"], { detached: true });
+    const b = await chromium.launch({ executablePath: CHROMIUM });
+    try {
+      const url = /(http:\/\/\S+#gate=\S+)/.exec(await waitForLine(swarm, /^Live view: \S+#gate=/, 60_000))![1]!;
+      const [, ideaId] = /waiting at the ideas gate: npm run gate -- approve\|edit\|reject \S+ (\S+)/.exec(await waitForLine(swarm, /waiting at the ideas gate/, 120_000))!;
+      const looker = await b.newPage();
+      await looker.goto(url.replace(/#gate=.*/, ""));
+      await looker.locator(`#gates li.waiting[data-gate^="${ideaId}/"]`).waitFor({ timeout: 15_000 });
+      expect(await looker.locator("#gates button").count()).toBe(0);
+      await expect.poll(() => looker.locator("#gates li.waiting").textContent()).toMatch(/decide with: npm run gate/);
+      // Anything that reaches the port without the token is refused.
+      const forged = await fetch(new URL(`/api/gates?run=${/run=([^&#]+)/.exec(url)![1]}&idea=${ideaId}&request=ideas.g0`, url), { method: "POST", body: JSON.stringify({ choice: "approve" }) });
+      expect(forged.status).toBe(403);
+      const page = await b.newPage();
+      await page.goto(url);
+      await page.locator(`#gates li.waiting[data-gate^="${ideaId}/"] button[data-choice="approve"]`).click({ timeout: 15_000 });
+      await waitForLine(swarm, /stays up to look back through the run/, 180_000);
+      await expect.poll(() => page.locator(`#gates li[data-gate^="${ideaId}/"]`).textContent(), { timeout: 10_000 }).toMatch(/approve by \S+ \(live view\)/);
+      await page.close();
+      await looker.close();
+    } finally {
+      process.kill(-swarm.pid!, "SIGINT");
+      await swarm;
+      await b.close();
+    }
+    const status = JSON.parse(readFileSync(join(gated, readdirSync(gated).find((d) => d.startsWith("20"))!, "status.json"), "utf8"));
+    expect(status.status).toBe("completed");
+  }, 300_000);
 });
 
 describe("the live view's server", () => {

@@ -1,3 +1,4 @@
+import { generationTag } from "../../bus/gates.js";
 import { fromCallback, fromPromise } from "xstate";
 import { areaChairMachine, type ChairEvent, type ReceivedReview } from "../../machines/areaChair.js";
 import type { Job, JobResult, Review } from "../../bus/schemas.js";
@@ -102,7 +103,7 @@ export async function chair(job: Job<"chair">, ctx: AgentContext): Promise<JobRe
       }),
     },
   });
-  const actorId = `areaChair.${job.ideaId}${job.round ? `.r${job.round}` : ""}`;
+  const actorId = `areaChair.${job.ideaId}${job.round ? `.r${job.round}` : ""}${generationTag(job)}`;
   const out = await runMachine(machine, { reviewers: k, quorum: Math.min(ctx.config.quorum, k), deadlineMs: ctx.config.reviewDeadlineMs }, ctx, {
     actorId, ideaId: job.ideaId, snapshot: await restoreFrom(ctx, actorId, areaChairMachine),
   });

@@ -1,3 +1,4 @@
+import { generationTag } from "../../bus/gates.js";
 import { readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { unifiedDiff } from "./unifiedDiff.js";
@@ -50,7 +51,7 @@ async function restoreWorkspace(ctx: AgentContext, persisted: PersistedActor, pr
 }
 
 /** The folder an idea's experiments run in on this node; startNode removes it once the job is done. */
-export const experimentWorkspace = (workRoot: string, job: { runId: string; ideaId: string }) => join(workRoot, job.runId, job.ideaId);
+export const experimentWorkspace = (workRoot: string, job: { runId: string; ideaId: string; jobId: string }) => join(workRoot, job.runId, `${job.ideaId}${generationTag(job)}`);
 
 /**
  * An idea's experiments as one chain of runs; or, given a tree search's record (`tree`), its report: the chosen
@@ -65,7 +66,7 @@ export async function experiment(job: Job<"experiment" | "gpuExperiment">, ctx: 
   const runEnv = runEnvFor(needs, ctx.gpu);
   const ws = experimentWorkspace(ctx.workRoot, job);
   const prefix = `${job.runId}/${job.ideaId}`;
-  const actorId = tree ? `coder.${job.ideaId}.report` : `coder.${job.ideaId}`;
+  const actorId = `coder.${job.ideaId}${generationTag(job)}${tree ? ".report" : ""}`;
   const opts = { signal: ctx.signal, ideaId: job.ideaId };
   // The run's config already weighs --run-timeout against the template's own limit.
   const limitMs = ctx.config.experimentTimeoutMs;

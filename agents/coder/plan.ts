@@ -4,7 +4,7 @@ import { getArtifact } from "../../bus/artifacts.js";
 import { FinalInfo, type Job, type JobResult } from "../../bus/schemas.js";
 import { ask } from "../llm/task.js";
 import type { AgentContext } from "../runtime/agentContext.js";
-import { loadTemplate } from "../templates.js";
+import { runTemplate } from "../templates.js";
 import { planRuns } from "./prompts.js";
 
 /**
@@ -12,7 +12,7 @@ import { planRuns } from "./prompts.js";
  * baseline, for a person to approve or edit before any run is made. The same request as the coder's own planning.
  */
 export async function plan(job: Job<"plan">, ctx: AgentContext): Promise<JobResult<"plan">> {
-  const template = loadTemplate(ctx.config.template);
+  const template = await runTemplate(ctx);
   const code = await readFile(join(template.dir, "experiment.py"), "utf8");
   const results = FinalInfo.parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${job.runId}/baseline/run_0/final_info.json`, { signal: ctx.signal }))));
   const baseline = { run: "run_0", description: "Baseline: the template unchanged", ok: true, attempts: 1, results };

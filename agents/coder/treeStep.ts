@@ -1,3 +1,4 @@
+import { generationTag } from "../../bus/gates.js";
 import { existsSync } from "node:fs";
 import { cp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -22,7 +23,7 @@ import { sayingHowLong } from "./longRun.js";
 export const treePrefix = (job: { runId: string; ideaId: string }) => `${job.runId}/${job.ideaId}/tree`;
 
 /** The folder a node (or seed run) is made and run in on this node; startNode removes it once the job is done. */
-export const nodeWorkspace = (workRoot: string, job: { runId: string; ideaId: string }, node: string) => join(workRoot, job.runId, `${job.ideaId}-${node}`);
+export const nodeWorkspace = (workRoot: string, job: { runId: string; ideaId: string; jobId: string }, node: string) => join(workRoot, job.runId, `${job.ideaId}${generationTag(job)}-${node}`);
 
 
 /**
@@ -47,7 +48,7 @@ export async function treeStep(job: Job<"experiment" | "gpuExperiment">, step: E
   const codeOf = async (node: string) => (node === "root" ? baselineCode : new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/${node}/experiment.py`, { signal: ctx.signal })));
   const recordOf = async (node: string) => TreeStepResult.parse(JSON.parse(new TextDecoder().decode(await getArtifact(ctx.bus, `${prefix}/${node}/node.json`, { signal: ctx.signal }))));
   const source = step.action === "seed" ? step.of : step.parent;
-  const actorId = `coder.${job.ideaId}.${step.node}`;
+  const actorId = `coder.${job.ideaId}${generationTag(job)}.${step.node}`;
   const snapshot = await restoreFrom(ctx, actorId, variantMachine);
   await prepareWorkspace(template, ws);
   const parentCode = await codeOf(source);

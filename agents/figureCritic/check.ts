@@ -2,6 +2,13 @@ import type { FigureCritique, FigureProblem, FigureToCheck } from "../../bus/sch
 import { decodePng, PngError, type Pixels } from "./png.js";
 
 /** The smallest width and height (px) a figure may have and still be read in a paper. */
+/** The largest count: a loop, since a figure may have more colours than a call takes arguments. */
+function most(counts: Iterable<number>): number {
+  let m = 0;
+  for (const c of counts) if (c > m) m = c;
+  return m;
+}
+
 export const MIN_SIDE = 200;
 /** Below this spread of luminance (0 black … 1 white) an image is one flat colour. */
 export const MIN_SPREAD = 0.01;
@@ -40,7 +47,7 @@ export function pixelStats(p: Pixels): PixelStats {
     counts.set(key, (counts.get(key) ?? 0) + 1);
   }
   const mean = sum / n;
-  return { width: p.width, height: p.height, spread: Math.sqrt(Math.max(0, sq / n - mean * mean)), oneColour: Math.max(...counts.values()) / n };
+  return { width: p.width, height: p.height, spread: Math.sqrt(Math.max(0, sq / n - mean * mean)), oneColour: most(counts.values()) / n };
 }
 
 /** A run's description as a label: "Set LR = 0.1 (baseline: 0.01)" → "LR = 0.1". */

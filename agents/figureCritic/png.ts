@@ -1,6 +1,9 @@
 import { inflateSync } from "node:zlib";
 
 /** A decoded image: 8-bit RGBA, row by row. */
+/** 40 megapixels: far more than any figure, far less than a node's memory. */
+const MAX_PIXELS = 40_000_000;
+
 export interface Pixels {
   width: number;
   height: number;
@@ -59,9 +62,11 @@ export function decodePng(bytes: Uint8Array): Pixels {
   }
   if (!width || !height || colourType < 0) throw new PngError("the PNG has no IHDR chunk");
   if (colourType === 3 && !palette) throw new PngError("a palette PNG without its PLTE chunk");
+  // plot.py is generated code: a figure too large to be one, or a compression bomb, is refused before it is unpacked.
+  if (width * height > MAX_PIXELS) throw new PngError(`a PNG of ${width}×${height} pixels, more than a figure has (at most ${MAX_PIXELS})`);
   let raw: Buffer;
   try {
-    raw = inflateSync(Buffer.concat(data));
+    raw = inflateSync(Buffer.concat(data), { maxOutputLength: height * (width * CHANNELS[colourType]! + 1) });
   } catch (err) {
     throw new PngError(`the PNG's image data does not inflate: ${(err as Error).message}`);
   }

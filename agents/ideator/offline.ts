@@ -3,6 +3,7 @@ import { OFFLINE_NOTE, respond } from "../llm/offline/registry.js";
 import { innerValues, parseKnobs, sweepValues, type Knob } from "../llm/offline/knobs.js";
 import { SWEEP, names, tunable } from "../llm/offline/shared.js";
 import * as ideator from "./prompts.js";
+import { nearDuplicate } from "./nearDuplicate.js";
 
 // The offline stand-in's ideas: one knob at a time, from the template's own code.
 
@@ -65,6 +66,8 @@ function answerReview(knobs: Knob[], d: { archive: Idea[]; reviews?: PastReview[
       const partner = knobs.find((b) => b !== knob && b.name !== m![4] && !taken.has(interactionIdea(knob, b).Name));
       if (!partner) continue;
       const idea = interactionIdea(knob, partner);
+      // An answer the ideator's own screen would drop as a repeat is no answer: the next review, or a fresh idea.
+      if (nearDuplicate(idea, d.archive)) continue;
       const Rationale = `Answers the review of "${review.idea.Title}" (${review.id}), rejected${overallOf(review)}; the reviewers' main weakness: ${quoted} Rather than vary ${knob.name} alone again, this asks whether its effect holds with ${partner.name} changed too, a setting the rejected study did not cover. [${OFFLINE_NOTE}]`;
       return { ...idea, Rationale, Answers: [review.id] };
     }
@@ -75,6 +78,7 @@ function answerReview(knobs: Knob[], d: { archive: Idea[]; reviews?: PastReview[
     const finer = (suffix: string) => (partner ? interactionIdea(knob, partner, values, suffix) : sweepIdea(knob, values, suffix));
     let suffix = "_2";
     for (let n = 3; taken.has(finer(suffix).Name); n++) suffix = `_${n}`;
+    if (nearDuplicate(finer(suffix), d.archive)) continue;
     const Rationale = `Builds on "${review.idea.Title}" (${review.id}), accepted${overallOf(review)}: a finer sweep of ${knob.name} between its default and the values that paper tried, to locate the effect it found. The reviewers' main weakness there: ${quoted} [${OFFLINE_NOTE}]`;
     return { ...finer(suffix), Rationale, Answers: [review.id] };
   }

@@ -1,3 +1,4 @@
+import { generationTag } from "../../bus/gates.js";
 import { mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -98,7 +99,7 @@ export async function review(job: Job<"review">, ctx: AgentContext): Promise<Job
       ),
     },
   });
-  const actorId = `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}.${job.reviewer}`;
+  const actorId = `reviewer.${job.ideaId}${job.round ? `.r${job.round}` : ""}${generationTag(job)}.${job.reviewer}`;
   const out = await runMachine(machine, { maxReflections: ctx.config.reviewReflections }, ctx, { actorId, ideaId: job.ideaId, snapshot: await restoreFrom(ctx, actorId, reviewerMachine) });
   if (!out.review) throw new JobFailedError(`reviewer ${job.reviewer} could not review ${job.ideaId}: ${out.error!.message}`, out.error);
   // The reviewer keeps its own review, so one that arrives after the area chair decided is still recorded.

@@ -1,3 +1,4 @@
+import { generationTag } from "../../bus/gates.js";
 import { cp, mkdir, readFile, readdir, rm, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -130,7 +131,7 @@ export async function citePaper(job: Job<"cite">, ctx: AgentContext, literature:
   const template = await runTemplate(ctx);
   const known = new Set(templateKeys(await readFile(join(template.dir, "latex", "template.tex"), "utf8")));
   const say = (text: string) => ctx.progress(text, job.ideaId);
-  const actorId = `writer.${job.ideaId}.cite`;
+  const actorId = `writer.${job.ideaId}${generationTag(job)}.cite`;
   const snapshot = await restoreFrom(ctx, actorId, writerMachine);
   const machine = writerMachine.provide({ actors: { findCitations: citationSearch(job, known, literature, ctx, say) } });
   const out = await runMachine(machine, { sections: [], citeRounds: ctx.config.citeRounds, maxFixes: 0, citeOnly: true }, ctx, { actorId, ideaId: job.ideaId, snapshot });
@@ -160,7 +161,7 @@ function searchSummary(tree: unknown, figures: string[]): SearchSummary {
 }
 
 /** The folder a paper is built in on this node, every round in the same one; startNode removes it once the job is done. */
-export const paperWorkspace = (workRoot: string, job: { runId: string; ideaId: string }) => join(workRoot, job.runId, `${job.ideaId}-paper`);
+export const paperWorkspace = (workRoot: string, job: { runId: string; ideaId: string; jobId: string }) => join(workRoot, job.runId, `${job.ideaId}${generationTag(job)}-paper`);
 
 export async function writePaper(job: Job<"write">, ctx: AgentContext, literature: LiteratureSource): Promise<JobResult<"write">> {
   const template = await runTemplate(ctx);
@@ -181,7 +182,7 @@ export async function writePaper(job: Job<"write">, ctx: AgentContext, literatur
   });
   const known = new Set(templateKeys(texTemplate));
   // One actor per round: a revision is never restored from the round before it.
-  const actorId = `writer.${job.ideaId}${job.round ? `.r${job.round}` : ""}`;
+  const actorId = `writer.${job.ideaId}${job.round ? `.r${job.round}` : ""}${generationTag(job)}`;
   const snapshot = await restoreFrom(ctx, actorId, writerMachine);
   // A revision starts from the sections and citations of the version before it.
   const revision = job.round > 0

@@ -3,6 +3,7 @@
  * artifacts from the object store, and the run's conversation as server-sent events, read from the bus (history
  * first, then live), so one page follows a swarm spread over any number of nodes and replays a finished run.
  */
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { readFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
@@ -19,6 +20,8 @@ import { machines, type Role } from "../../machines/index.js";
 import { stateElementId } from "../../machines/dot.js";
 import { machineSvg } from "../graphviz.js";
 import { readStatus } from "../status.js";
+import { decideGate, editFromText, listGates, waitingGate, type Decision } from "../../bus/gates.js";
+import { IdeaId } from "../../bus/schemas.js";
 
 const STATIC = new URL("./static/", import.meta.url);
 const ASSETS: Record<string, string> = {
@@ -63,8 +66,22 @@ const REQUESTER: Record<JobKind, string> = Object.fromEntries(
 
 export interface UiServer {
   url: string;
+  /**
+   * What the page must show to decide at a gate (`#gate=<token>` in the URL the swarm prints): without it a page, or
+   * anything else that reaches the port, can look but not decide.
+   */
+  gateToken?: string;
   close(): Promise<void>;
 }
+
+/** A decision from the page: the gate's text box holds an edit as the CLI's --file would. */
+const GateChoice = z.discriminatedUnion("choice", [
+  z.object({ choice: z.literal("approve") }),
+  z.object({ choice: z.literal("edit"), text: z.string().min(1).max(100_000) }),
+  z.object({ choice: z.literal("reject"), reason: z.string().trim().min(1).max(2000) }),
+]);
+const GateQuery = z.object({ run: RunId, idea: IdeaId, request: z.string().max(100) });
+const MAX_BODY = 200_000;
 
 export interface UiOptions {
   bus: Bus;
@@ -73,6 +90,8 @@ export interface UiOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
+  /** Lets the page decide at the run's gates, naming this person: only the swarm's own view, which has the swarm's identity. */
+  gates?: { by: string };
 }
 
 /** The paths of a state value's active leaves: `{running: "plotting"}` → [["running", "plotting"]]. */
@@ -95,6 +114,7 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
   const { bus, log } = opts;
   const svgs = new Map<Role, Promise<string>>();
   const streams = new Set<() => Promise<void>>();
+  const gateToken = opts.gates ? randomBytes(18).toString("base64url") : undefined;
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: Error) => {
@@ -107,7 +127,12 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://ui.local");
+    if (req.method === "POST" && url.pathname === "/api/gates") return decide(req, res, url);
     if (req.method !== "GET") return send(res, 405, TEXT, "GET only\n");
+    if (url.pathname === "/api/gates") {
+      const gates = await listGates(bus, query(url, RunQuery).run);
+      return sendJson(res, { canDecide: Boolean(gateToken), gates });
+    }
     const asset = ASSETS[url.pathname];
     if (asset) return send(res, 200, TYPES[asset.split(".").pop()!]!, await readFile(new URL(asset, STATIC)), { "Content-Security-Policy": PAGE_CSP });
     const chart = /^\/machines\/([A-Za-z]+)\.svg$/.exec(url.pathname);
@@ -131,6 +156,38 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
       return send(res, 200, type ?? "application/octet-stream", data, type ? {} : { "Content-Disposition": "attachment" });
     }
     send(res, 404, TEXT, "not found\n");
+  }
+
+  /**
+   * A decision from the page, for the gate an idea waits at. The token (a header a page of another origin cannot send
+   * without this server's leave, which it never gives) shows that the page is the one the swarm printed.
+   */
+  async function decide(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const given = Buffer.from(String(req.headers["x-swarm-gate"] ?? ""));
+    if (!gateToken || given.length !== gateToken.length || !timingSafeEqual(given, Buffer.from(gateToken))) {
+      return send(res, 403, TEXT, "this view may not decide at gates: open the URL the swarm printed\n");
+    }
+    const { run, idea, request } = query(url, GateQuery);
+    let body = "";
+    for await (const chunk of req) {
+      body += String(chunk);
+      if (body.length > MAX_BODY) return send(res, 413, TEXT, "too long\n");
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(body);
+    } catch {
+      throw new UserError("the decision is not JSON", { hint: '{"choice": "approve"}' });
+    }
+    const choice = GateChoice.safeParse(json);
+    if (!choice.success) throw new UserError(`not a decision: ${choice.error.issues.map((i) => i.message).join("; ")}`, { hint: '{"choice": "approve" | "edit" | "reject", …}' });
+    const waiting = await waitingGate(bus, run, idea);
+    // The page decides the gate it showed: one a rewind has passed by since is not decided in its place.
+    if (!waiting || waiting.request !== request) throw new UserError(`idea ${idea} of run ${run} is not waiting at that gate (now: ${waiting?.request ?? "none"})`, { hint: "reload the page" });
+    const decision: Decision = choice.data.choice === "edit" ? editFromText(waiting, choice.data.text) : choice.data;
+    const decided = await decideGate(bus, run, idea, decision, opts.gates!.by);
+    log.info({ runId: run, ideaId: idea, gate: decided.proposal.gate, choice: decision.choice }, "decided at a gate from the live view");
+    sendJson(res, decided);
   }
 
   /** The run's conversation as server-sent events: a reset, the config, every message since the run began, then live. */
@@ -209,6 +266,7 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   return {
     url: `http://${host === "0.0.0.0" || host === "[::]" ? "127.0.0.1" : host}:${address.port}/`,
+    ...(gateToken ? { gateToken } : {}),
     async close() {
       await Promise.all([...streams].map((stop) => stop()));
       await new Promise<void>((resolve) => server.close(() => resolve()));

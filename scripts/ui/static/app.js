@@ -377,5 +377,67 @@ $("live").addEventListener("click", () => {
   schedule();
 });
 
+// ---- gates: where the run waits for a person (--gate) ----
+
+/** The token in the URL the swarm printed (`#gate=…`): with it this page may decide; without it, it only shows. */
+const gateToken = new URLSearchParams(location.hash.slice(1)).get("gate");
+/** What each gate shows, in a line. */
+function gateText(g) {
+  const p = g.proposal;
+  if (p.gate === "ideas") return `"${p.idea.Title}": ${p.idea.Experiment}`;
+  if (p.gate === "plan") return p.plan.map((r, i) => `run_${i + 1}: ${r.description}`).join(" · ");
+  return `paper version ${p.round}`;
+}
+/** The text a person edits: the idea or the plan as JSON, notes for the writer. */
+function gateEditable(g) {
+  const p = g.proposal;
+  return p.gate === "ideas" ? JSON.stringify(p.idea, null, 2) : p.gate === "plan" ? JSON.stringify(p.plan, null, 2) : "What the writer should change in the paper:\n";
+}
+let gatesShown = "";
+async function loadGates() {
+  if (!view.runId) return;
+  const runId = view.runId;
+  const r = await fetch(`/api/gates?run=${encodeURIComponent(runId)}`).catch(() => null);
+  if (!r || !r.ok || runId !== view.runId) return;
+  const { canDecide, gates } = await r.json();
+  const key = JSON.stringify(gates);
+  // Rebuilt only when a gate changed: a person's half-typed edit is not thrown away.
+  if (key === gatesShown) return;
+  gatesShown = key;
+  const decide = async (g, body, note) => {
+    const res = await fetch(`/api/gates?run=${encodeURIComponent(g.runId)}&idea=${encodeURIComponent(g.ideaId)}&request=${encodeURIComponent(g.request)}`, {
+      method: "POST", headers: { "Content-Type": "application/json", "X-Swarm-Gate": gateToken || "" }, body: JSON.stringify(body),
+    });
+    note.textContent = res.ok ? "decided" : await res.text();
+    if (res.ok) loadGates();
+  };
+  // The gate each idea asked last: an older one left undecided was passed by a rewind.
+  const latest = new Map();
+  for (const g of gates) if (!latest.has(g.ideaId) || g.askedAt > latest.get(g.ideaId).askedAt) latest.set(g.ideaId, g);
+  $("gates").replaceChildren(...gates.map((g) => {
+    const superseded = !g.decided && latest.get(g.ideaId) !== g;
+    const item = el("li", { class: g.decided || superseded ? "" : "waiting", "data-gate": `${g.ideaId}/${g.request}` },
+      el("strong", {}, `${g.ideaId} · ${g.proposal.gate}`), " ",
+      g.decided ? `${g.decided.decision.choice} by ${g.decided.by}${g.decided.decision.reason ? `: ${g.decided.decision.reason}` : ""}` : superseded ? "superseded by a rewind" : "waiting", el("br"),
+      gateText(g));
+    if (g.proposal.gate === "paper") item.append(" ", el("a", { href: artifactUrl(g.proposal.pdf), target: "_blank", rel: "noopener" }, "PDF"));
+    if (!g.decided && !superseded && canDecide && gateToken) {
+      const note = el("span", { class: "note" });
+      const text = el("textarea", { rows: 6, cols: 60, "aria-label": "edit" });
+      text.value = gateEditable(g);
+      const reason = el("input", { type: "text", placeholder: "why (to reject)", "aria-label": "reason" });
+      const approve = el("button", { type: "button", "data-choice": "approve" }, "approve");
+      const edit = el("button", { type: "button", "data-choice": "edit" }, "go on as edited");
+      const reject = el("button", { type: "button", "data-choice": "reject" }, "reject");
+      approve.addEventListener("click", () => decide(g, { choice: "approve" }, note));
+      edit.addEventListener("click", () => decide(g, { choice: "edit", text: text.value }, note));
+      reject.addEventListener("click", () => (reason.value.trim() ? decide(g, { choice: "reject", reason: reason.value }, note) : (note.textContent = "say why")));
+      item.append(el("br"), approve, " ", reject, " ", reason, el("details", {}, el("summary", {}, "edit"), text, el("br"), edit), note);
+    } else if (!g.decided && !superseded) item.append(el("br"), el("em", {}, "decide with: npm run gate -- approve|edit|reject ", g.runId, " ", g.ideaId));
+    return item;
+  }));
+}
+
 loadRuns();
 setInterval(loadRuns, 5000);
+setInterval(() => void loadGates(), 2000);
