@@ -230,7 +230,8 @@ describe.skipIf(!existsSync(CHROMIUM))("deciding at a gate from the live view", 
     const b = await chromium.launch({ executablePath: CHROMIUM });
     try {
       const url = /(http:\/\/\S+#gate=\S+)/.exec(await waitForLine(swarm, /^Live view: \S+#gate=/, 60_000))![1]!;
-      const [, ideaId] = /waiting at the ideas gate: npm run gate -- approve\|edit\|reject \S+ (\S+)/.exec(await waitForLine(swarm, /waiting at the ideas gate/, 120_000))!;
+      const waiting = /waiting at the ideas gate: npm run gate -- approve\|edit\|reject \S+ (\S+)/;
+      const [, ideaId] = waiting.exec(await waitForLine(swarm, waiting, 120_000))!;
       const looker = await b.newPage();
       await looker.goto(url.replace(/#gate=.*/, ""));
       await looker.locator(`#gates li.waiting[data-gate^="${ideaId}/"]`).waitFor({ timeout: 15_000 });
