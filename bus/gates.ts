@@ -119,10 +119,14 @@ export async function listGates(bus: Bus, runId: string): Promise<GateEntry[]> {
  * Records a person's decision at the gate an idea waits at now. The write is conditional on what was read, so
  * of two people deciding at once one wins and the other is told.
  */
-export async function decideGate(bus: Bus, runId: string, ideaId: string, decision: Decision, by: string): Promise<GateEntry> {
+export async function decideGate(bus: Bus, runId: string, ideaId: string, decision: Decision, by: string, request?: string): Promise<GateEntry> {
   const entry = await waitingGate(bus, runId, ideaId);
   if (!entry) {
     throw new UserError(`idea ${ideaId} of run ${runId} is not waiting at a gate`, { hint: `npm run gate -- list ${runId} shows what waits` });
+  }
+  // A decision made on what a person was shown goes to that gate only: a rewind since has asked another.
+  if (request !== undefined && entry.request !== request) {
+    throw new UserError(`idea ${ideaId} no longer waits at ${request} but at ${entry.request} (it was rewound meanwhile)`, { hint: `npm run gate -- list ${runId}, and decide again` });
   }
   checkEdit(entry, decision);
   const key = kvKeys.gate(runId, ideaId, entry.request);
@@ -187,13 +191,34 @@ export function editableText(entry: GateEntry): string {
 
 /** The gate an idea waits at now, if any. */
 export async function waitingGate(bus: Bus, runId: string, ideaId: string): Promise<GateEntry | undefined> {
-  const latest = latestOf((await listGates(bus, runId)).filter((g) => g.ideaId === ideaId));
-  return latest && !latest.decided ? latest : undefined;
+  return (await gateStates(bus, runId)).find((g) => g.ideaId === ideaId && g.state === "waiting");
 }
 
-/** The gate an idea asked last: one asked before a rewind and never decided is superseded by it. */
-export function latestOf(gates: GateEntry[]): GateEntry | undefined {
-  return gates.reduce<GateEntry | undefined>((a, g) => (!a || g.askedAt > a.askedAt ? g : a), undefined);
+export type GateState = GateEntry & { state: "waiting" | "decided" | "superseded" };
+
+/**
+ * Every gate of a run, and where it stands: decided, waiting, or superseded (asked, never decided, and passed by a
+ * rewind of its stage, whose idea will ask anew under the next generation). An idea waits at the gate it asked last,
+ * of those no rewind has passed by, while that one is undecided; any other undecided gate of it is superseded.
+ */
+export async function gateStates(bus: Bus, runId: string): Promise<GateState[]> {
+  const gates = await listGates(bus, runId);
+  const rewinds = new Map((await listRewinds(bus, runId)).map((r) => [r.ideaId, r]));
+  const stale = (g: GateEntry) => {
+    const stage = stageOfGate(g.request);
+    const generation = Number(/\.g(\d+)/.exec(g.request)?.[1] ?? 0);
+    return stage !== undefined && generation < (rewinds.get(g.ideaId)?.stages[stage] ?? 0);
+  };
+  const current = gates.filter((g) => !stale(g));
+  const latest = new Set(gates.map((g) => g.ideaId).map((idea) => current.filter((g) => g.ideaId === idea).reduce<GateEntry | undefined>((a, g) => (!a || g.askedAt > a.askedAt ? g : a), undefined)));
+  return gates.map((g) => ({ ...g, state: g.decided ? "decided" : latest.has(g) ? "waiting" : "superseded" }));
+}
+
+/** The stage whose rewind asks a gate anew: the plan's, a first paper's (writing), a revised one's (review). */
+function stageOfGate(request: string): Stage | undefined {
+  if (request.startsWith("plan.")) return "plan";
+  const paper = /^paper\.r(\d+)\./.exec(request);
+  return paper ? (paper[1] === "0" ? "writing" : "review") : undefined;
 }
 
 /**

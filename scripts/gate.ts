@@ -16,7 +16,7 @@ import { execa } from "execa";
 import { z } from "zod";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { UserError } from "../bus/errors.js";
-import { GATES, STAGES, Stage, decideGate, editFromText, editableText, listGates, latestOf, requestRewind, waitingGate, type Decision, type GateEntry } from "../bus/gates.js";
+import { GATES, STAGES, Stage, decideGate, editFromText, editableText, gateStates, requestRewind, waitingGate, type Decision, type GateEntry } from "../bus/gates.js";
 import { inert } from "../bus/inert.js";
 import { rootLogger } from "../bus/logger.js";
 import { IdeaId, RunId } from "../bus/schemas.js";
@@ -159,10 +159,10 @@ async function main(): Promise<void> {
   try {
     const out = (s: string): void => void process.stdout.write(`${s}\n`);
     if (command === "list") {
-      const gates = await listGates(bus, runId.data);
+      const gates = await gateStates(bus, runId.data);
       if (flags.json) return out(JSON.stringify(gates, null, 2));
       out(gates.length ? `gates of run ${inert(runId.data, 64)}:` : `run ${inert(runId.data, 64)} has asked at no gate yet`);
-      for (const g of gates) out(describe(g, !g.decided && latestOf(gates.filter((o) => o.ideaId === g.ideaId)) !== g));
+      for (const g of gates) out(describe(g, g.state === "superseded"));
       return;
     }
     const idea = ideaId!.data!;
@@ -178,14 +178,17 @@ async function main(): Promise<void> {
       return;
     }
     let decision: Decision;
+    let request: string | undefined;
     if (command === "approve") decision = { choice: "approve" };
     else if (command === "reject") decision = { choice: "reject", reason: flags.reason! };
     else {
       const waiting = await waitingGate(bus, runId.data, idea);
       if (!waiting) throw new UserError(`idea ${idea} of run ${runId.data} is not waiting at a gate`, { hint: `npm run gate -- list ${runId.data}` });
+      // An edit is of what the person was shown: it goes to that gate or nowhere.
+      request = waiting.request;
       decision = await editOf(waiting, flags.file);
     }
-    const decided = await decideGate(bus, runId.data, idea, decision, by);
+    const decided = await decideGate(bus, runId.data, idea, decision, by, request);
     out(`${decided.proposal.gate} gate of ${idea}: ${decision.choice} (by ${inert(by, 200)})`);
   } finally {
     await close();

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { UserError } from "../bus/errors.js";
-import { awaitDecision, decideGate, generationTag, listGates, listRewinds, requestRewind, waitingGate, type GateEntry } from "../bus/gates.js";
+import { awaitDecision, decideGate, gateStates, generationTag, listGates, listRewinds, requestRewind, waitingGate, type GateEntry } from "../bus/gates.js";
 import type { Idea } from "../bus/schemas.js";
 import { kvKeys } from "../bus/subjects.js";
 import { natsForSuite } from "./helpers/nats.js";
@@ -101,6 +101,19 @@ describe("gates on the bus", () => {
     expect((await listGates(person, "r1")).find((g) => g.request === "plan.g0" && g.ideaId === "zeta")?.decided).toBeUndefined();
   });
 
+  it("a gate of a stage rewound since is superseded, and a decision names the gate it was made on", async () => {
+    const stop = new AbortController();
+    void awaitDecision(suite.bus, ask("eta", "paper.r0.g0", { gate: "paper", idea, pdf: "r1/eta/paper.pdf", round: 0, amendmentsLeft: 3 }), stop.signal).catch(() => undefined);
+    await expect.poll(async () => (await waitingGate(person, "r1", "eta"))?.request).toBe("paper.r0.g0");
+    await expect(decideGate(person, "r1", "eta", { choice: "approve" }, "ada@lab", "plan.g0")).rejects.toThrow(/no longer waits at plan\.g0 but at paper\.r0\.g0/);
+    // Rewound to its experiments while its paper waited: the idea will write and ask again, under generation 1.
+    await requestRewind(person, "r1", "eta", "experiment", "ada@lab");
+    expect(await waitingGate(person, "r1", "eta")).toBeUndefined();
+    expect((await gateStates(person, "r1")).find((g) => g.ideaId === "eta")?.state).toBe("superseded");
+    await expect(decideGate(person, "r1", "eta", { choice: "approve" }, "ada@lab")).rejects.toThrow(/is not waiting at a gate/);
+    stop.abort();
+  });
+
   it("names a rewound job's generation, and only from the tokens after the idea", () => {
     expect(generationTag({ jobId: "r1.write.alpha.g2" })).toBe(".g2");
     expect(generationTag({ jobId: "r1.chair.alpha.r1.g3" })).toBe(".g3");
@@ -117,7 +130,7 @@ describe("gates on the bus", () => {
     expect(second).toMatchObject({ generation: 2, stages: { experiment: 1, writing: 2, review: 2 } });
     expect(await listRewinds(person, "r2")).toEqual([second]);
     // Another run's ideas are not this run's.
-    expect(await listRewinds(person, "r1")).toEqual([]);
+    expect((await listRewinds(person, "r1")).filter((r) => r.ideaId === "alpha")).toEqual([]);
     // A key written by hand that is not a rewind is passed over.
     await person.kv.put(kvKeys.rewind("r2", "beta"), "not json");
     expect(await listRewinds(person, "r2")).toEqual([second]);

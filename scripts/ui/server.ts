@@ -20,7 +20,7 @@ import { machines, type Role } from "../../machines/index.js";
 import { stateElementId } from "../../machines/dot.js";
 import { machineSvg } from "../graphviz.js";
 import { readStatus } from "../status.js";
-import { decideGate, editFromText, listGates, waitingGate, type Decision } from "../../bus/gates.js";
+import { decideGate, editFromText, gateStates, waitingGate, type Decision } from "../../bus/gates.js";
 import { IdeaId } from "../../bus/schemas.js";
 
 const STATIC = new URL("./static/", import.meta.url);
@@ -130,7 +130,7 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
     if (req.method === "POST" && url.pathname === "/api/gates") return decide(req, res, url);
     if (req.method !== "GET") return send(res, 405, TEXT, "GET only\n");
     if (url.pathname === "/api/gates") {
-      const gates = await listGates(bus, query(url, RunQuery).run);
+      const gates = await gateStates(bus, query(url, RunQuery).run);
       return sendJson(res, { canDecide: Boolean(gateToken), gates });
     }
     const asset = ASSETS[url.pathname];
@@ -169,8 +169,10 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
     }
     const { run, idea, request } = query(url, GateQuery);
     let body = "";
+    // Decoded as one text: a character split across two chunks is not garbled.
+    req.setEncoding("utf8");
     for await (const chunk of req) {
-      body += String(chunk);
+      body += chunk as string;
       if (body.length > MAX_BODY) return send(res, 413, TEXT, "too long\n");
     }
     let json: unknown;
@@ -185,7 +187,7 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
     // The page decides the gate it showed: one a rewind has passed by since is not decided in its place.
     if (!waiting || waiting.request !== request) throw new UserError(`idea ${idea} of run ${run} is not waiting at that gate (now: ${waiting?.request ?? "none"})`, { hint: "reload the page" });
     const decision: Decision = choice.data.choice === "edit" ? editFromText(waiting, choice.data.text) : choice.data;
-    const decided = await decideGate(bus, run, idea, decision, opts.gates!.by);
+    const decided = await decideGate(bus, run, idea, decision, opts.gates!.by, request);
     log.info({ runId: run, ideaId: idea, gate: decided.proposal.gate, choice: decision.choice }, "decided at a gate from the live view");
     sendJson(res, decided);
   }

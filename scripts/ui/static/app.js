@@ -411,11 +411,9 @@ async function loadGates() {
     note.textContent = res.ok ? "decided" : await res.text();
     if (res.ok) loadGates();
   };
-  // The gate each idea asked last: an older one left undecided was passed by a rewind.
-  const latest = new Map();
-  for (const g of gates) if (!latest.has(g.ideaId) || g.askedAt > latest.get(g.ideaId).askedAt) latest.set(g.ideaId, g);
   $("gates").replaceChildren(...gates.map((g) => {
-    const superseded = !g.decided && latest.get(g.ideaId) !== g;
+    // A gate asked and never decided that a rewind has passed by: the idea asks anew.
+    const superseded = g.state === "superseded";
     const item = el("li", { class: g.decided || superseded ? "" : "waiting", "data-gate": `${g.ideaId}/${g.request}` },
       el("strong", {}, `${g.ideaId} · ${g.proposal.gate}`), " ",
       g.decided ? `${g.decided.decision.choice} by ${g.decided.by}${g.decided.decision.reason ? `: ${g.decided.decision.reason}` : ""}` : superseded ? "superseded by a rewind" : "waiting", el("br"),
