@@ -24,6 +24,9 @@ export const ClusterLayout = z.object({
 });
 export type ClusterLayout = z.infer<typeof ClusterLayout>;
 
+/** What a swarm keeps of its local servers in results/<run>/bus.json: what `--resume` reopens and `npm run gate` finds. */
+export const BusFile = z.object({ port: z.number().int(), cluster: ClusterLayout.optional() });
+
 export interface ClusterServer {
   name: string;
   /** The port clients connect to. */

@@ -59,13 +59,28 @@ export type Rewind = z.infer<typeof Rewind>;
 
 const enc = new TextEncoder();
 
-function parseEntry(data: Uint8Array | undefined): GateEntry | undefined {
+/** A stored value read as `schema` says, or undefined: a deleted key, or bytes that are not one. */
+function parseStored<S extends z.ZodType>(schema: S, data: Uint8Array | undefined): z.infer<S> | undefined {
   if (!data?.length) return undefined;
   try {
-    return GateEntry.safeParse(JSON.parse(new TextDecoder().decode(data))).data;
+    return schema.safeParse(JSON.parse(new TextDecoder().decode(data))).data;
   } catch {
     return undefined;
   }
+}
+
+const parseEntry = (data: Uint8Array | undefined) => parseStored(GateEntry, data);
+export const readRewind = (data: Uint8Array | undefined) => parseStored(Rewind, data);
+
+/** The current values of the run's keys under `filter` that read as `schema`, in the order of their keys. */
+async function storedValues<S extends z.ZodType>(bus: Bus, filter: string, schema: S): Promise<z.infer<S>[]> {
+  const out: z.infer<S>[] = [];
+  for (const key of await storedKeys(bus, filter)) {
+    const entry = await bus.kv.get(key);
+    const value = entry?.operation === "PUT" ? parseStored(schema, entry.value) : undefined;
+    if (value) out.push(value);
+  }
+  return out;
 }
 
 /**
@@ -105,14 +120,8 @@ export async function awaitDecision(
 }
 
 /** The gates of a run, asked and decided, in the order of their keys. */
-export async function listGates(bus: Bus, runId: string): Promise<GateEntry[]> {
-  const out: GateEntry[] = [];
-  for (const key of await storedKeys(bus, `${runId}.gate.>`)) {
-    const entry = await bus.kv.get(key);
-    const parsed = entry?.operation === "PUT" ? parseEntry(entry.value) : undefined;
-    if (parsed) out.push(parsed);
-  }
-  return out;
+export function listGates(bus: Bus, runId: string): Promise<GateEntry[]> {
+  return storedValues(bus, `${runId}.gate.>`, GateEntry);
 }
 
 /**
@@ -249,24 +258,9 @@ export async function requestRewind(bus: Bus, runId: string, ideaId: string, sta
   }
 }
 
-export function readRewind(data: Uint8Array | undefined): Rewind | undefined {
-  if (!data?.length) return undefined;
-  try {
-    return Rewind.safeParse(JSON.parse(new TextDecoder().decode(data))).data;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The latest rewind of each idea of a run. */
-export async function listRewinds(bus: Bus, runId: string): Promise<Rewind[]> {
-  const out: Rewind[] = [];
-  for (const key of await storedKeys(bus, `${runId}.rewind.*`)) {
-    const entry = await bus.kv.get(key);
-    const rewind = entry?.operation === "PUT" ? readRewind(entry.value) : undefined;
-    if (rewind) out.push(rewind);
-  }
-  return out;
+export function listRewinds(bus: Bus, runId: string): Promise<Rewind[]> {
+  return storedValues(bus, `${runId}.rewind.*`, Rewind);
 }
 
 /** Every rewind of a run as it is written, those written before included. */

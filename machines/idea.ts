@@ -145,10 +145,9 @@ const whileCiting = {
   ],
 };
 
-/** A gate's answers: on to `next` as approved (an edit applied first), or the idea ends as the person said. */
-const atGate = (gate: GateName, next: string, edit: ReturnType<typeof assign<Context, Extract<GateEvent, { type: "EDITED" }>, undefined, IdeaEvent, never>> | undefined) => ({
+/** What every gate does with an approval and a rejection: on to `next`, or the idea ends as the person said. Each gate says what an edit does. */
+const atGate = (gate: GateName, next: string) => ({
   APPROVED: { target: next },
-  EDITED: { target: next, ...(edit ? { actions: edit } : {}) },
   REJECTED: { target: "rejected", actions: assign<Context, Extract<GateEvent, { type: "REJECTED" }>, undefined, IdeaEvent, never>({ rejected: ({ event }) => ({ gate, reason: event.reason, by: event.by }) }) },
 });
 
@@ -207,7 +206,7 @@ export const ideaMachine = setup({
     // A person approves the idea, edits it (the coder gets the idea as edited), or turns it down.
     awaitingIdea: {
       invoke: { src: "gate", input: ({ context: c }): GateAsk => ({ runId: c.runId, ideaId: c.ideaId, request: "ideas.g0", proposal: { gate: "ideas", idea: c.idea } }) },
-      on: atGate("ideas", "choosing", assign({ idea: ({ context, event }) => event.decision.idea ?? context.idea })),
+      on: { ...atGate("ideas", "choosing"), EDITED: { target: "choosing", actions: assign({ idea: ({ context, event }) => event.decision.idea ?? context.idea }) } },
     },
     choosing: {
       always: [{ guard: "searchesTree", target: "searching" }, { guard: "gatesPlan", target: "planning" }, { target: "experimenting" }],
@@ -228,7 +227,7 @@ export const ideaMachine = setup({
         src: "gate",
         input: ({ context: c }): GateAsk => ({ runId: c.runId, ideaId: c.ideaId, request: `plan.g${c.generations?.plan ?? 0}`, proposal: { gate: "plan", idea: c.idea, plan: c.plan! } }),
       },
-      on: atGate("plan", "experimenting", assign({ plan: ({ context, event }) => event.decision.plan ?? context.plan })),
+      on: { ...atGate("plan", "experimenting"), EDITED: { target: "experimenting", actions: assign({ plan: ({ context, event }) => event.decision.plan ?? context.plan }) } },
     },
     // The citation search needs only the idea: it runs while the experiments do, and the paper waits for both.
     experimenting: {
@@ -308,7 +307,7 @@ export const ideaMachine = setup({
         }),
       },
       on: {
-        ...atGate("paper", "reviewing", undefined),
+        ...atGate("paper", "reviewing"),
         EDITED: [
           {
             guard: "mayAmend",

@@ -16,11 +16,12 @@ import { execa } from "execa";
 import { z } from "zod";
 import { connectBus, type Bus } from "../bus/connection.js";
 import { UserError } from "../bus/errors.js";
-import { GATES, STAGES, Stage, decideGate, editFromText, editableText, gateStates, requestRewind, waitingGate, type Decision, type GateEntry } from "../bus/gates.js";
+import { GATES, STAGES, Stage, decideGate, editFromText, editableText, gateStates, requestRewind, waitingGate, type Decision, type GateEntry, type GateState } from "../bus/gates.js";
 import { inert } from "../bus/inert.js";
 import { rootLogger } from "../bus/logger.js";
 import { IdeaId, RunId } from "../bus/schemas.js";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
+import { BusFile } from "../bus/cluster.js";
 import { readCaFile } from "../bus/tls.js";
 import { NATS_IDENTITIES_ENV, readIdentitiesFile } from "../bus/auth.js";
 import { fail } from "./cli.js";
@@ -48,7 +49,6 @@ const Flags = z.object({
   json: z.boolean().optional(),
 });
 
-const BusFile = z.object({ port: z.number().int(), cluster: z.unknown().optional() });
 
 /** Whether something listens on a loopback port. */
 function listening(port: number): Promise<boolean> {
@@ -121,12 +121,12 @@ async function editOf(entry: GateEntry, file: string | undefined): Promise<Decis
 }
 
 /** One gate in a line: every value from the bus made inert. */
-function describe(g: GateEntry, superseded: boolean): string {
+function describe(g: GateState): string {
   const p = g.proposal;
   const what = p.gate === "ideas" ? `"${p.idea.Title}"` : p.gate === "plan" ? p.plan.map((r, i) => `run_${i + 1}: ${r.description}`).join(" | ") : `paper ${p.pdf} (version ${p.round})`;
   const state = g.decided
     ? `${g.decided.decision.choice} by ${g.decided.by} at ${g.decided.at}${g.decided.decision.choice === "reject" ? ` (${g.decided.decision.reason})` : ""}`
-    : superseded ? "superseded (the idea was rewound past it)" : "WAITING";
+    : g.state === "superseded" ? "superseded (the idea was rewound past it)" : "WAITING";
   return `  ${inert(g.ideaId, 64)} ${p.gate} [${inert(g.request, 40)}]: ${inert(state, 300)}\n    ${inert(what, 600)}`;
 }
 
@@ -162,7 +162,7 @@ async function main(): Promise<void> {
       const gates = await gateStates(bus, runId.data);
       if (flags.json) return out(JSON.stringify(gates, null, 2));
       out(gates.length ? `gates of run ${inert(runId.data, 64)}:` : `run ${inert(runId.data, 64)} has asked at no gate yet`);
-      for (const g of gates) out(describe(g, g.state === "superseded"));
+      for (const g of gates) out(describe(g));
       return;
     }
     const idea = ideaId!.data!;

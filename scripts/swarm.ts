@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { z } from "zod";
 import { connectBus, describeBusStatus, type Bus } from "../bus/connection.js";
 import { startLocalNats, type LocalNats } from "../bus/server.js";
-import { ClusterLayout, checkClusterSize, startLocalCluster, type LocalCluster } from "../bus/cluster.js";
+import { BusFile, checkClusterSize, startLocalCluster, type LocalCluster } from "../bus/cluster.js";
 import { rootLogger } from "../bus/logger.js";
 import { UserError } from "../bus/errors.js";
 import { putArtifact } from "../bus/artifacts.js";
@@ -149,8 +149,6 @@ const Flags = z.object({
   ui: z.boolean().optional(),
 });
 
-/** What the swarm keeps of its local servers in results/<run>/bus.json, so that --resume reopens them. */
-const BusFile = z.object({ port: z.number().int(), cluster: ClusterLayout.optional() });
 
 /** Flags that make up a run's configuration: a resumed run keeps the values it started with. */
 const RUN_FLAGS = [

@@ -20,7 +20,7 @@ import { machines, type Role } from "../../machines/index.js";
 import { stateElementId } from "../../machines/dot.js";
 import { machineSvg } from "../graphviz.js";
 import { readStatus } from "../status.js";
-import { decideGate, editFromText, gateStates, waitingGate, type Decision } from "../../bus/gates.js";
+import { decideGate, editFromText, editableText, gateStates, waitingGate, type Decision } from "../../bus/gates.js";
 import { IdeaId } from "../../bus/schemas.js";
 
 const STATIC = new URL("./static/", import.meta.url);
@@ -131,7 +131,8 @@ export async function startUi(opts: UiOptions): Promise<UiServer> {
     if (req.method !== "GET") return send(res, 405, TEXT, "GET only\n");
     if (url.pathname === "/api/gates") {
       const gates = await gateStates(bus, query(url, RunQuery).run);
-      return sendJson(res, { canDecide: Boolean(gateToken), gates });
+      // With what a person edits at each, as `npm run gate -- edit` opens it.
+      return sendJson(res, { canDecide: Boolean(gateToken), gates: gates.map((g) => ({ ...g, editable: editableText(g) })) });
     }
     const asset = ASSETS[url.pathname];
     if (asset) return send(res, 200, TYPES[asset.split(".").pop()!]!, await readFile(new URL(asset, STATIC)), { "Content-Security-Policy": PAGE_CSP });

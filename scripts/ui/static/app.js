@@ -388,11 +388,6 @@ function gateText(g) {
   if (p.gate === "plan") return p.plan.map((r, i) => `run_${i + 1}: ${r.description}`).join(" · ");
   return `paper version ${p.round}`;
 }
-/** The text a person edits: the idea or the plan as JSON, notes for the writer. */
-function gateEditable(g) {
-  const p = g.proposal;
-  return p.gate === "ideas" ? JSON.stringify(p.idea, null, 2) : p.gate === "plan" ? JSON.stringify(p.plan, null, 2) : "What the writer should change in the paper:\n";
-}
 let gatesShown = "";
 async function loadGates() {
   if (!view.runId) return;
@@ -422,7 +417,7 @@ async function loadGates() {
     if (!g.decided && !superseded && canDecide && gateToken) {
       const note = el("span", { class: "note" });
       const text = el("textarea", { rows: 6, cols: 60, "aria-label": "edit" });
-      text.value = gateEditable(g);
+      text.value = g.editable;
       const reason = el("input", { type: "text", placeholder: "why (to reject)", "aria-label": "reason" });
       const approve = el("button", { type: "button", "data-choice": "approve" }, "approve");
       const edit = el("button", { type: "button", "data-choice": "edit" }, "go on as edited");
